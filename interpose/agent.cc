@@ -1,0 +1,57 @@
+// Agent start and stop: wires the tracker to the report module and writes the
+// exit report from the ELF destructor.
+//
+// Hooks can run before our constructor (a DT_NEEDED library's constructors run
+// first) and after our destructor (its destructors run after ours), so nothing
+// here is required for a hook to work: the tracker initialises itself on
+// first use, and the report module is attached lazily too.
+#include <pthread.h>
+#include <stdio.h>
+
+#include <new>
+
+#include "interpose/hook.h"
+#include "report/log.h"
+#include "report/text_report.h"
+#include "tracker/stack.h"
+#include "tracker/tracker.h"
+
+namespace leakwatch {
+
+__attribute__((tls_model("initial-exec"))) __thread int t_hook_depth = 0;
+
+namespace {
+
+alignas(Log) unsigned char g_log_storage[sizeof(Log)];
+alignas(TextReporter) unsigned char g_reporter_storage[sizeof(TextReporter)];
+pthread_once_t g_attach_once = PTHREAD_ONCE_INIT;
+
+// Creates the report module and registers it with the tracker; both live for
+// the rest of the process.
+void Attach() {
+  pthread_once(&g_attach_once, [] {
+    Tracker& tracker = Tracker::Get();
+    SkipFramesInModuleOf(reinterpret_cast<const void*>(&Attach));
+    Log* log = new (g_log_storage) Log(tracker.options().log);
+    auto* reporter = new (g_reporter_storage) TextReporter(tracker, *log);
+    tracker.SetSink(reporter);
+  });
+}
+
+__attribute__((constructor)) void AgentStart() {
+  ++t_hook_depth;  // nothing we do here is the program's call
+  ErrnoGuard errno_guard;
+  Attach();
+  --t_hook_depth;
+}
+
+__attribute__((destructor)) void AgentStop() {
+  ++t_hook_depth;
+  ErrnoGuard errno_guard;
+  Attach();
+  Tracker::Get().Exit();
+  --t_hook_depth;
+}
+
+}  // namespace
+}  // namespace leakwatch

@@ -1,0 +1,20 @@
+// Every kind of handle the hooks track, with a unique index each (the slot of
+// its counters). The one place that maps client-library handles to families.
+#ifndef LEAKWATCH_INTERPOSE_KINDS_H_
+#define LEAKWATCH_INTERPOSE_KINDS_H_
+
+#include "tracker/kinds.h"
+
+namespace leakwatch {
+
+inline constexpr KindDesc kPgConn{"pg.conn", Family::kConn, 0, "backend_pid"};
+inline constexpr KindDesc kPgResult{"pg.result", Family::kResult, 1,
+                                    "backend_pid"};
+// A cancel handle lives with its connection (psycopg2 keeps one per
+// connection); held after PQfinish it is a leak.
+inline constexpr KindDesc kPgCancel{"pg.cancel", Family::kStmt, 2,
+                                    "backend_pid", /*lives_with_parent=*/true};
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_INTERPOSE_KINDS_H_

@@ -1,0 +1,73 @@
+// Finding the real functions behind our hooks.
+//
+// A hook's real function is resolved lazily, on the hook's first call:
+//   1. dlsym(RTLD_NEXT, name) — the usual case (the program links the library);
+//   2. dlopen(soname, RTLD_NOLOAD) + dlsym, for each known soname of the
+//      library — a library loaded privately (RTLD_LOCAL), as Python does;
+//   3. every loaded object but ours (dl_iterate_phdr), for a copy under
+//      another file name (wheels bundle libpq as libpq-<hash>.so.5).
+// A candidate that lies inside libleakwatch itself is never taken. Once found,
+// the pointer is cached; the library's code range is remembered so hooks can
+// tell the library's calls to its own exported functions from the program's.
+// If nothing is found the hook says so once on stderr and fails the call the
+// way the library documents failure.
+//
+// Thread safety: Get() may race with itself; both resolve the same pointer.
+// Hook-safe after the first resolution (a relaxed load).
+#ifndef LEAKWATCH_INTERPOSE_REAL_H_
+#define LEAKWATCH_INTERPOSE_REAL_H_
+
+#include <atomic>
+#include <cstdint>
+
+namespace leakwatch {
+
+// A client library: its sonames and, once a symbol was resolved in it, the
+// address range of its code.
+struct ClientLibrary {
+  const char* label;              // "libpq"
+  const char* const* sonames;     // nullptr-terminated
+  std::atomic<uintptr_t> code_lo{0};
+  std::atomic<uintptr_t> code_hi{0};
+
+  // True if `pc` lies in the library's code (a call the library made itself).
+  bool Contains(const void* pc) const {
+    uintptr_t p = reinterpret_cast<uintptr_t>(pc);
+    return p >= code_lo.load(std::memory_order_relaxed) &&
+           p < code_hi.load(std::memory_order_relaxed);
+  }
+};
+
+// The slow path: resolves `name` in `library`; nullptr if not found (said once
+// per symbol on stderr when `*warned` is false).
+void* ResolveReal(const char* name, ClientLibrary* library,
+                  std::atomic<bool>* warned);
+
+template <typename Fn>
+class RealFunction {
+ public:
+  constexpr RealFunction(const char* name, ClientLibrary* library)
+      : name_(name), library_(library) {}
+  RealFunction(const RealFunction&) = delete;
+  RealFunction& operator=(const RealFunction&) = delete;
+
+  Fn Get() {
+    void* p = ptr_.load(std::memory_order_relaxed);
+    if (p == nullptr) {
+      p = ResolveReal(name_, library_, &warned_);
+      if (p != nullptr) ptr_.store(p, std::memory_order_relaxed);
+    }
+    return reinterpret_cast<Fn>(p);
+  }
+  const char* name() const { return name_; }
+
+ private:
+  const char* name_;
+  ClientLibrary* library_;
+  std::atomic<void*> ptr_{nullptr};
+  std::atomic<bool> warned_{false};
+};
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_INTERPOSE_REAL_H_

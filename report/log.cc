@@ -1,0 +1,80 @@
+#include "report/log.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace leakwatch {
+
+bool WriteAll(int fd, std::string_view text) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+Log::Log(std::string path_pattern) : pattern_(std::move(path_pattern)) {}
+
+std::string Log::ExpandPath(const std::string& pattern, pid_t pid) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '%' && i + 1 < pattern.size()) {
+      if (pattern[i + 1] == 'p') {
+        out += std::to_string(pid);
+        ++i;
+        continue;
+      }
+      if (pattern[i + 1] == '%') {
+        out += '%';
+        ++i;
+        continue;
+      }
+    }
+    out += pattern[i];
+  }
+  return out;
+}
+
+int Log::OpenIfNeeded() {
+  if (pattern_.empty() || failed_) return STDERR_FILENO;
+  pid_t pid = getpid();
+  if (fd_ >= 0 && (opened_for_ == pid ||
+                   pattern_.find("%p") == std::string::npos)) {
+    return fd_;
+  }
+  if (fd_ >= 0 && opened_for_ != pid) {
+    close(fd_);  // a forked child's copy of the parent's log
+    fd_ = -1;
+  }
+  std::string path = ExpandPath(pattern_, pid);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int err = errno;
+    failed_ = true;
+    std::string msg = "leakwatch: cannot open LEAKWATCH_LOG file \"" + path +
+                      "\": " + strerror(err) + "; reporting to stderr\n";
+    WriteAll(STDERR_FILENO, msg);
+    return STDERR_FILENO;
+  }
+  fd_ = fd;
+  opened_for_ = pid;
+  return fd_;
+}
+
+bool Log::Write(std::string_view text) {
+  int saved_errno = errno;
+  int fd = OpenIfNeeded();
+  bool ok = WriteAll(fd, text) && !(fd == STDERR_FILENO && failed_);
+  errno = saved_errno;
+  return ok;
+}
+
+}  // namespace leakwatch

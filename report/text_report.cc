@@ -1,0 +1,357 @@
+#include "report/text_report.h"
+
+#include <errno.h>  // program_invocation_name (GNU)
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "tracker/clock.h"
+
+namespace leakwatch {
+namespace {
+
+uint64_t SiteKey(const Record& r) {
+  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
+}
+
+std::string ProgramName() {
+  return program_invocation_name != nullptr ? program_invocation_name : "?";
+}
+
+// RAII for the reporter's mutex; at exit, waits at most `deadline_ms`.
+class ReportLock {
+ public:
+  ReportLock(pthread_mutex_t* mu, int deadline_ms) : mu_(mu) {
+    if (deadline_ms <= 0) {
+      pthread_mutex_lock(mu_);
+      held_ = true;
+      return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (deadline_ms % 1000) * 1000000L;
+    ts.tv_sec += deadline_ms / 1000 + ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    held_ = pthread_mutex_timedlock(mu_, &ts) == 0;
+  }
+  ~ReportLock() {
+    if (held_) pthread_mutex_unlock(mu_);
+  }
+  bool held() const { return held_; }
+
+ private:
+  pthread_mutex_t* mu_;
+  bool held_ = false;
+};
+
+}  // namespace
+
+TextReporter::TextReporter(Tracker& tracker, Log& log)
+    : tracker_(tracker), log_(log), pid_(getpid()) {}
+
+std::string TextReporter::Prefix() const {
+  return fmt::format("leakwatch[{}]: ", pid_);
+}
+
+std::string TextReporter::FormatDuration(int64_t ns) {
+  if (ns < 0) ns = 0;
+  int64_t ms = ns / 1000000;
+  if (ms < 1000) return fmt::format("{} ms", ms);
+  if (ms % 1000 == 0) return fmt::format("{} s", ms / 1000);
+  return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+}
+
+void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
+  Depot<uintptr_t>::View frames = tracker_.stacks().Get(stack_id);
+  if (frames.size == 0) {
+    out->append("    (no stack: LEAKWATCH_STACK_DEPTH=0 or capture failed)\n");
+    return;
+  }
+  for (uint32_t i = 0; i < frames.size; ++i) {
+    const SymbolizedFrame& f = symbolizer_.Symbolize(frames.data[i]);
+    fmt::format_to(std::back_inserter(*out), "    #{} 0x{:x} in {}", i,
+                   frames.data[i], f.function.empty() ? "??" : f.function);
+    if (!f.file.empty()) {
+      fmt::format_to(std::back_inserter(*out), " {}", f.file);
+      if (f.line > 0) fmt::format_to(std::back_inserter(*out), ":{}", f.line);
+    }
+    if (!f.module.empty()) {
+      fmt::format_to(std::back_inserter(*out), " ({}+0x{:x})", f.module,
+                     f.module_offset);
+    }
+    out->push_back('\n');
+  }
+}
+
+void TextReporter::AppendIdentity(std::string* out, const Record& r) {
+  Depot<char>::View id = tracker_.strings().Get(r.identity.string_id);
+  std::string text(id.data, id.size);
+  if (r.identity.detail != 0 && r.kind->detail_label != nullptr) {
+    if (!text.empty()) text += ' ';
+    text += fmt::format("{}={}", r.kind->detail_label, r.identity.detail);
+  }
+  if (r.parent != 0) {
+    fmt::format_to(std::back_inserter(*out), ", from connection 0x{:x}",
+                   r.parent);
+    if (!text.empty()) fmt::format_to(std::back_inserter(*out), " ({})", text);
+  } else if (!text.empty()) {
+    fmt::format_to(std::back_inserter(*out), ", {}", text);
+  }
+}
+
+// "<kind> 0x<key> held 1.2 s (threshold 1 s) by thread N, <identity>"
+std::string TextReporter::Describe(const Record& r, int64_t now_ns,
+                                   bool with_threshold) {
+  std::string out;
+  int64_t threshold_ms = tracker_.options().ThresholdMs(r.kind->family);
+  bool idle_rule = FamilyUsesIdleTime(r.kind->family);
+  if (idle_rule) {
+    fmt::format_to(std::back_inserter(out), "{} 0x{:x} idle {}", r.kind->name,
+                   r.key, FormatDuration(now_ns - r.active_ns));
+    if (with_threshold) {
+      fmt::format_to(std::back_inserter(out), " (threshold {}, held {})",
+                     FormatDuration(threshold_ms * 1000000),
+                     FormatDuration(now_ns - r.acquired_ns));
+    } else {
+      fmt::format_to(std::back_inserter(out), ", held {}",
+                     FormatDuration(now_ns - r.acquired_ns));
+    }
+  } else {
+    fmt::format_to(std::back_inserter(out), "{} 0x{:x} held {}", r.kind->name,
+                   r.key, FormatDuration(now_ns - r.acquired_ns));
+    if (with_threshold) {
+      fmt::format_to(std::back_inserter(out), " (threshold {})",
+                     FormatDuration(threshold_ms * 1000000));
+    }
+  }
+  fmt::format_to(std::back_inserter(out), " by thread {}", r.tid);
+  AppendIdentity(&out, r);
+  return out;
+}
+
+std::string TextReporter::FormatScan(const ScanEvents& events) {
+  std::string out;
+  const std::string prefix = Prefix();
+  // Notes first: a handle released in this interval was reported earlier.
+  // A site that floods gets kWarningsPerSitePerScan lines of each note type,
+  // then one "... and N more" line.
+  std::map<std::pair<uint64_t, int>, size_t> notes_per_site;
+  for (const LiveNote& note : events.notes) {
+    ++notes_per_site[{SiteKey(note.record), note.type}];
+  }
+  std::map<std::pair<uint64_t, int>, size_t> notes_shown;
+  for (const LiveNote& note : events.notes) {
+    const Record& r = note.record;
+    std::pair<uint64_t, int> site{SiteKey(r), note.type};
+    size_t shown = notes_shown[site]++;
+    if (shown > static_cast<size_t>(kWarningsPerSitePerScan)) continue;
+    if (shown == static_cast<size_t>(kWarningsPerSitePerScan)) {
+      fmt::format_to(std::back_inserter(out),
+                     "{}... and {} more {} from site {} {}\n", prefix,
+                     notes_per_site[site] - shown, r.kind->name, r.stack_id,
+                     note.type == LiveNote::kReleased ? "released"
+                                                      : "in use again");
+      continue;
+    }
+    if (note.type == LiveNote::kReleased) {
+      fmt::format_to(std::back_inserter(out),
+                     "{}{} 0x{:x} reported above was released after {}\n",
+                     prefix, r.kind->name, r.key,
+                     FormatDuration(note.at_ns - r.acquired_ns));
+    } else {
+      fmt::format_to(std::back_inserter(out),
+                     "{}{} 0x{:x} reported above is in use again after {} "
+                     "idle\n",
+                     prefix, r.kind->name, r.key,
+                     FormatDuration(note.at_ns - r.active_ns));
+    }
+  }
+  if (events.notes_dropped > 0) {
+    fmt::format_to(std::back_inserter(out),
+                   "{}{} release notes were dropped (queue full)\n", prefix,
+                   events.notes_dropped);
+  }
+  // Overdue handles, site by site in order of first appearance.
+  std::vector<uint64_t> order;
+  std::map<uint64_t, std::vector<const Record*>> by_site;
+  for (const Record& r : events.overdue) {
+    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
+    if (inserted) order.push_back(SiteKey(r));
+    it->second.push_back(&r);
+  }
+  for (uint64_t site : order) {
+    const std::vector<const Record*>& records = by_site[site];
+    int shown = 0;
+    for (const Record* r : records) {
+      if (shown == kWarningsPerSitePerScan) break;
+      ++shown;
+      std::string line = prefix + Describe(*r, events.now_ns, true);
+      if (r->stack_id == 0) {
+        out += line + "\n";
+        AppendStack(&out, 0);
+      } else if (sites_shown_.insert(site).second) {
+        fmt::format_to(std::back_inserter(out), "{}, acquired at (site {}):\n",
+                       line, r->stack_id);
+        AppendStack(&out, r->stack_id);
+      } else {
+        fmt::format_to(std::back_inserter(out),
+                       "{}, acquired at site {} (stack shown above)\n", line,
+                       r->stack_id);
+      }
+    }
+    if (records.size() > static_cast<size_t>(shown)) {
+      const Record& r = *records.front();
+      fmt::format_to(std::back_inserter(out),
+                     "{}... and {} more {} from site {} past the threshold\n",
+                     prefix, records.size() - shown, r.kind->name, r.stack_id);
+    }
+  }
+  return out;
+}
+
+std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
+  std::string out;
+  const std::string prefix = Prefix();
+  ScanEvents pending;
+  pending.now_ns = snapshot.now_ns;
+  pending.notes = snapshot.notes;
+  out += FormatScan(pending);
+
+  if (!snapshot.held.empty()) {
+    struct Group {
+      const KindDesc* kind;
+      uint32_t stack_id;
+      std::vector<const Record*> records;
+      int64_t oldest_acquired_ns;
+      size_t past_threshold = 0;
+    };
+    std::map<uint64_t, Group> groups;
+    for (const Record& r : snapshot.held) {
+      auto [it, inserted] = groups.try_emplace(
+          SiteKey(r), Group{r.kind, r.stack_id, {}, r.acquired_ns});
+      Group& g = it->second;
+      g.records.push_back(&r);
+      g.oldest_acquired_ns = std::min(g.oldest_acquired_ns, r.acquired_ns);
+      int64_t threshold_ns =
+          tracker_.options().ThresholdMs(r.kind->family) * 1000000;
+      int64_t since =
+          FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
+      if (threshold_ns > 0 && snapshot.now_ns - since >= threshold_ns) {
+        ++g.past_threshold;
+      }
+    }
+    std::vector<Group*> sorted;
+    for (auto& [key, g] : groups) sorted.push_back(&g);
+    std::sort(sorted.begin(), sorted.end(), [](const Group* a, const Group* b) {
+      if (a->records.size() != b->records.size()) {
+        return a->records.size() > b->records.size();
+      }
+      return a->oldest_acquired_ns < b->oldest_acquired_ns;
+    });
+
+    fmt::format_to(std::back_inserter(out),
+                   "{}exit report for {}: {} handle{} still held at exit, in "
+                   "{} group{} by acquisition stack\n",
+                   prefix, ProgramName(), snapshot.held.size(),
+                   snapshot.held.size() == 1 ? "" : "s", sorted.size(),
+                   sorted.size() == 1 ? "" : "s");
+    for (const Group* g : sorted) {
+      int64_t threshold_ms = tracker_.options().ThresholdMs(g->kind->family);
+      std::string threshold_text =
+          threshold_ms > 0
+              ? fmt::format("{} past the {} {}threshold", g->past_threshold,
+                            FormatDuration(threshold_ms * 1000000),
+                            FamilyUsesIdleTime(g->kind->family) ? "idle " : "")
+              : std::string("live threshold off");
+      fmt::format_to(std::back_inserter(out),
+                     "\n{}{} {} still held at exit from site {} (oldest held "
+                     "{}; {}), acquired at:\n",
+                     prefix, g->records.size(), g->kind->name, g->stack_id,
+                     FormatDuration(snapshot.now_ns - g->oldest_acquired_ns),
+                     threshold_text);
+      AppendStack(&out, g->stack_id);
+      // The example is the oldest record of the group.
+      const Record* example = g->records.front();
+      for (const Record* r : g->records) {
+        if (r->acquired_ns < example->acquired_ns) example = r;
+      }
+      fmt::format_to(std::back_inserter(out), "    example: {}\n",
+                     Describe(*example, snapshot.now_ns, false));
+    }
+    std::map<std::string, size_t> per_kind;
+    for (const Record& r : snapshot.held) ++per_kind[r.kind->name];
+    std::vector<std::pair<std::string, size_t>> kinds(per_kind.begin(),
+                                                      per_kind.end());
+    std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    std::string totals;
+    for (const auto& [name, count] : kinds) {
+      if (!totals.empty()) totals += ", ";
+      totals += fmt::format("{} {}", count, name);
+    }
+    fmt::format_to(std::back_inserter(out),
+                   "\n{}SUMMARY: {} handle{} still held at exit: {}\n", prefix,
+                   snapshot.held.size(), snapshot.held.size() == 1 ? "" : "s",
+                   totals);
+  }
+  if (snapshot.shards_skipped > 0) {
+    fmt::format_to(std::back_inserter(out),
+                   "{}exit report incomplete: {} of {} table shards were "
+                   "locked by interrupted threads and skipped\n",
+                   prefix, snapshot.shards_skipped, ShardedTable::kShards);
+  }
+  if (tracker_.options().stats) {
+    std::string stats;
+    for (int k = 0; k < kMaxKinds; ++k) {
+      const KindDesc* kind = snapshot.kinds[k];
+      if (kind == nullptr) continue;
+      if (!stats.empty()) stats += ", ";
+      stats += fmt::format("{} acquired {} released {}", kind->name,
+                           snapshot.totals.acquired[k],
+                           snapshot.totals.released[k]);
+      if (snapshot.totals.replaced[k] > 0) {
+        stats += fmt::format(" replaced {}", snapshot.totals.replaced[k]);
+      }
+    }
+    if (stats.empty()) stats = "no handles seen";
+    fmt::format_to(std::back_inserter(out), "{}stats: {}", prefix, stats);
+    if (snapshot.dropped > 0) {
+      fmt::format_to(std::back_inserter(out), " (dropped {} for lack of memory)",
+                     snapshot.dropped);
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+void TextReporter::OnScan(const ScanEvents& events) {
+  ReportLock lock(&mu_, 0);
+  std::string text = FormatScan(events);
+  if (!text.empty()) log_.Write(text);
+}
+
+void TextReporter::OnExit(const ExitSnapshot& snapshot) {
+  // The watchdog may be in the middle of a scan; wait for it a little. If the
+  // lock cannot be had (a thread died holding it), report anyway: the
+  // symbolizer is then used without the lock, which is only unsafe if that
+  // thread is still running, and it is not after exit started.
+  ReportLock lock(&mu_, 1000);
+  std::string text = FormatExit(snapshot);
+  if (!text.empty()) log_.Write(text);
+}
+
+void TextReporter::PrepareFork() { pthread_mutex_lock(&mu_); }
+void TextReporter::ParentAfterFork() { pthread_mutex_unlock(&mu_); }
+void TextReporter::ChildAfterFork() {
+  pid_ = getpid();
+  sites_shown_.clear();
+  pthread_mutex_unlock(&mu_);
+}
+
+}  // namespace leakwatch

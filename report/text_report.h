@@ -1,0 +1,70 @@
+// The text report: live warnings from the watchdog's scans and the exit report,
+// in the style of HikariCP's leak log (live) and LeakSanitizer (at exit).
+//
+//   leakwatch[PID]: pg.result 0x... held 1.2 s (threshold 1 s) by thread N, ...
+//   leakwatch[PID]: pg.result 0x... reported above was released after 2.3 s
+//   leakwatch[PID]: SUMMARY: 3 handles still held at exit: 2 pg.conn, 1 pg.result
+//
+// Floods are summarised per acquisition site (stack): the first warning of a
+// site carries the symbolized stack, later ones are one line, and past
+// kWarningsPerSitePerScan in one scan a site gets one "... and N more" line.
+//
+// Thread safety: OnScan and OnExit may race (watchdog vs exiting thread); one
+// mutex serialises them and the symbolizer. OnExit waits for it with a
+// deadline and writes the report without it if it cannot be had.
+#ifndef LEAKWATCH_REPORT_TEXT_REPORT_H_
+#define LEAKWATCH_REPORT_TEXT_REPORT_H_
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+
+#include "report/log.h"
+#include "report/symbolizer.h"
+#include "tracker/tracker.h"
+
+namespace leakwatch {
+
+class TextReporter : public EventSink {
+ public:
+  static constexpr int kWarningsPerSitePerScan = 3;
+
+  // `tracker` supplies options and depots; `log` receives the text.
+  TextReporter(Tracker& tracker, Log& log);
+  TextReporter(const TextReporter&) = delete;
+  TextReporter& operator=(const TextReporter&) = delete;
+
+  void OnScan(const ScanEvents& events) override;
+  void OnExit(const ExitSnapshot& snapshot) override;
+  void PrepareFork() override;
+  void ParentAfterFork() override;
+  void ChildAfterFork() override;
+
+  // The text OnScan/OnExit would write (used by them, and by tests).
+  // FormatScan updates which sites have been shown.
+  std::string FormatScan(const ScanEvents& events);
+  std::string FormatExit(const ExitSnapshot& snapshot);
+
+  // "1.2 s", "250 ms", "2 s".
+  static std::string FormatDuration(int64_t ns);
+
+ private:
+  std::string Prefix() const;
+  void AppendStack(std::string* out, uint32_t stack_id);
+  void AppendIdentity(std::string* out, const Record& r);
+  std::string Describe(const Record& r, int64_t now_ns, bool with_threshold);
+
+  Tracker& tracker_;
+  Log& log_;
+  pid_t pid_;
+  pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;  // guards all below and log_
+  Symbolizer symbolizer_;
+  std::unordered_set<uint64_t> sites_shown_;  // (kind index << 32) | stack id
+};
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_REPORT_TEXT_REPORT_H_

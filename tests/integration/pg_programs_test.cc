@@ -1,0 +1,215 @@
+// Leaky and clean libpq programs (tests/programs) under the agent, against
+// the real PostgreSQL server that scripts/test.sh starts.
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/harness.h"
+
+namespace leakwatch::testing {
+namespace {
+
+int CountMatches(const std::string& text, const std::regex& re) {
+  return static_cast<int>(std::distance(
+      std::sregex_iterator(text.begin(), text.end(), re),
+      std::sregex_iterator()));
+}
+
+TEST(PgPrograms, ConnectionNeverFinishedIsReportedAtExit) {
+  if (!RequirePostgres()) return;
+  RunResult r = RunProgram({ProgramPath("pg_conn_leak"), "7"}, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "found 4 of 7\n");
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_TRUE(report.present) << r.err;
+  ASSERT_EQ(report.groups.size(), 1u) << r.err;
+  EXPECT_EQ(report.groups[0].kind, "pg.conn");
+  EXPECT_EQ(report.groups[0].count, 3);  // requests 1, 3 and 5
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "handle_lookup_request")) << r.err;
+  EXPECT_NE(report.groups[0].example.find("dbname=leakwatch user=leakwatch "
+                                           "host=127.0.0.1"),
+            std::string::npos)
+      << report.groups[0].example;
+  EXPECT_NE(report.groups[0].example.find("backend_pid="), std::string::npos);
+  EXPECT_EQ(report.total, 3);
+  EXPECT_EQ(report.per_kind["pg.conn"], 3);
+}
+
+TEST(PgPrograms, ResultsNeverClearedInALoopAreCountedExactly) {
+  if (!RequirePostgres()) return;
+  RunResult r = RunProgram({ProgramPath("pg_result_loop_leak"), "37"}, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_EQ(report.groups.size(), 1u) << r.err;
+  EXPECT_EQ(report.groups[0].kind, "pg.result");
+  EXPECT_EQ(report.groups[0].count, 37);
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "count_rows_in_batch")) << r.err;
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "main")) << r.err;
+  // The result names the connection it came from, and that connection's
+  // identity, although the connection itself was finished.
+  EXPECT_NE(report.groups[0].example.find("from connection 0x"),
+            std::string::npos)
+      << report.groups[0].example;
+  EXPECT_EQ(report.total, 37);
+  EXPECT_EQ(report.per_kind.count("pg.conn"), 0u);
+}
+
+TEST(PgPrograms, CancelHandleNeverFreedIsReported) {
+  if (!RequirePostgres()) return;
+  RunResult r = RunProgram({ProgramPath("pg_cancel_leak")}, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_EQ(report.groups.size(), 1u) << r.err;
+  EXPECT_EQ(report.groups[0].kind, "pg.cancel");
+  EXPECT_EQ(report.groups[0].count, 1);
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "run_with_timeout")) << r.err;
+}
+
+TEST(PgPrograms, ResultHeldPastThresholdWarnsThenSaysReleased) {
+  if (!RequirePostgres()) return;
+  std::string dir = MakeTempDir();
+  std::string log = dir + "/agent.log";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_RESULT_THRESHOLD_MS", "1s"},
+                 {"LEAKWATCH_LOG", log}};
+  RunResult r = RunProgram({ProgramPath("pg_slow_result"), log}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err << ReadFile(log);
+  EXPECT_EQ(r.err, "");  // everything went to the log file
+  std::string text = ReadFile(log);
+  std::smatch m;
+  static const std::regex kWarning(
+      R"(pg\.result 0x([0-9a-f]+) held ([0-9.]+) (s|ms) \(threshold 1 s\) by thread \d+, from connection 0x[0-9a-f]+ \(dbname=leakwatch[^)]*backend_pid=\d+\), acquired at \(site \d+\):)");
+  ASSERT_TRUE(std::regex_search(text, m, kWarning)) << text;
+  std::string key = m[1];
+  ASSERT_EQ(m[3], "s");
+  EXPECT_GE(std::stod(m[2]), 1.0);
+  size_t warning_at = m.position(0);
+  EXPECT_NE(text.find(" in fetch_report_page"), std::string::npos) << text;
+  std::regex released("pg\\.result 0x" + key +
+                      " reported above was released after ([0-9.]+) s");
+  ASSERT_TRUE(std::regex_search(text, m, released)) << text;
+  EXPECT_GT(static_cast<size_t>(m.position(0)), warning_at);
+  EXPECT_GE(std::stod(m[1]), 1.0);
+  // Slow is not leaked: nothing is held at exit.
+  EXPECT_FALSE(ParseExitReport(text).present) << text;
+}
+
+TEST(PgPrograms, IdleConnectionWarnsButBusyOneDoesNot) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "1000"}};
+  RunResult r = RunProgram({ProgramPath("pg_idle_conn")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> idle_warnings =
+      LinesWith(r.err, "(threshold 1 s, held");
+  ASSERT_EQ(idle_warnings.size(), 1u) << r.err;
+  EXPECT_NE(idle_warnings[0].find("pg.conn 0x"), std::string::npos);
+  EXPECT_NE(r.err.find(" in open_idle_conn"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("open_busy_conn"), std::string::npos) << r.err;
+  // Both were finished: the idle one gets its release note, no exit report.
+  EXPECT_EQ(LinesWith(r.err, "reported above was released after").size(), 1u)
+      << r.err;
+  EXPECT_FALSE(ParseExitReport(r.err).present) << r.err;
+}
+
+TEST(PgPrograms, EightThreadsLeakingFromOneFunctionAreOneGroup) {
+  if (!RequirePostgres()) return;
+  RunResult r = RunProgram({ProgramPath("pg_threads_leak")}, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_EQ(report.groups.size(), 1u) << r.err;
+  EXPECT_EQ(report.groups[0].kind, "pg.conn");
+  EXPECT_EQ(report.groups[0].count, 8);
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "open_worker_conn")) << r.err;
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "worker")) << r.err;
+  EXPECT_EQ(report.total, 8);
+}
+
+TEST(PgPrograms, CleanProgramIsUnchangedAndSilent) {
+  if (!RequirePostgres()) return;
+  RunOptions native;
+  native.preload = false;
+  RunResult without = RunProgram({ProgramPath("pg_clean")}, native);
+  RunOptions agent;
+  agent.env = {{"LEAKWATCH_THRESHOLD_MS", "1000"}};
+  RunResult with = RunProgram({ProgramPath("pg_clean")}, agent);
+  ASSERT_EQ(without.exit_code, 7) << without.err;
+  EXPECT_EQ(with.exit_code, 7);
+  EXPECT_EQ(with.out, without.out);
+  EXPECT_EQ(with.err, without.err);
+  EXPECT_EQ(with.err, "clean program's own stderr line\n");
+}
+
+TEST(PgPrograms, StatsShowTheHooksFiredOnACleanProgram) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_STATS", "1"}};
+  RunResult r = RunProgram({ProgramPath("pg_clean")}, options);
+  ASSERT_EQ(r.exit_code, 7);
+  std::smatch m;
+  static const std::regex kConn(R"(pg\.conn acquired (\d+) released (\d+))");
+  static const std::regex kResult(R"(pg\.result acquired (\d+) released (\d+))");
+  static const std::regex kCancel(R"(pg\.cancel acquired (\d+) released (\d+))");
+  ASSERT_TRUE(std::regex_search(r.err, m, kConn)) << r.err;
+  EXPECT_EQ(std::stoi(m[1]), 3);  // PQconnectdb, PQconnectStart, failed connect
+  EXPECT_EQ(m[1], m[2]);
+  ASSERT_TRUE(std::regex_search(r.err, m, kResult)) << r.err;
+  // exec, params, prepare, describe, prepared, copy, 2 from PQgetResult, empty
+  EXPECT_EQ(std::stoi(m[1]), 9);
+  EXPECT_EQ(m[1], m[2]);
+  ASSERT_TRUE(std::regex_search(r.err, m, kCancel)) << r.err;
+  EXPECT_EQ(std::stoi(m[1]), 1);
+  EXPECT_EQ(m[1], m[2]);
+  EXPECT_FALSE(ParseExitReport(r.err).present);
+}
+
+TEST(PgPrograms, BadSettingGetsOneLineAndTheDefault) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "soon"},
+                 {"LEAKWATCH_STACK_DEPTH", "-3"}};
+  RunResult r = RunProgram({ProgramPath("pg_clean")}, options);
+  EXPECT_EQ(r.exit_code, 7);
+  std::vector<std::string> lines = LinesWith(r.err, "leakwatch");
+  ASSERT_EQ(lines.size(), 2u) << r.err;
+  EXPECT_NE(lines[0].find("LEAKWATCH_THRESHOLD_MS=\"soon\""), std::string::npos);
+  EXPECT_NE(lines[0].find("expected"), std::string::npos);
+  EXPECT_NE(lines[1].find("LEAKWATCH_STACK_DEPTH=\"-3\""), std::string::npos);
+  EXPECT_NE(r.err.find("clean program's own stderr line"), std::string::npos);
+}
+
+TEST(PgPrograms, LogFileNamedWithPid) {
+  if (!RequirePostgres()) return;
+  std::string dir = MakeTempDir();
+  RunOptions options;
+  options.env = {{"LEAKWATCH_LOG", dir + "/lw.%p.log"}};
+  RunResult r = RunProgram({ProgramPath("pg_cancel_leak")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  RunOptions plain;
+  plain.preload = false;
+  RunResult ls =
+      RunProgram({"/bin/sh", "-c", "cat " + dir + "/lw.*.log"}, plain);
+  static const std::regex kPidInName(R"(leakwatch\[(\d+)\]: SUMMARY)");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(ls.out, m, kPidInName)) << ls.out << ls.err;
+  EXPECT_NE(ReadFile(dir + "/lw." + std::string(m[1]) + ".log"), "");
+}
+
+TEST(PgPrograms, ZeroThresholdMeansNoLiveReportsButStillAnExitReport) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "0"}};
+  RunResult r = RunProgram({ProgramPath("pg_result_loop_leak"), "5"}, options);
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(LinesWith(r.err, "acquired at (site").size(), 0u) << r.err;
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_EQ(report.groups.size(), 1u) << r.err;
+  EXPECT_EQ(report.groups[0].count, 5);
+  static const std::regex kOff(R"(live threshold off)");
+  EXPECT_EQ(CountMatches(r.err, kOff), 1) << r.err;
+}
+
+}  // namespace
+}  // namespace leakwatch::testing

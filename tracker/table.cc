@@ -1,0 +1,159 @@
+#include "tracker/table.h"
+
+#include <time.h>
+
+#include <new>
+
+namespace leakwatch {
+
+size_t ShardedTable::Probe(const Shard& shard, uintptr_t key, uint64_t hash) {
+  size_t mask = shard.capacity - 1;
+  size_t i = hash & mask;
+  while (shard.slots[i].key != 0 && shard.slots[i].key != key) {
+    i = (i + 1) & mask;
+  }
+  return i;
+}
+
+Record* ShardedTable::FindLocked(Shard& shard, uintptr_t key, uint64_t hash) {
+  if (shard.count == 0) return nullptr;
+  Record& r = shard.slots[Probe(shard, key, hash)];
+  return r.key == key ? &r : nullptr;
+}
+
+bool ShardedTable::GrowLocked(Shard& shard) {
+  size_t new_capacity = shard.capacity == 0 ? 16 : shard.capacity * 2;
+  Record* slots = new (std::nothrow) Record[new_capacity];
+  if (slots == nullptr) return false;
+  Record* old = shard.slots;
+  size_t old_capacity = shard.capacity;
+  shard.slots = slots;
+  shard.capacity = new_capacity;
+  for (size_t i = 0; i < old_capacity; ++i) {
+    if (old[i].key == 0) continue;
+    shard.slots[Probe(shard, old[i].key, Hash(old[i].key))] = old[i];
+  }
+  delete[] old;
+  return true;
+}
+
+bool ShardedTable::Insert(const Record& record, Record* replaced) {
+  uint64_t hash = Hash(record.key);
+  Shard& shard = ShardFor(hash);
+  bool was_present = false;
+  pthread_mutex_lock(&shard.mu);
+  if ((shard.count + 1) * 2 > shard.capacity && !GrowLocked(shard)) {
+    pthread_mutex_unlock(&shard.mu);
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  Record& slot = shard.slots[Probe(shard, record.key, hash)];
+  if (slot.key == record.key) {
+    was_present = true;
+    if (replaced != nullptr) *replaced = slot;
+    if (slot.kind != nullptr) ++shard.replaced[slot.kind->index];
+  } else {
+    ++shard.count;
+  }
+  slot = record;
+  if (record.kind != nullptr) ++shard.acquired[record.kind->index];
+  pthread_mutex_unlock(&shard.mu);
+  return was_present;
+}
+
+bool ShardedTable::Erase(uintptr_t key, Record* removed) {
+  uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
+  pthread_mutex_lock(&shard.mu);
+  if (shard.count == 0) {
+    pthread_mutex_unlock(&shard.mu);
+    return false;
+  }
+  size_t mask = shard.capacity - 1;
+  size_t i = Probe(shard, key, hash);
+  if (shard.slots[i].key != key) {
+    pthread_mutex_unlock(&shard.mu);
+    return false;
+  }
+  if (removed != nullptr) *removed = shard.slots[i];
+  if (shard.slots[i].kind != nullptr) ++shard.released[shard.slots[i].kind->index];
+  // Backward-shift deletion: pull later entries of the cluster into the hole
+  // when their home slot does not lie cyclically in (hole, j].
+  size_t hole = i;
+  size_t j = i;
+  while (true) {
+    j = (j + 1) & mask;
+    if (shard.slots[j].key == 0) break;
+    size_t home = Hash(shard.slots[j].key) & mask;
+    bool home_in_range = hole <= j ? (hole < home && home <= j)
+                                   : (hole < home || home <= j);
+    if (!home_in_range) {
+      shard.slots[hole] = shard.slots[j];
+      hole = j;
+    }
+  }
+  shard.slots[hole] = Record{};
+  --shard.count;
+  pthread_mutex_unlock(&shard.mu);
+  return true;
+}
+
+int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
+                          int64_t lock_deadline_ns) {
+  int skipped = 0;
+  for (Shard& shard : shards_) {
+    if (lock_deadline_ns > 0) {
+      struct timespec deadline;
+      deadline.tv_sec = lock_deadline_ns / 1000000000;
+      deadline.tv_nsec = lock_deadline_ns % 1000000000;
+      if (pthread_mutex_timedlock(&shard.mu, &deadline) != 0) {
+        ++skipped;
+        continue;
+      }
+    } else {
+      pthread_mutex_lock(&shard.mu);
+    }
+    for (size_t i = 0; i < shard.capacity; ++i) {
+      if (shard.slots[i].key != 0) fn(shard.slots[i]);
+    }
+    pthread_mutex_unlock(&shard.mu);
+  }
+  return skipped;
+}
+
+ShardedTable::Totals ShardedTable::GetTotals() {
+  Totals totals;
+  // Read without the shard locks (the exit report must not block on a lock
+  // a signal-interrupted thread holds); counters are word-sized, so a value
+  // read while another thread runs is at worst slightly stale.
+  for (Shard& shard : shards_) {
+    for (int k = 0; k < kMaxKinds; ++k) {
+      totals.acquired[k] += __atomic_load_n(&shard.acquired[k], __ATOMIC_RELAXED);
+      totals.released[k] += __atomic_load_n(&shard.released[k], __ATOMIC_RELAXED);
+      totals.replaced[k] += __atomic_load_n(&shard.replaced[k], __ATOMIC_RELAXED);
+    }
+  }
+  return totals;
+}
+
+size_t ShardedTable::size() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) n += shard.count;
+  return n;
+}
+
+size_t ShardedTable::bytes() const {
+  size_t n = 0;
+  for (const Shard& shard : shards_) n += shard.capacity * sizeof(Record);
+  return n;
+}
+
+void ShardedTable::LockAllForFork() {
+  for (Shard& shard : shards_) pthread_mutex_lock(&shard.mu);
+}
+
+void ShardedTable::UnlockAllAfterFork() {
+  for (Shard& shard : shards_) pthread_mutex_unlock(&shard.mu);
+}
+
+}  // namespace leakwatch

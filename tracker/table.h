@@ -1,0 +1,129 @@
+// The live-handle table: a fixed number of shards, each a small open-addressing
+// hash map (linear probing, backward-shift deletion) guarded by its own mutex.
+// The shard is picked from high bits of the key's hash, the slot from low bits,
+// so there is no global lock on the acquire/release path.
+//
+// Thread safety: every public method may be called from any thread, from a hook.
+// Memory: records are stored inline (sizeof(Record) bytes), tables grow by
+// doubling at 50% load. If growing fails (out of memory) the insert is dropped
+// and counted in dropped().
+#ifndef LEAKWATCH_TRACKER_TABLE_H_
+#define LEAKWATCH_TRACKER_TABLE_H_
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "tracker/kinds.h"
+
+namespace leakwatch {
+
+enum RecordFlags : uint16_t {
+  kReportedLive = 1 << 0,  // a live warning was written for this record
+  kInherited = 1 << 1,     // acquired in the parent before fork()
+};
+
+struct Record {
+  uintptr_t key = 0;            // the handle's address; 0 = empty slot
+  const KindDesc* kind = nullptr;
+  int64_t acquired_ns = 0;      // NowNs() at acquisition
+  int64_t active_ns = 0;        // last activity (connections), else acquired_ns
+  uintptr_t parent = 0;         // e.g. the connection a result came from
+  uint32_t stack_id = 0;        // in the stack depot; 0 = no stack
+  Identity identity;            // for a result: its connection's
+  uint32_t tid = 0;             // acquiring thread (kernel tid)
+  uint16_t flags = 0;
+};
+
+class ShardedTable {
+ public:
+  static constexpr int kShardBits = 6;
+  static constexpr int kShards = 1 << kShardBits;
+
+  constexpr ShardedTable() = default;
+  ShardedTable(const ShardedTable&) = delete;
+  ShardedTable& operator=(const ShardedTable&) = delete;
+
+  // Inserts `record` (record.key != 0). If the key is already present (an
+  // address reused without a release we saw) the old record is replaced and
+  // copied to `*replaced`, and true is returned.
+  bool Insert(const Record& record, Record* replaced);
+
+  // Removes the record for `key`; copies it to `*removed` and returns true if
+  // it was present.
+  bool Erase(uintptr_t key, Record* removed);
+
+  // Runs `fn` on the record for `key` under its shard's lock; false if absent.
+  // `fn` must not call back into the table.
+  template <typename Fn>
+  bool Update(uintptr_t key, Fn&& fn);
+
+  // Visits every record, shard by shard, under each shard's lock. `fn` must not
+  // call back into the table. If `lock_deadline_ns` > 0 (CLOCK_REALTIME), a
+  // shard whose lock cannot be had by then is skipped and counted in the
+  // return value (the number of shards skipped).
+  int ForEach(const std::function<void(Record&)>& fn,
+              int64_t lock_deadline_ns = 0);
+
+  // Per-kind totals of inserts, erases and replacements since start; takes
+  // no lock (values may be slightly stale while other threads run).
+  struct Totals {
+    uint64_t acquired[kMaxKinds] = {};
+    uint64_t released[kMaxKinds] = {};
+    uint64_t replaced[kMaxKinds] = {};
+  };
+  Totals GetTotals();
+
+  size_t size() const;          // live records (racy sum, for stats)
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  size_t bytes() const;         // memory held by slot arrays
+
+  // fork(): lock every shard in index order before, unlock after.
+  void LockAllForFork();
+  void UnlockAllAfterFork();
+
+ private:
+  struct alignas(64) Shard {
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    // Guarded by mu:
+    Record* slots = nullptr;  // capacity entries, power of two
+    size_t capacity = 0;
+    size_t count = 0;
+    // Per-kind totals (by KindDesc::index), kept here rather than in shared
+    // atomics so that threads on different shards do not share a cache line.
+    uint64_t acquired[kMaxKinds] = {};
+    uint64_t released[kMaxKinds] = {};
+    uint64_t replaced[kMaxKinds] = {};  // acquired again without a release
+  };
+
+  static uint64_t Hash(uintptr_t key) {
+    uint64_t h = static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 31);
+  }
+  Shard& ShardFor(uint64_t hash) { return shards_[hash >> (64 - kShardBits)]; }
+  // Index of `key` in `shard`, or of the empty slot where it would go.
+  static size_t Probe(const Shard& shard, uintptr_t key, uint64_t hash);
+  static Record* FindLocked(Shard& shard, uintptr_t key, uint64_t hash);
+  bool GrowLocked(Shard& shard);
+
+  Shard shards_[kShards];
+  std::atomic<uint64_t> dropped_{0};
+};
+
+template <typename Fn>
+bool ShardedTable::Update(uintptr_t key, Fn&& fn) {
+  uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
+  pthread_mutex_lock(&shard.mu);
+  Record* r = FindLocked(shard, key, hash);
+  if (r != nullptr) fn(*r);
+  pthread_mutex_unlock(&shard.mu);
+  return r != nullptr;
+}
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_TRACKER_TABLE_H_

@@ -1,0 +1,326 @@
+#include "tracker/tracker.h"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <new>
+
+#include "tracker/clock.h"
+#include "tracker/stack.h"
+
+namespace leakwatch {
+namespace {
+
+// Kernel tid of this thread, 0 until first asked. Plain data, initial-exec:
+// safe to touch from a hook in a preloaded object.
+__attribute__((tls_model("initial-exec"))) __thread uint32_t t_tid = 0;
+
+// Storage for the one Tracker: constructed in place, never destroyed.
+alignas(Tracker) unsigned char g_storage[sizeof(Tracker)];
+Tracker* g_tracker = nullptr;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+void WriteStderr(const std::string& line) {
+  std::string s = line + "\n";
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    ssize_t n = write(STDERR_FILENO, p, left);
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+Tracker& Tracker::Get() {
+  pthread_once(&g_once, [] {
+    g_tracker = new (g_storage) Tracker();
+    pthread_atfork(&Tracker::ForkPrepare, &Tracker::ForkParent,
+                   &Tracker::ForkChild);
+  });
+  return *g_tracker;
+}
+
+Tracker::Tracker() {
+  int saved_errno = errno;
+  std::vector<std::string> errors;
+  options_ = ParseOptions([](const char* name) { return getenv(name); },
+                          &errors);
+  for (const std::string& e : errors) WriteStderr(e);
+  for (int f = 0; f < kNumFamilies; ++f) {
+    threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
+  }
+  stack_depth_ = static_cast<int>(options_.stack_depth);
+  notes_.reserve(64);
+  errno = saved_errno;
+}
+
+uint32_t Tracker::CurrentTid() {
+  if (t_tid == 0) t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  return t_tid;
+}
+
+void Tracker::EnsureStarted() {
+  if (started_.load(std::memory_order_acquire)) return;
+  pthread_mutex_lock(&start_mu_);
+  if (!started_.load(std::memory_order_relaxed)) {
+    if (stack_depth_ > 0) InitStackCapture();
+    StartWatchdog();
+    started_.store(true, std::memory_order_release);
+  }
+  pthread_mutex_unlock(&start_mu_);
+}
+
+void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
+                      const AcquireInfo& info) {
+  if (key == 0 || kind == nullptr || kind->index >= kMaxKinds) return;
+  EnsureStarted();
+  if (kinds_[kind->index].load(std::memory_order_relaxed) == nullptr) {
+    kinds_[kind->index].store(kind, std::memory_order_relaxed);
+  }
+  Record r;
+  r.key = key;
+  r.kind = kind;
+  r.acquired_ns = NowNs();
+  r.active_ns = r.acquired_ns;
+  r.parent = info.parent;
+  r.identity = info.identity;
+  r.tid = CurrentTid();
+  if (stack_depth_ > 0) {
+    uintptr_t frames[kMaxFrames];
+    int n = CaptureStack(frames, stack_depth_);
+    r.stack_id = stacks_.Put(frames, static_cast<uint32_t>(n));
+  }
+  table_.Insert(r, nullptr);
+}
+
+bool Tracker::Release(uintptr_t key) {
+  if (key == 0) return false;
+  Record removed;
+  if (!table_.Erase(key, &removed)) return false;
+  if ((removed.flags & kReportedLive) && !(removed.flags & kInherited)) {
+    QueueNote(LiveNote::kReleased, removed, NowNs());
+  }
+  return true;
+}
+
+bool Tracker::Touch(uintptr_t key, Identity* identity) {
+  if (key == 0) return false;
+  int64_t now = NowNs();
+  Record reported;
+  bool was_reported = false;
+  bool found = table_.Update(key, [&](Record& r) {
+    if ((r.flags & kReportedLive) && FamilyUsesIdleTime(r.kind->family)) {
+      // Idle, reported, and now in use again: it was slow, not leaked; it may
+      // be reported again if it goes idle again. The note keeps the old
+      // activity time, so it can say how long the connection was idle.
+      reported = r;
+      was_reported = true;
+      r.flags &= ~kReportedLive;
+    }
+    r.active_ns = now;
+    if (identity != nullptr) *identity = r.identity;
+  });
+  if (was_reported && !(reported.flags & kInherited)) {
+    QueueNote(LiveNote::kActiveAgain, reported, now);
+  }
+  return found;
+}
+
+bool Tracker::SetIdentity(uintptr_t key, const Identity& identity) {
+  if (key == 0) return false;
+  return table_.Update(key, [&](Record& r) { r.identity = identity; });
+}
+
+uint32_t Tracker::InternString(std::string_view s) {
+  return strings_.Put(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+void Tracker::QueueNote(LiveNote::Type type, const Record& record,
+                        int64_t at_ns) {
+  pthread_mutex_lock(&notes_mu_);
+  if (notes_.size() < kMaxNotes) {
+    notes_.push_back(LiveNote{type, record, at_ns});
+  } else {
+    ++notes_dropped_;
+  }
+  pthread_mutex_unlock(&notes_mu_);
+}
+
+std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
+  std::vector<LiveNote> out;
+  pthread_mutex_lock(&notes_mu_);
+  out.swap(notes_);
+  *dropped = notes_dropped_;
+  notes_dropped_ = 0;
+  pthread_mutex_unlock(&notes_mu_);
+  return out;
+}
+
+void Tracker::Scan() {
+  if (exiting_.load(std::memory_order_acquire)) return;
+  ScanEvents events;
+  events.now_ns = NowNs();
+  // Phase 1, under each shard's lock in turn: records past their threshold.
+  std::vector<Record> candidates;
+  table_.ForEach([&](Record& r) {
+    if (r.flags & (kReportedLive | kInherited)) return;
+    int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
+    if (threshold <= 0 || r.kind->family == Family::kThread) return;
+    int64_t since =
+        FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
+    if (events.now_ns - since < threshold) return;
+    candidates.push_back(r);
+  });
+  // Phase 2, one shard lock at a time (never nested: fork's prepare handler
+  // takes them all in order): drop handles whose parent is still alive, and
+  // mark the rest reported unless they changed meanwhile.
+  for (const Record& c : candidates) {
+    if (c.kind->lives_with_parent && c.parent != 0 &&
+        table_.Update(c.parent, [](Record&) {})) {
+      continue;
+    }
+    Record marked;
+    bool fresh = false;
+    table_.Update(c.key, [&](Record& r) {
+      if (r.acquired_ns != c.acquired_ns || r.kind != c.kind ||
+          (r.flags & kReportedLive)) {
+        return;  // released and acquired again, or reported already
+      }
+      int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
+      int64_t since =
+          FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
+      if (events.now_ns - since < threshold) return;  // active meanwhile
+      r.flags |= kReportedLive;
+      marked = r;
+      fresh = true;
+    });
+    if (fresh) events.overdue.push_back(marked);
+  }
+  events.notes = TakeNotes(&events.notes_dropped);
+  if (events.overdue.empty() && events.notes.empty() &&
+      events.notes_dropped == 0) {
+    return;
+  }
+  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+    sink->OnScan(events);
+  }
+}
+
+void Tracker::StartWatchdog() {
+  bool any_live = false;
+  for (int f = 0; f < kNumFamilies; ++f) any_live |= threshold_ns_[f] > 0;
+  if (!any_live) return;
+  // The watchdog is the agent's own thread: all signals blocked (the host's
+  // handlers never run on it), detached, never joined at exit.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  pthread_create(&thread, &attr, &Tracker::WatchdogMain, this);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void* Tracker::WatchdogMain(void* arg) {
+  auto* self = static_cast<Tracker*>(arg);
+  int64_t period_ns = self->options_.ScanPeriodMs() * 1000000;
+  struct timespec next;
+  clock_gettime(CLOCK_MONOTONIC, &next);
+  while (!self->exiting_.load(std::memory_order_acquire)) {
+    next.tv_nsec += period_ns % 1000000000;
+    next.tv_sec += period_ns / 1000000000 + next.tv_nsec / 1000000000;
+    next.tv_nsec %= 1000000000;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) ==
+           EINTR) {
+    }
+    self->Scan();
+  }
+  return nullptr;
+}
+
+void Tracker::Exit() {
+  if (exit_done_.exchange(true)) return;
+  exiting_.store(true, std::memory_order_release);
+  ExitSnapshot snapshot;
+  snapshot.now_ns = NowNs();
+  struct timespec real_now;
+  clock_gettime(CLOCK_REALTIME, &real_now);
+  // At most ~0.5 s in all for the shard locks: exit may come from a signal
+  // handler that interrupted a thread inside a hook.
+  int64_t deadline = static_cast<int64_t>(real_now.tv_sec) * 1000000000 +
+                     real_now.tv_nsec + 500000000;
+  snapshot.shards_skipped = table_.ForEach(
+      [&](Record& r) {
+        if (!(r.flags & kInherited)) snapshot.held.push_back(r);
+      },
+      deadline);
+  struct timespec ts{deadline / 1000000000, deadline % 1000000000};
+  if (pthread_mutex_timedlock(&notes_mu_, &ts) == 0) {
+    snapshot.notes.swap(notes_);
+    pthread_mutex_unlock(&notes_mu_);
+  }
+  snapshot.totals = table_.GetTotals();
+  for (int k = 0; k < kMaxKinds; ++k) {
+    snapshot.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
+  }
+  snapshot.dropped = table_.dropped();
+  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+    sink->OnExit(snapshot);
+  }
+}
+
+void Tracker::ForkPrepare() {
+  Tracker& t = *g_tracker;
+  if (EventSink* sink = t.sink_.load(std::memory_order_acquire)) {
+    sink->PrepareFork();
+  }
+  pthread_mutex_lock(&t.start_mu_);
+  pthread_mutex_lock(&t.notes_mu_);
+  t.stacks_.LockForFork();
+  t.strings_.LockForFork();
+  t.table_.LockAllForFork();
+}
+
+void Tracker::ForkParent() {
+  Tracker& t = *g_tracker;
+  t.table_.UnlockAllAfterFork();
+  t.strings_.UnlockAfterFork();
+  t.stacks_.UnlockAfterFork();
+  pthread_mutex_unlock(&t.notes_mu_);
+  pthread_mutex_unlock(&t.start_mu_);
+  if (EventSink* sink = t.sink_.load(std::memory_order_acquire)) {
+    sink->ParentAfterFork();
+  }
+}
+
+void Tracker::ForkChild() {
+  Tracker& t = *g_tracker;
+  t_tid = 0;
+  t.table_.UnlockAllAfterFork();
+  t.strings_.UnlockAfterFork();
+  t.stacks_.UnlockAfterFork();
+  t.notes_.clear();
+  t.notes_dropped_ = 0;
+  pthread_mutex_unlock(&t.notes_mu_);
+  // The watchdog thread does not exist in the child: start it again lazily.
+  t.started_.store(false, std::memory_order_relaxed);
+  pthread_mutex_unlock(&t.start_mu_);
+  // What the parent holds is the parent's business.
+  t.table_.ForEach([](Record& r) { r.flags |= kInherited; });
+  if (EventSink* sink = t.sink_.load(std::memory_order_acquire)) {
+    sink->ChildAfterFork();
+  }
+}
+
+}  // namespace leakwatch

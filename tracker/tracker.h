@@ -1,0 +1,166 @@
+// The tracker: the process-wide owner of the live-handle table, the stack and
+// string depots, the options and the watchdog. It knows nothing of databases:
+// the interpose layer tells it "a handle of kind K appeared at key X" and
+// "key X went away", and the report module (an EventSink) turns what the
+// watchdog and the exit path find into words.
+//
+// Thread safety: every method may be called from any thread. The methods
+// marked "hook-safe" may be called from inside an interposed function: they
+// take at most one shard lock (never the report's locks), do no I/O, and
+// never throw. Errno is the caller's business (hooks save and restore it).
+//
+// Lifetime: Tracker::Get() creates the one instance on first use, from
+// whichever hook or constructor runs first; it is never destroyed, because
+// other libraries' destructors may still call hooks after ours has run.
+#ifndef LEAKWATCH_TRACKER_TRACKER_H_
+#define LEAKWATCH_TRACKER_TRACKER_H_
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tracker/depot.h"
+#include "tracker/kinds.h"
+#include "tracker/options.h"
+#include "tracker/table.h"
+
+namespace leakwatch {
+
+// A note the watchdog passes on about a handle that had been reported live.
+struct LiveNote {
+  enum Type : uint8_t {
+    kReleased,      // released `held_ns` after acquisition
+    kActiveAgain,   // an idle-reported connection was used again
+  };
+  Type type;
+  Record record;     // as it was when the note was made
+  int64_t at_ns;     // when it happened
+};
+
+// What the watchdog found in one scan.
+struct ScanEvents {
+  int64_t now_ns = 0;
+  std::vector<Record> overdue;   // passed their threshold in this scan
+  std::vector<LiveNote> notes;   // released or active again since last scan
+  uint64_t notes_dropped = 0;    // notes lost because the queue was full
+};
+
+// What is left at exit.
+struct ExitSnapshot {
+  int64_t now_ns = 0;
+  std::vector<Record> held;      // still held, not inherited across fork
+  std::vector<LiveNote> notes;   // notes not yet passed on
+  ShardedTable::Totals totals;   // per kind index
+  const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
+  int shards_skipped = 0;        // shard locks not had before the deadline
+  uint64_t dropped = 0;          // events dropped for lack of memory
+};
+
+// Implemented by the report module. Called from the watchdog thread (OnScan)
+// or the exiting thread (OnExit), never under a tracker lock, never from a hook.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void OnScan(const ScanEvents& events) = 0;
+  virtual void OnExit(const ExitSnapshot& snapshot) = 0;
+  // fork(): the sink takes its own locks before and releases them after.
+  virtual void PrepareFork() {}
+  virtual void ParentAfterFork() {}
+  virtual void ChildAfterFork() {}
+};
+
+struct AcquireInfo {
+  uintptr_t parent = 0;       // e.g. the connection a result came from
+  Identity identity;          // describes the handle (or its parent)
+};
+
+class Tracker {
+ public:
+  // The one instance; created on first call (parses the options and prints a
+  // line on stderr per bad value). Hook-safe.
+  static Tracker& Get();
+
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  const Options& options() const { return options_; }
+  bool Tracks(uint32_t library) const { return (options_.track & library) != 0; }
+
+  // Records a new handle: captures the caller's stack, the time and the
+  // thread. A key still present is replaced (counted, not reported). Hook-safe.
+  void Acquire(const KindDesc* kind, uintptr_t key, const AcquireInfo& info);
+
+  // Forgets a handle; returns false if it was not tracked. If it had been
+  // reported live, a note is queued for the watchdog. Hook-safe.
+  bool Release(uintptr_t key);
+
+  // Marks activity on a handle (connections: resets idle time). Stores its
+  // identity in `*identity` if non-null. Returns false if not tracked.
+  // Hook-safe.
+  bool Touch(uintptr_t key, Identity* identity);
+
+  // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
+  bool SetIdentity(uintptr_t key, const Identity& identity);
+
+  // Interns a string (an identity, a query) and returns its id. Hook-safe.
+  uint32_t InternString(std::string_view s);
+
+  Depot<uintptr_t>& stacks() { return stacks_; }
+  Depot<char>& strings() { return strings_; }
+  ShardedTable& table() { return table_; }
+
+  // The report module registers itself once at start-up.
+  void SetSink(EventSink* sink) { sink_.store(sink, std::memory_order_release); }
+
+  // Runs one watchdog scan now (the watchdog thread calls this; tests too).
+  void Scan();
+
+  // Writes the exit report through the sink, once; later calls do nothing.
+  // Takes locks with a deadline. Called from the agent's ELF destructor.
+  void Exit();
+
+  // Kernel id of the calling thread (cached per thread). Hook-safe.
+  static uint32_t CurrentTid();
+
+ private:
+  Tracker();
+
+  void EnsureStarted();        // stack capture and watchdog, on first acquire
+  void StartWatchdog();
+  static void* WatchdogMain(void* arg);
+  void QueueNote(LiveNote::Type type, const Record& record, int64_t at_ns);
+  std::vector<LiveNote> TakeNotes(uint64_t* dropped);
+
+  static void ForkPrepare();
+  static void ForkParent();
+  static void ForkChild();
+
+  Options options_;
+  int64_t threshold_ns_[kNumFamilies] = {};
+  int stack_depth_ = 0;
+
+  ShardedTable table_;
+  Depot<uintptr_t> stacks_;
+  Depot<char> strings_;
+  std::atomic<const KindDesc*> kinds_[kMaxKinds] = {};
+  std::atomic<EventSink*> sink_{nullptr};
+
+  std::atomic<bool> started_{false};
+  pthread_mutex_t start_mu_ = PTHREAD_MUTEX_INITIALIZER;
+  std::atomic<bool> exiting_{false};
+  std::atomic<bool> exit_done_{false};
+
+  // Notes for the watchdog about reported handles; bounded.
+  static constexpr size_t kMaxNotes = 4096;
+  pthread_mutex_t notes_mu_ = PTHREAD_MUTEX_INITIALIZER;
+  std::vector<LiveNote> notes_;      // guarded by notes_mu_
+  uint64_t notes_dropped_ = 0;       // guarded by notes_mu_
+};
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_TRACKER_TRACKER_H_
