@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 lw_setup
-lw_build
+lw_build leakwatch demo_service
 lw_sandbox_start
 
 echo >&2

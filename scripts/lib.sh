@@ -4,7 +4,8 @@
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   lw_setup            install missing Debian packages (scripts/setup)
-#   lw_build            configure and build into build/
+#   lw_build [TARGET..] configure and build into build/ (or $LW_BUILD): the
+#                       given targets, or everything
 #   lw_sandbox_start    throwaway PostgreSQL; exports PGHOST, PGPORT, PGUSER,
 #                       PGDATABASE; stopped and removed when the script exits
 #
@@ -12,7 +13,7 @@
 # stopped, with the script's exit status.
 
 LW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LW_BUILD=$LW_ROOT/build
+LW_BUILD=${LW_BUILD:-$LW_ROOT/build}
 LW_SANDBOX=""   # the sandbox directory, once created
 
 lw_setup() {
@@ -20,10 +21,13 @@ lw_setup() {
 }
 
 # Configure (the build type defaults to the one CMakeLists.txt chooses) and
-# build everything.
+# build the given targets, or everything.
 lw_build() {
+  local targets=()
+  local t
+  for t in "$@"; do targets+=(--target "$t"); done
   cmake -S "$LW_ROOT" -B "$LW_BUILD"
-  cmake --build "$LW_BUILD" -j2
+  cmake --build "$LW_BUILD" -j2 "${targets[@]}"
 }
 
 # Stop the sandbox (if any) and remove its directory. Safe to call twice, and

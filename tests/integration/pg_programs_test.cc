@@ -213,3 +213,35 @@ TEST(PgPrograms, ZeroThresholdMeansNoLiveReportsButStillAnExitReport) {
 
 }  // namespace
 }  // namespace leakwatch::testing
+
+namespace leakwatch::testing {
+namespace {
+
+// The demo (scripts/demo.sh): two leaks next to a busy pool connection.
+TEST(PgPrograms, DemoServiceReportsItsTwoLeaksAndNotItsPool) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "1000"}};
+  RunResult r = RunProgram({ProgramPath("demo_service")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_EQ(report.groups.size(), 2u) << r.err;
+  EXPECT_EQ(report.groups[0].kind, "pg.result");
+  EXPECT_EQ(report.groups[0].count, 3);
+  EXPECT_TRUE(GroupHasFrame(report.groups[0], "handle_user_lookup_request"));
+  EXPECT_EQ(report.groups[1].kind, "pg.conn");
+  EXPECT_EQ(report.groups[1].count, 2);
+  EXPECT_TRUE(GroupHasFrame(report.groups[1], "handle_report_request"));
+  // The pool connection, busy every 100 ms, is never warned about.
+  EXPECT_EQ(r.err.find("open_pool_connection"), std::string::npos) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(backend pid (\d+))")))
+      << r.out;
+  std::regex pool_pid("backend_pid=" + std::string(m[1]) + "(\\D|$)");
+  for (const std::string& line : LinesWith(r.err, " idle ")) {
+    EXPECT_FALSE(std::regex_search(line, pool_pid)) << line;
+  }
+}
+
+}  // namespace
+}  // namespace leakwatch::testing
