@@ -121,7 +121,7 @@ constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
 // untouched). Returns false on a read error.
 bool FileCrc32(int fd, uint32_t* crc_out) {
   uint32_t crc = 0xFFFFFFFFu;
-  char buf[64 * 1024];
+  char buf[16 * 1024];
   off_t offset = 0;
   for (;;) {
     ssize_t n = pread(fd, buf, sizeof(buf), offset);
@@ -181,22 +181,25 @@ int FindDebuginfo(Dwfl_Module* mod, void** userdata, const char* modname,
   }
   const char* main_path = file != nullptr ? file : modname;
   if (main_path == nullptr || main_path[0] != '/') return -1;
-  const char* slash = strrchr(main_path, '/');
-  std::string dir(main_path, static_cast<size_t>(slash - main_path));
-  const std::string candidates[] = {
-      dir + "/" + debuglink,
-      dir + "/.debug/" + debuglink,
-      "/usr/lib/debug" + dir + "/" + debuglink,
-  };
-  for (const std::string& path : candidates) {
-    if (path == main_path) continue;  // a debuglink naming the file itself
-    int candidate = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (candidate < 0) continue;
-    if (IsDebugFileFor(*dw, mod, candidate, crc)) {
-      *debuginfo_file_name = strdup(path.c_str());
-      return candidate;
+  try {  // called from C: nothing may propagate
+    const char* slash = strrchr(main_path, '/');
+    std::string dir(main_path, static_cast<size_t>(slash - main_path));
+    const std::string candidates[] = {
+        dir + "/" + debuglink,
+        dir + "/.debug/" + debuglink,
+        "/usr/lib/debug" + dir + "/" + debuglink,
+    };
+    for (const std::string& path : candidates) {
+      if (path == main_path) continue;  // a debuglink naming the file itself
+      int candidate = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (candidate < 0) continue;
+      if (IsDebugFileFor(*dw, mod, candidate, crc)) {
+        *debuginfo_file_name = strdup(path.c_str());
+        return candidate;
+      }
+      close(candidate);
     }
-    close(candidate);
+  } catch (...) {
   }
   errno = 0;  // "not found" rather than the last open()'s error
   return -1;
@@ -337,7 +340,7 @@ struct ObjectOf {
   uintptr_t base = 0;     // low, as in ObjectRange
 };
 
-int FindObjectOf(dl_phdr_info* info, size_t size, void* data) {
+int FindObjectOf(dl_phdr_info* info, size_t /*size*/, void* data) {
   auto* obj = static_cast<ObjectOf*>(data);
   bool contains = false;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -386,8 +389,8 @@ struct Symbolizer::Impl {
     if (dwfl != nullptr) dw->dwfl_end(dwfl);
   }
 
-  // Picks the backend on first use: loads libdw and reports the process's
-  // mappings; on any failure the dladdr backend is used for good.
+  // Picks the backend on first use: loads libdw and reports the loaded
+  // objects; on any failure the dladdr backend is used for good.
   void EnsureInitialized() {
     if (initialized) return;
     initialized = true;
@@ -504,6 +507,7 @@ const SymbolizedFrame& Symbolizer::Symbolize(uintptr_t pc) {
     return *cache_.emplace(pc, std::move(frame)).first->second;
   } catch (...) {
     // Out of memory: an empty frame rather than an exception into the host.
+    // (One frame shared by all such failures; its pc is the latest.)
     static SymbolizedFrame no_memory_frame;
     SymbolizedFrame& empty =
         impl_ != nullptr ? impl_->unknown_frame : no_memory_frame;
@@ -521,22 +525,22 @@ const char* Symbolizer::backend() const {
 std::string Demangle(const char* name) {
   if (name == nullptr) return std::string();
   try {
+    // A symbol-version suffix ("@@GLIBC_2.34", "@VER") is not part of the
+    // name a person looks for; reports leave it out.
+    const char* at = strchr(name, '@');
+    std::string plain = at != nullptr ? std::string(name, at) : name;
     // Only "_Z" names are mangled symbols; __cxa_demangle would also turn a
     // plain C name such as "d" into a type ("double").
-    if (name[0] != '_' || name[1] != 'Z') return name;
-    // A symbol-version suffix ("@@VER", "@VER") is not part of the mangling.
-    const char* at = strchr(name, '@');
-    std::string mangled = at != nullptr ? std::string(name, at) : name;
+    if (plain.size() < 2 || plain[0] != '_' || plain[1] != 'Z') return plain;
     int status = 0;
     char* demangled =
-        abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+        abi::__cxa_demangle(plain.c_str(), nullptr, nullptr, &status);
     if (status != 0 || demangled == nullptr) {
       free(demangled);
-      return name;
+      return plain;
     }
     std::string result(demangled);
     free(demangled);
-    if (at != nullptr) result += at;
     return result;
   } catch (...) {
     return std::string();  // out of memory

@@ -51,7 +51,8 @@ class Symbolizer {
   std::unordered_map<uintptr_t, std::unique_ptr<SymbolizedFrame>> cache_;
 };
 
-// Demangles a C++ symbol; returns the input unchanged if it is not mangled.
+// Demangles a C++ symbol and drops a symbol-version suffix ("@@GLIBC_2.34");
+// a name that is not mangled is returned without the suffix.
 std::string Demangle(const char* name);
 
 }  // namespace leakwatch

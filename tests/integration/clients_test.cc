@@ -100,7 +100,7 @@ TEST(Clients, Psycopg2ConnectionsHeldInAListAreWarnedLive) {
   // Every one of the 20 is accounted for: a warning line of its own, or
   // counted in a site's "... and N more" line.
   static const std::regex kWarning(R"(: pg\.conn 0x[0-9a-f]+ idle [0-9.]+ m?s \(threshold 500 ms)");
-  static const std::regex kMore(R"(\.\.\. and (\d+) more pg\.conn from site)");
+  static const std::regex kMore(R"(\.\.\. and (\d+) more pg\.conn from site \d+ past the threshold)");
   int warned = static_cast<int>(std::distance(
       std::sregex_iterator(r.err.begin(), r.err.end(), kWarning),
       std::sregex_iterator()));
