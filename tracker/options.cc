@@ -1,5 +1,6 @@
 #include "tracker/options.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -102,13 +103,25 @@ bool ParseCount(const char* text, int64_t min, int64_t max, int64_t* value,
     ++p;
   }
   if (*p == '\0') return false;
-  int64_t v = 0;
+  // Magnitude limit: the larger of |min| and |max|; anything beyond is out of
+  // range whatever its sign, so accumulation stops before it could overflow.
+  const uint64_t limit = std::max(min < 0 ? 0 - static_cast<uint64_t>(min) : 0,
+                                  max < 0 ? 0 : static_cast<uint64_t>(max));
+  uint64_t magnitude = 0;
   for (; *p; ++p) {
     if (!std::isdigit(static_cast<unsigned char>(*p))) return false;
-    if (v > max) return false;  // stop before overflow
-    v = v * 10 + (*p - '0');
+    uint64_t digit = static_cast<uint64_t>(*p - '0');
+    if (magnitude > (limit - digit) / 10) return false;  // would pass limit
+    magnitude = magnitude * 10 + digit;
   }
-  if (negative) v = -v;
+  int64_t v;
+  if (negative) {
+    if (magnitude > (min < 0 ? 0 - static_cast<uint64_t>(min) : 0)) return false;
+    v = static_cast<int64_t>(0 - magnitude);  // 2^63 becomes INT64_MIN
+  } else {
+    if (max < 0 || magnitude > static_cast<uint64_t>(max)) return false;
+    v = static_cast<int64_t>(magnitude);
+  }
   if (v < min || v > max) return false;
   *value = v;
   return true;

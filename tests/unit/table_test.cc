@@ -1,1 +1,519 @@
+// Tests for tracker/table.h: the sharded live-handle table.
+
+#include "tracker/table.h"
+
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace leakwatch {
+namespace {
+
+constexpr KindDesc kConnKind{"t.conn", Family::kConn, 1};
+constexpr KindDesc kResultKind{"t.result", Family::kResult, 2};
+
+// The table is large (64 cache-aligned shards); keep it off the stack.
+std::unique_ptr<ShardedTable> NewTable() {
+  return std::make_unique<ShardedTable>();
+}
+
+Record MakeRecord(uintptr_t key, const KindDesc* kind = &kResultKind,
+                  uint32_t tid = 7) {
+  Record r;
+  r.key = key;
+  r.kind = kind;
+  r.acquired_ns = 1000 + static_cast<int64_t>(key % 1000);
+  r.active_ns = r.acquired_ns;
+  r.stack_id = 3;
+  r.tid = tid;
+  return r;
+}
+
+bool Contains(ShardedTable& table, uintptr_t key) {
+  return table.Update(key, [](Record&) {});
+}
+
+// The tid stored for `key`, or 0 if absent.
+uint32_t TidOf(ShardedTable& table, uintptr_t key) {
+  uint32_t tid = 0;
+  table.Update(key, [&](Record& r) { tid = r.tid; });
+  return tid;
+}
+
+// The table's hash, copied here only to aim keys at one shard and slot; if
+// the table's hash changes, the tests below still hold, just less pointedly.
+uint64_t TableHash(uintptr_t key) {
+  uint64_t h = static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 31);
+}
+int ShardOf(uintptr_t key) {
+  return static_cast<int>(TableHash(key) >> (64 - ShardedTable::kShardBits));
+}
+
+TEST(ShardedTableTest, InsertUpdateErase) {
+  auto table = NewTable();
+  EXPECT_EQ(table->size(), 0u);
+  EXPECT_FALSE(Contains(*table, 0x1000));
+
+  Record r = MakeRecord(0x1000, &kConnKind, 42);
+  r.parent = 0x2000;
+  r.identity = {5, 4242};
+  Record replaced;
+  replaced.tid = 99;
+  EXPECT_FALSE(table->Insert(r, &replaced));
+  EXPECT_EQ(replaced.tid, 99u);  // untouched when nothing was replaced
+  EXPECT_EQ(table->size(), 1u);
+
+  Record seen;
+  ASSERT_TRUE(table->Update(0x1000, [&](Record& rec) { seen = rec; }));
+  EXPECT_EQ(seen.key, 0x1000u);
+  EXPECT_EQ(seen.kind, &kConnKind);
+  EXPECT_EQ(seen.tid, 42u);
+  EXPECT_EQ(seen.parent, 0x2000u);
+  EXPECT_EQ(seen.identity.string_id, 5u);
+  EXPECT_EQ(seen.identity.detail, 4242u);
+
+  // Update changes the stored record.
+  ASSERT_TRUE(table->Update(0x1000, [](Record& rec) {
+    rec.flags |= kReportedLive;
+    rec.active_ns = 123456;
+  }));
+
+  Record removed;
+  ASSERT_TRUE(table->Erase(0x1000, &removed));
+  EXPECT_EQ(removed.key, 0x1000u);
+  EXPECT_EQ(removed.tid, 42u);
+  EXPECT_EQ(removed.flags, kReportedLive);
+  EXPECT_EQ(removed.active_ns, 123456);
+  EXPECT_EQ(table->size(), 0u);
+  EXPECT_FALSE(Contains(*table, 0x1000));
+  EXPECT_FALSE(table->Erase(0x1000, &removed));
+  EXPECT_EQ(table->dropped(), 0u);
+}
+
+TEST(ShardedTableTest, InsertOfAnExistingKeyReplaces) {
+  auto table = NewTable();
+  ASSERT_FALSE(table->Insert(MakeRecord(0xabc0, &kConnKind, 1), nullptr));
+  Record replaced;
+  EXPECT_TRUE(table->Insert(MakeRecord(0xabc0, &kResultKind, 2), &replaced));
+  EXPECT_EQ(replaced.key, 0xabc0u);
+  EXPECT_EQ(replaced.kind, &kConnKind);
+  EXPECT_EQ(replaced.tid, 1u);
+  EXPECT_EQ(table->size(), 1u);
+  EXPECT_EQ(TidOf(*table, 0xabc0), 2u);
+  // A null `replaced` is allowed.
+  EXPECT_TRUE(table->Insert(MakeRecord(0xabc0, &kResultKind, 3), nullptr));
+  EXPECT_EQ(table->size(), 1u);
+  EXPECT_EQ(TidOf(*table, 0xabc0), 3u);
+
+  ShardedTable::Totals totals = table->GetTotals();
+  EXPECT_EQ(totals.acquired[kConnKind.index], 1u);
+  EXPECT_EQ(totals.acquired[kResultKind.index], 2u);
+  EXPECT_EQ(totals.replaced[kConnKind.index], 1u);   // counted for the old kind
+  EXPECT_EQ(totals.replaced[kResultKind.index], 1u);
+  EXPECT_EQ(totals.released[kConnKind.index], 0u);
+  EXPECT_EQ(totals.released[kResultKind.index], 0u);
+
+  Record removed;
+  ASSERT_TRUE(table->Erase(0xabc0, &removed));
+  EXPECT_EQ(removed.tid, 3u);
+  EXPECT_EQ(table->GetTotals().released[kResultKind.index], 1u);
+  EXPECT_EQ(table->size(), 0u);
+}
+
+TEST(ShardedTableTest, EraseOfAnUnknownKey) {
+  auto table = NewTable();
+  Record removed;
+  removed.tid = 77;
+  EXPECT_FALSE(table->Erase(0x5000, &removed));  // empty table
+  ASSERT_FALSE(table->Insert(MakeRecord(0x5000), nullptr));
+  EXPECT_FALSE(table->Erase(0x5008, &removed));  // another key
+  EXPECT_FALSE(table->Erase(0x5000 + (uintptr_t{1} << 40), nullptr));
+  EXPECT_EQ(removed.tid, 77u);
+  EXPECT_EQ(table->size(), 1u);
+  EXPECT_EQ(table->GetTotals().released[kResultKind.index], 0u);
+  EXPECT_FALSE(table->Update(0x5008, [](Record&) { ADD_FAILURE(); }));
+}
+
+// 100,000 keys, erased in random order: the count stays right and every
+// remaining key stays findable (backward-shift deletion keeps clusters whole).
+TEST(ShardedTableTest, ManyKeysRandomEraseOrder) {
+  constexpr size_t kCount = 100000;
+  auto table = NewTable();
+  std::vector<uintptr_t> keys(kCount);
+  for (size_t i = 0; i < kCount; ++i) keys[i] = 0x55550000000 + i * 16;
+  for (uintptr_t k : keys) {
+    ASSERT_FALSE(table->Insert(MakeRecord(k, &kResultKind, k & 0xffff), nullptr));
+  }
+  EXPECT_EQ(table->size(), kCount);
+  EXPECT_GE(table->bytes(), kCount * sizeof(Record));
+
+  std::shuffle(keys.begin(), keys.end(), std::mt19937(1));
+  const size_t half = kCount / 2;
+  for (size_t i = 0; i < half; ++i) ASSERT_TRUE(table->Erase(keys[i], nullptr));
+  EXPECT_EQ(table->size(), kCount - half);
+  for (size_t i = 0; i < half; ++i) ASSERT_FALSE(Contains(*table, keys[i])) << i;
+  for (size_t i = half; i < kCount; ++i) {
+    ASSERT_EQ(TidOf(*table, keys[i]), keys[i] & 0xffff) << i;
+  }
+  for (size_t i = half; i < kCount; ++i) ASSERT_TRUE(table->Erase(keys[i], nullptr));
+  EXPECT_EQ(table->size(), 0u);
+  ShardedTable::Totals totals = table->GetTotals();
+  EXPECT_EQ(totals.acquired[kResultKind.index], kCount);
+  EXPECT_EQ(totals.released[kResultKind.index], kCount);
+}
+
+// Keys that are multiples of 2^40 all hash to a few home slots per shard, so
+// every shard holds long collision clusters; erasing from their middles must
+// not lose anything.
+TEST(ShardedTableTest, CollidingKeysRandomEraseOrder) {
+  constexpr size_t kCount = 8192;
+  auto table = NewTable();
+  std::vector<uintptr_t> keys(kCount);
+  for (size_t i = 0; i < kCount; ++i) keys[i] = uintptr_t{i + 1} << 40;
+  std::mt19937 rng(2);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (uintptr_t k : keys) {
+    ASSERT_FALSE(table->Insert(MakeRecord(k, &kResultKind, k >> 40), nullptr));
+  }
+  ASSERT_EQ(table->size(), kCount);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (size_t i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(table->Erase(keys[i], nullptr)) << i;
+    ASSERT_EQ(table->size(), kCount - i - 1);
+    if (i % 256 == 0 || i + 8 > kCount) {
+      for (size_t j = 0; j <= i; ++j) ASSERT_FALSE(Contains(*table, keys[j]));
+      for (size_t j = i + 1; j < kCount; ++j) {
+        ASSERT_EQ(TidOf(*table, keys[j]), keys[j] >> 40)
+            << "key " << keys[j] << " lost after " << i + 1 << " erases";
+      }
+    }
+  }
+}
+
+// Clusters that wrap around the end of a shard's slot array: keys aimed at
+// shard 0 with home slots near the end of a 16-slot array, inserted and
+// erased in random orders.
+TEST(ShardedTableTest, WrappingClustersSurviveErases) {
+  std::vector<uintptr_t> pool;
+  for (uintptr_t k = 1; pool.size() < 64; ++k) {
+    uintptr_t key = k * 8;
+    uint64_t home = TableHash(key) & 15;
+    if (ShardOf(key) == 0 && (home >= 13 || home <= 1)) pool.push_back(key);
+  }
+  auto table = NewTable();
+  std::mt19937 rng(3);
+  for (int iteration = 0; iteration < 3000; ++iteration) {
+    std::shuffle(pool.begin(), pool.end(), rng);
+    // At most 8 keys: a 16-slot shard does not grow below 50% load.
+    std::vector<uintptr_t> keys(pool.begin(), pool.begin() + 2 + iteration % 7);
+    for (uintptr_t k : keys) ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
+    std::shuffle(keys.begin(), keys.end(), rng);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_TRUE(table->Erase(keys[i], nullptr))
+          << "iteration " << iteration << " key " << i;
+      for (size_t j = i + 1; j < keys.size(); ++j) {
+        ASSERT_TRUE(Contains(*table, keys[j]))
+            << "iteration " << iteration << ": key " << keys[j]
+            << " lost after erasing " << keys[i];
+      }
+      ASSERT_FALSE(Contains(*table, keys[i]));
+    }
+    ASSERT_EQ(table->size(), 0u);
+  }
+}
+
+// Random inserts, replacements, erases and updates on a small pool of
+// colliding keys, checked against a std::map.
+TEST(ShardedTableTest, MatchesAModelUnderRandomOperations) {
+  auto table = NewTable();
+  std::vector<uintptr_t> pool;
+  for (uintptr_t i = 1; i <= 400; ++i) {
+    // Half collide heavily (multiples of 2^44), half are ordinary pointers.
+    pool.push_back(i % 2 ? i << 44 : 0x7f1200000000 + i * 48);
+  }
+  std::map<uintptr_t, uint32_t> model;
+  std::mt19937 rng(4);
+  uint32_t next_tid = 1;
+  for (int op = 0; op < 60000; ++op) {
+    uintptr_t key = pool[rng() % pool.size()];
+    switch (rng() % 3) {
+      case 0: {
+        Record replaced;
+        bool was = table->Insert(MakeRecord(key, &kConnKind, next_tid), &replaced);
+        ASSERT_EQ(was, model.count(key) == 1) << op;
+        if (was) {
+          ASSERT_EQ(replaced.tid, model[key]) << op;
+        }
+        model[key] = next_tid++;
+        break;
+      }
+      case 1: {
+        Record removed;
+        bool was = table->Erase(key, &removed);
+        ASSERT_EQ(was, model.count(key) == 1) << op;
+        if (was) {
+          ASSERT_EQ(removed.tid, model[key]) << op;
+        }
+        model.erase(key);
+        break;
+      }
+      case 2: {
+        bool was = table->Update(key, [&](Record& r) { r.tid = next_tid; });
+        ASSERT_EQ(was, model.count(key) == 1) << op;
+        if (was) model[key] = next_tid;
+        ++next_tid;
+        break;
+      }
+    }
+    ASSERT_EQ(table->size(), model.size()) << op;
+    if (op % 1000 == 999) {
+      for (uintptr_t k : pool) {
+        auto it = model.find(k);
+        ASSERT_EQ(TidOf(*table, k), it == model.end() ? 0u : it->second)
+            << "op " << op << " key " << k;
+      }
+    }
+  }
+}
+
+TEST(ShardedTableTest, ForEachVisitsEveryRecordOnce) {
+  auto table = NewTable();
+  std::set<uintptr_t> inserted;
+  for (uintptr_t i = 1; i <= 10000; ++i) {
+    uintptr_t key = i % 3 == 0 ? i << 36 : 0x601000 + i * 32;
+    inserted.insert(key);
+    ASSERT_FALSE(table->Insert(MakeRecord(key), nullptr));
+  }
+  std::multiset<uintptr_t> visited;
+  EXPECT_EQ(table->ForEach([&](Record& r) {
+    visited.insert(r.key);
+    r.flags |= kInherited;  // ForEach may change records
+  }),
+            0);
+  EXPECT_EQ(visited.size(), inserted.size());
+  EXPECT_TRUE(std::equal(visited.begin(), visited.end(), inserted.begin(),
+                         inserted.end()));
+  for (uintptr_t key : inserted) {
+    uint16_t flags = 0;
+    ASSERT_TRUE(table->Update(key, [&](Record& r) { flags = r.flags; }));
+    ASSERT_EQ(flags, kInherited);
+  }
+  // An empty table: nothing visited.
+  auto empty = NewTable();
+  int calls = 0;
+  EXPECT_EQ(empty->ForEach([&](Record&) { ++calls; }), 0);
+  EXPECT_EQ(calls, 0);
+}
+
+int64_t RealtimeNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A deadline only limits waiting: free locks are taken even if it has passed.
+TEST(ShardedTableTest, ForEachWithDeadlineAndNoContention) {
+  auto table = NewTable();
+  for (uintptr_t i = 1; i <= 1000; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(i * 64), nullptr));
+  }
+  size_t visited = 0;
+  EXPECT_EQ(table->ForEach([&](Record&) { ++visited; }, RealtimeNs() - 1000000),
+            0);
+  EXPECT_EQ(visited, 1000u);
+}
+
+// A shard whose lock another thread holds (here: inside Update's callback) is
+// skipped once the deadline passes, and counted.
+TEST(ShardedTableTest, ForEachWithDeadlineSkipsALockedShard) {
+  auto table = NewTable();
+  constexpr uintptr_t kHeldKey = 0x7000;
+  std::set<uintptr_t> keys;
+  for (uintptr_t i = 1; i <= 2000; ++i) keys.insert(0x7000 + (i - 1) * 16);
+  for (uintptr_t k : keys) ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
+
+  std::atomic<bool> holding{false};
+  std::atomic<bool> release{false};
+  std::thread holder([&] {
+    table->Update(kHeldKey, [&](Record&) {
+      holding = true;
+      // Bounded, so a broken test cannot hang the suite.
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!release && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::yield();
+      }
+    });
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!holding && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(holding);
+
+  std::set<uintptr_t> visited;
+  int64_t start = RealtimeNs();
+  int skipped = table->ForEach([&](Record& r) { visited.insert(r.key); },
+                               start + 50 * 1000000);
+  int64_t took = RealtimeNs() - start;
+  release = true;
+  holder.join();
+
+  EXPECT_EQ(skipped, 1);
+  EXPECT_EQ(visited.count(kHeldKey), 0u);
+  EXPECT_LT(visited.size(), keys.size());
+  EXPECT_GT(visited.size(), keys.size() / 2);
+  EXPECT_LT(took, 5000 * 1000000LL);  // it did not wait for the holder
+  // The keys not visited are exactly those of the held key's shard.
+  for (uintptr_t k : keys) {
+    EXPECT_EQ(visited.count(k) == 0, ShardOf(k) == ShardOf(kHeldKey)) << k;
+  }
+
+  visited.clear();
+  EXPECT_EQ(table->ForEach([&](Record& r) { visited.insert(r.key); },
+                           RealtimeNs() + 50 * 1000000),
+            0);
+  EXPECT_EQ(visited, keys);
+}
+
+// 4 threads acquire and release keys of their own range and of one shared
+// range, all at once. Each thread counts what the table told it; in the end
+// nothing is lost or counted twice.
+TEST(ShardedTableTest, ConcurrentAcquireRelease) {
+  constexpr int kThreads = 4;
+  constexpr int kOps = 40000;
+  constexpr uintptr_t kShared = 512;
+  auto table = NewTable();
+  // Net effect per shared key: +1 per insert of an absent key, -1 per erase
+  // that found it. Must end as 0 or 1, matching presence.
+  std::vector<std::atomic<int>> shared_net(kShared);
+  struct Counts {
+    uint64_t inserts = 0, replaced = 0, erased = 0;
+    uint64_t wrong = 0;  // an own key found replaced or missing
+  };
+  std::vector<Counts> counts(kThreads);
+  std::vector<std::vector<uintptr_t>> own_left(kThreads);
+  std::atomic<int> ready{0};
+
+  auto shared_key = [](uintptr_t i) {
+    return (i % 2 ? (i + 1) << 42 : 0x7e0000000000 + i * 64);
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      Counts& c = counts[t];
+      std::vector<uintptr_t> own;  // keys of this thread currently held
+      uintptr_t next_own = 0x10000000000 * (t + 1);
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) {
+      }
+      for (int op = 0; op < kOps; ++op) {
+        uint32_t dice = rng() % 8;
+        if (dice < 3) {  // own range: acquire a new key
+          uintptr_t key = next_own += 16;
+          if (table->Insert(MakeRecord(key, &kConnKind, t + 1), nullptr)) {
+            ++c.replaced;
+            ++c.wrong;  // a fresh key cannot be present
+          }
+          ++c.inserts;
+          own.push_back(key);
+        } else if (dice < 5 && !own.empty()) {  // own range: release one
+          size_t i = rng() % own.size();
+          Record removed;
+          if (table->Erase(own[i], &removed)) {
+            ++c.erased;
+            if (removed.tid != static_cast<uint32_t>(t + 1)) ++c.wrong;
+          } else {
+            ++c.wrong;
+          }
+          own[i] = own.back();
+          own.pop_back();
+        } else {  // shared range: everyone races on the same keys
+          uintptr_t i = rng() % kShared;
+          uintptr_t key = shared_key(i);
+          if (dice < 7) {
+            ++c.inserts;
+            if (table->Insert(MakeRecord(key, &kConnKind, 99), nullptr)) {
+              ++c.replaced;
+            } else {
+              shared_net[i].fetch_add(1);
+            }
+          } else if (table->Erase(key, nullptr)) {
+            ++c.erased;
+            shared_net[i].fetch_sub(1);
+          }
+          table->Update(key, [](Record& r) { r.active_ns += 1; });
+        }
+      }
+      own_left[t] = own;
+    });
+  }
+  for (std::thread& th : threads) th.join();
+
+  Counts sum;
+  for (const Counts& c : counts) {
+    EXPECT_EQ(c.wrong, 0u);
+    sum.inserts += c.inserts;
+    sum.replaced += c.replaced;
+    sum.erased += c.erased;
+  }
+  size_t own_total = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    own_total += own_left[t].size();
+    for (uintptr_t k : own_left[t]) {
+      ASSERT_EQ(TidOf(*table, k), static_cast<uint32_t>(t + 1)) << k;
+    }
+  }
+  size_t shared_total = 0;
+  for (uintptr_t i = 0; i < kShared; ++i) {
+    int net = shared_net[i].load();
+    ASSERT_TRUE(net == 0 || net == 1) << "shared key " << i << " net " << net;
+    ASSERT_EQ(Contains(*table, shared_key(i)), net == 1) << i;
+    shared_total += net;
+  }
+  EXPECT_EQ(table->size(), own_total + shared_total);
+  EXPECT_EQ(sum.inserts - sum.erased - sum.replaced, table->size());
+
+  ShardedTable::Totals totals = table->GetTotals();
+  int k = kConnKind.index;
+  EXPECT_EQ(totals.acquired[k], sum.inserts);
+  EXPECT_EQ(totals.released[k], sum.erased);
+  EXPECT_EQ(totals.replaced[k], sum.replaced);
+  EXPECT_EQ(totals.acquired[k] - totals.released[k] - totals.replaced[k],
+            table->size());
+
+  size_t visited = 0;
+  EXPECT_EQ(table->ForEach([&](Record&) { ++visited; }), 0);
+  EXPECT_EQ(visited, table->size());
+  EXPECT_EQ(table->dropped(), 0u);
+}
+
+TEST(ShardedTableTest, LockAllForForkAndUnlock) {
+  auto table = NewTable();
+  ASSERT_FALSE(table->Insert(MakeRecord(0x9000), nullptr));
+  table->LockAllForFork();
+  // Every shard is locked: a ForEach with a deadline skips all of them.
+  int skipped = -1;
+  std::thread other([&] {
+    skipped = table->ForEach([](Record&) {}, RealtimeNs() + 20 * 1000000);
+  });
+  other.join();
+  table->UnlockAllAfterFork();
+  EXPECT_EQ(skipped, ShardedTable::kShards);
+  EXPECT_TRUE(Contains(*table, 0x9000));
+}
+
+}  // namespace
+}  // namespace leakwatch
