@@ -88,6 +88,14 @@ void OnIdentityChange(PGconn* conn) {
   tracker.Touch(Key(conn), nullptr);
 }
 
+// Before a call that blocks until the server answers: the connection is in
+// use for as long as the query runs, however long that is.
+void OnCallStart(const PGconn* conn) {
+  if (conn == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().BeginCall(Key(conn));
+}
+
 void OnActivity(const PGconn* conn) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
@@ -220,6 +228,7 @@ LW_EXPORT void PQreset(PGconn* conn) {
   auto real = leakwatch::real_PQreset.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   real(conn);
   if (scope.record()) leakwatch::OnIdentityChange(conn);
 }
@@ -238,6 +247,7 @@ LW_EXPORT PGresult* PQexec(PGconn* conn, const char* query) {
   auto real = leakwatch::real_PQexec.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, query);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -251,6 +261,7 @@ LW_EXPORT PGresult* PQexecParams(PGconn* conn, const char* command, int nParams,
   auto real = leakwatch::real_PQexecParams.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, command, nParams, paramTypes, paramValues,
                        paramLengths, paramFormats, resultFormat);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
@@ -263,6 +274,7 @@ LW_EXPORT PGresult* PQprepare(PGconn* conn, const char* stmtName,
   auto real = leakwatch::real_PQprepare.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, stmtName, query, nParams, paramTypes);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -275,6 +287,7 @@ LW_EXPORT PGresult* PQexecPrepared(PGconn* conn, const char* stmtName,
   auto real = leakwatch::real_PQexecPrepared.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, stmtName, nParams, paramValues, paramLengths,
                        paramFormats, resultFormat);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
@@ -285,6 +298,7 @@ LW_EXPORT PGresult* PQdescribePrepared(PGconn* conn, const char* stmt) {
   auto real = leakwatch::real_PQdescribePrepared.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, stmt);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -294,6 +308,7 @@ LW_EXPORT PGresult* PQdescribePortal(PGconn* conn, const char* portal) {
   auto real = leakwatch::real_PQdescribePortal.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, portal);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -303,6 +318,7 @@ LW_EXPORT PGresult* PQgetResult(PGconn* conn) {
   auto real = leakwatch::real_PQgetResult.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -334,6 +350,7 @@ LW_EXPORT PGresult* PQfn(PGconn* conn, int fnid, int* result_buf,
   auto real = leakwatch::real_PQfn.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res =
       real(conn, fnid, result_buf, result_len, result_is_int, args, nargs);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);

@@ -24,6 +24,7 @@ namespace leakwatch {
 enum RecordFlags : uint16_t {
   kReportedLive = 1 << 0,  // a live warning was written for this record
   kInherited = 1 << 1,     // acquired in the parent before fork()
+  kInCall = 1 << 2,        // a blocking call on the handle is in progress
 };
 
 struct Record {

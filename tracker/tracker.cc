@@ -125,12 +125,22 @@ bool Tracker::Touch(uintptr_t key, Identity* identity) {
       r.flags &= ~kReportedLive;
     }
     r.active_ns = now;
+    r.flags &= ~kInCall;
     if (identity != nullptr) *identity = r.identity;
   });
   if (was_reported && !(reported.flags & kInherited)) {
     QueueNote(LiveNote::kActiveAgain, reported, now);
   }
   return found;
+}
+
+bool Tracker::BeginCall(uintptr_t key) {
+  if (key == 0) return false;
+  int64_t now = NowNs();
+  return table_.Update(key, [&](Record& r) {
+    r.active_ns = now;
+    r.flags |= kInCall;
+  });
 }
 
 bool Tracker::SetIdentity(uintptr_t key, const Identity& identity) {
@@ -171,6 +181,7 @@ void Tracker::Scan() {
   std::vector<Record> candidates;
   table_.ForEach([&](Record& r) {
     if (r.flags & (kReportedLive | kInherited)) return;
+    if ((r.flags & kInCall) && FamilyUsesIdleTime(r.kind->family)) return;
     int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
     if (threshold <= 0 || r.kind->family == Family::kThread) return;
     int64_t since =
@@ -190,7 +201,7 @@ void Tracker::Scan() {
     bool fresh = false;
     table_.Update(c.key, [&](Record& r) {
       if (r.acquired_ns != c.acquired_ns || r.kind != c.kind ||
-          (r.flags & kReportedLive)) {
+          (r.flags & (kReportedLive | kInCall))) {
         return;  // released and acquired again, or reported already
       }
       int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];

@@ -98,10 +98,15 @@ class Tracker {
   // reported live, a note is queued for the watchdog. Hook-safe.
   bool Release(uintptr_t key);
 
-  // Marks activity on a handle (connections: resets idle time). Stores its
-  // identity in `*identity` if non-null. Returns false if not tracked.
-  // Hook-safe.
+  // Marks activity on a handle (connections: resets idle time) and ends a
+  // call begun with BeginCall. Stores its identity in `*identity` if non-null.
+  // Returns false if not tracked. Hook-safe.
   bool Touch(uintptr_t key, Identity* identity);
+
+  // Marks the start of a blocking call on a handle (a query that may run for
+  // longer than the threshold): until the next Touch the handle is in use, not
+  // idle. Returns false if not tracked. Hook-safe.
+  bool BeginCall(uintptr_t key);
 
   // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
   bool SetIdentity(uintptr_t key, const Identity& identity);

@@ -113,6 +113,16 @@ TEST(PgPrograms, IdleConnectionWarnsButBusyOneDoesNot) {
   EXPECT_FALSE(ParseExitReport(r.err).present) << r.err;
 }
 
+TEST(PgPrograms, ConnectionInALongQueryIsNotIdle) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "1000"}};
+  RunResult r = RunProgram({ProgramPath("pg_long_query")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rollups done\n");
+  EXPECT_EQ(r.err, "");
+}
+
 TEST(PgPrograms, EightThreadsLeakingFromOneFunctionAreOneGroup) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath("pg_threads_leak")}, {});
