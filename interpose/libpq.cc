@@ -191,7 +191,7 @@ LW_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn* conn) {
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
   PostgresPollingStatusType status = real(conn);
   if (scope.record()) {
-    if (status == PGRES_POLLING_OK) {
+    if (status == PGRES_POLLING_OK || status == PGRES_POLLING_FAILED) {
       leakwatch::OnIdentityChange(conn);
     } else {
       leakwatch::OnActivity(conn);
@@ -215,7 +215,7 @@ LW_EXPORT PostgresPollingStatusType PQresetPoll(PGconn* conn) {
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
   PostgresPollingStatusType status = real(conn);
   if (scope.record()) {
-    if (status == PGRES_POLLING_OK) {
+    if (status == PGRES_POLLING_OK || status == PGRES_POLLING_FAILED) {
       leakwatch::OnIdentityChange(conn);
     } else {
       leakwatch::OnActivity(conn);
