@@ -62,8 +62,10 @@ std::string TextReporter::FormatDuration(int64_t ns) {
   if (ns < 0) ns = 0;
   int64_t ms = ns / 1000000;
   if (ms < 1000) return fmt::format("{} ms", ms);
-  if (ms % 1000 == 0) return fmt::format("{} s", ms / 1000);
-  return fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+  // Tenths of a second, truncated: 1999 ms is "1.9 s", 2000 ms is "2 s".
+  int64_t tenths = ms / 100;
+  if (tenths % 10 == 0) return fmt::format("{} s", tenths / 10);
+  return fmt::format("{}.{} s", tenths / 10, tenths % 10);
 }
 
 void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
@@ -137,7 +139,43 @@ std::string TextReporter::Describe(const Record& r, int64_t now_ns,
 std::string TextReporter::FormatScan(const ScanEvents& events) {
   std::string out;
   const std::string prefix = Prefix();
-  // Notes first: a handle released in this interval was reported earlier.
+  // Overdue handles, site by site in order of first appearance.
+  std::vector<uint64_t> order;
+  std::map<uint64_t, std::vector<const Record*>> by_site;
+  for (const Record& r : events.overdue) {
+    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
+    if (inserted) order.push_back(SiteKey(r));
+    it->second.push_back(&r);
+  }
+  for (uint64_t site : order) {
+    const std::vector<const Record*>& records = by_site[site];
+    int shown = 0;
+    for (const Record* r : records) {
+      if (shown == kWarningsPerSitePerScan) break;
+      ++shown;
+      std::string line = prefix + Describe(*r, events.now_ns, true);
+      if (r->stack_id == 0) {
+        out += line + "\n";
+        AppendStack(&out, 0);
+      } else if (sites_shown_.insert(site).second) {
+        fmt::format_to(std::back_inserter(out), "{}, acquired at (site {}):\n",
+                       line, r->stack_id);
+        AppendStack(&out, r->stack_id);
+      } else {
+        fmt::format_to(std::back_inserter(out),
+                       "{}, acquired at site {} (stack shown above)\n", line,
+                       r->stack_id);
+      }
+    }
+    if (records.size() > static_cast<size_t>(shown)) {
+      const Record& r = *records.front();
+      fmt::format_to(std::back_inserter(out),
+                     "{}... and {} more {} from site {} past the threshold\n",
+                     prefix, records.size() - shown, r.kind->name, r.stack_id);
+    }
+  }
+  // Then the notes: handles reported in this or an earlier scan that were
+  // released or used again since.
   // A site that floods gets kWarningsPerSitePerScan lines of each note type,
   // then one "... and N more" line.
   std::map<std::pair<uint64_t, int>, size_t> notes_per_site;
@@ -175,41 +213,6 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
     fmt::format_to(std::back_inserter(out),
                    "{}{} release notes were dropped (queue full)\n", prefix,
                    events.notes_dropped);
-  }
-  // Overdue handles, site by site in order of first appearance.
-  std::vector<uint64_t> order;
-  std::map<uint64_t, std::vector<const Record*>> by_site;
-  for (const Record& r : events.overdue) {
-    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
-    if (inserted) order.push_back(SiteKey(r));
-    it->second.push_back(&r);
-  }
-  for (uint64_t site : order) {
-    const std::vector<const Record*>& records = by_site[site];
-    int shown = 0;
-    for (const Record* r : records) {
-      if (shown == kWarningsPerSitePerScan) break;
-      ++shown;
-      std::string line = prefix + Describe(*r, events.now_ns, true);
-      if (r->stack_id == 0) {
-        out += line + "\n";
-        AppendStack(&out, 0);
-      } else if (sites_shown_.insert(site).second) {
-        fmt::format_to(std::back_inserter(out), "{}, acquired at (site {}):\n",
-                       line, r->stack_id);
-        AppendStack(&out, r->stack_id);
-      } else {
-        fmt::format_to(std::back_inserter(out),
-                       "{}, acquired at site {} (stack shown above)\n", line,
-                       r->stack_id);
-      }
-    }
-    if (records.size() > static_cast<size_t>(shown)) {
-      const Record& r = *records.front();
-      fmt::format_to(std::back_inserter(out),
-                     "{}... and {} more {} from site {} past the threshold\n",
-                     prefix, records.size() - shown, r.kind->name, r.stack_id);
-    }
   }
   return out;
 }

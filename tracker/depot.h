@@ -7,8 +7,8 @@
 // Thread safety: Put and Get may be called from any thread, from a hook. Lookup
 // of an existing entry takes no lock (chains are published with release
 // stores); inserting a new entry takes the depot's mutex. Entries are never
-// freed. Put returns 0 (and the caller records "no stack") if memory runs out
-// or the depot is full.
+// freed. Put returns 0 (and the caller records "no stack") if memory runs out,
+// the depot is full, or an entry is larger than one 64 KiB arena.
 //
 // Fork: LockForFork/UnlockAfterFork bracket fork() so the insert mutex is never
 // held in the child.

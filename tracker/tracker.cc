@@ -173,48 +173,67 @@ std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
   return out;
 }
 
+namespace {
+
+// The time a record's leak rule counts from: its last activity for idle-time
+// families and for handles that live with their parent (whose clock restarts
+// while the parent is alive), its acquisition otherwise.
+int64_t RuleStartNs(const Record& r) {
+  return FamilyUsesIdleTime(r.kind->family) || r.kind->lives_with_parent
+             ? r.active_ns
+             : r.acquired_ns;
+}
+
+// True if the record is, by its family's rule, exempt from live reports now.
+bool InUse(const Record& r) {
+  return (r.flags & kInCall) && FamilyUsesIdleTime(r.kind->family);
+}
+
+}  // namespace
+
 void Tracker::Scan() {
   if (exiting_.load(std::memory_order_acquire)) return;
   ScanEvents events;
   events.now_ns = NowNs();
-  // Phase 1, under each shard's lock in turn: records past their threshold.
+  // Notes first: they are about handles reported in earlier scans, so none of
+  // them can refer to a warning that this scan has yet to pass on.
+  events.notes = TakeNotes(&events.notes_dropped);
+  // Phase 1, under each shard's lock in turn: records past their threshold,
+  // and every handle that lives with a parent (its parent is checked below).
   std::vector<Record> candidates;
   table_.ForEach([&](Record& r) {
-    if (r.flags & (kReportedLive | kInherited)) return;
-    if ((r.flags & kInCall) && FamilyUsesIdleTime(r.kind->family)) return;
+    if (r.flags & (kReportedLive | kInherited) || InUse(r)) return;
     int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
     if (threshold <= 0 || r.kind->family == Family::kThread) return;
-    int64_t since =
-        FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
-    if (events.now_ns - since < threshold) return;
+    bool has_parent = r.kind->lives_with_parent && r.parent != 0;
+    if (!has_parent && events.now_ns - RuleStartNs(r) < threshold) return;
     candidates.push_back(r);
   });
   // Phase 2, one shard lock at a time (never nested: fork's prepare handler
-  // takes them all in order): drop handles whose parent is still alive, and
-  // mark the rest reported unless they changed meanwhile.
+  // takes them all in order): restart the clock of handles whose parent is
+  // still alive, and mark the rest reported unless they changed meanwhile.
   for (const Record& c : candidates) {
-    if (c.kind->lives_with_parent && c.parent != 0 &&
-        table_.Update(c.parent, [](Record&) {})) {
-      continue;
-    }
+    bool parent_alive = c.kind->lives_with_parent && c.parent != 0 &&
+                        table_.Update(c.parent, [](Record&) {});
     Record marked;
     bool fresh = false;
     table_.Update(c.key, [&](Record& r) {
       if (r.acquired_ns != c.acquired_ns || r.kind != c.kind ||
-          (r.flags & (kReportedLive | kInCall))) {
-        return;  // released and acquired again, or reported already
+          (r.flags & kReportedLive) || InUse(r)) {
+        return;  // released and acquired again, reported already, or in use
+      }
+      if (parent_alive) {
+        r.active_ns = events.now_ns;
+        return;
       }
       int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-      int64_t since =
-          FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
-      if (events.now_ns - since < threshold) return;  // active meanwhile
+      if (events.now_ns - RuleStartNs(r) < threshold) return;
       r.flags |= kReportedLive;
       marked = r;
       fresh = true;
     });
     if (fresh) events.overdue.push_back(marked);
   }
-  events.notes = TakeNotes(&events.notes_dropped);
   if (events.overdue.empty() && events.notes.empty() &&
       events.notes_dropped == 0) {
     return;

@@ -162,9 +162,9 @@ TEST(DepotTest, Strings) {
   EXPECT_NE(other, app);
   EXPECT_NE(prefix, app);
   EXPECT_NE(one, 0u);
-  EXPECT_EQ(PutString(*depot, std::string("dbname=app user=app ") +
-                                  "host=127.0.0.1"),
-            app);
+  EXPECT_EQ(
+      PutString(*depot, std::string("dbname=app user=app ") + "host=127.0.0.1"),
+      app);
   EXPECT_EQ(PutString(*depot, ""), 0u);
   EXPECT_EQ(GetString(*depot, app), "dbname=app user=app host=127.0.0.1");
   EXPECT_EQ(GetString(*depot, other), "dbname=other user=app host=127.0.0.1");
@@ -230,8 +230,7 @@ TEST(DepotTest, ConcurrentPutsAgree) {
       threads.emplace_back([&, t] {
         std::vector<uint32_t> order(kPerThread);
         for (uint32_t k = 0; k < kPerThread; ++k) order[k] = t * kOverlap + k;
-        std::shuffle(order.begin(), order.end(),
-                     std::mt19937(round * 100 + t));
+        std::shuffle(order.begin(), order.end(), std::mt19937(round * 100 + t));
         ready.fetch_add(1);
         while (ready.load() < kThreads) {
         }

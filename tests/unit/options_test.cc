@@ -92,9 +92,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Over the 7-day maximum, in every unit.
         "604800001", "604800001ms", "604801s", "10081m", "169h",
         // So large that a naive parser overflows int64.
-        "99999999999999999999", "9223372036854775807",
-        "9223372036854775808", "18446744073709551617",
-        "9223372036854775807h", "3074457345618259s",
+        "99999999999999999999", "9223372036854775807", "9223372036854775808",
+        "18446744073709551617", "9223372036854775807h", "3074457345618259s",
         "99999999999999999999999999999999999999999ms"));
 
 // --- ParseCount --------------------------------------------------------------
@@ -114,8 +113,8 @@ TEST(ParseCountTest, AcceptsTheWholeRange) {
 
 TEST(ParseCountTest, RejectsOutOfRangeAndMalformed) {
   for (const char* text :
-       {"65", "100", "-1", "-0x1", "", "-", "+1", " 1", "1 ", "1a", "a1",
-        "1.0", "99999999999999999999", "-99999999999999999999"}) {
+       {"65", "100", "-1", "-0x1", "", "-", "+1", " 1", "1 ", "1a", "a1", "1.0",
+        "99999999999999999999", "-99999999999999999999"}) {
     int64_t v = -7;
     std::string expected;
     EXPECT_FALSE(ParseCount(text, 0, 64, &v, &expected))
@@ -179,6 +178,42 @@ TEST(ParseCountTest, HugeNumbersWithAWideRange) {
   EXPECT_EQ(v, 42);
 }
 
+// A 64-digit number made only of the digits 6 and 7 that is a multiple of
+// 2^64: a parser that accumulates it in 64 bits without stopping ends at 0.
+std::string SixesAndSevensMultipleOf2To64() {
+  uint64_t value = 0;  // the digits so far, mod 2^64
+  uint64_t power = 1;  // 10^k mod 2^64
+  std::string digits;  // least significant first
+  for (int k = 0; k < 64; ++k) {
+    uint64_t mask = k == 63 ? ~uint64_t{0} : (uint64_t{1} << (k + 1)) - 1;
+    uint64_t d = ((value + 6 * power) & mask) == 0 ? 6 : 7;
+    value += d * power;
+    power *= 10;
+    digits.push_back(static_cast<char>('0' + d));
+  }
+  return std::string(digits.rbegin(), digits.rend());
+}
+
+// Small ranges (max below 9): digits larger than the limit must not let the
+// accumulated value run past 64 bits and wrap back into the range.
+TEST(ParseCountTest, HugeNumbersWithASmallRange) {
+  std::string huge = SixesAndSevensMultipleOf2To64();
+  ASSERT_EQ(huge.size(), 64u);
+  std::string expected;
+  int64_t v = 42;
+  EXPECT_FALSE(ParseCount(huge.c_str(), 0, 5, &v, &expected))
+      << huge << " accepted as " << v;
+  EXPECT_FALSE(ParseCount(("-" + huge).c_str(), -5, 5, &v, &expected))
+      << "-" << huge << " accepted as " << v;
+  EXPECT_FALSE(ParseCount(huge.c_str(), 0, 0, &v, &expected))
+      << huge << " accepted as " << v;
+  EXPECT_EQ(v, 42);
+  EXPECT_FALSE(ParseCount("99999999999999999999", 0, 5, &v, &expected));
+  EXPECT_FALSE(ParseCount("7", 0, 5, &v, &expected));
+  EXPECT_TRUE(ParseCount("5", 0, 5, &v, &expected));
+  EXPECT_EQ(v, 5);
+}
+
 // --- ParseLibraryList --------------------------------------------------------
 
 TEST(ParseLibraryListTest, Valid) {
@@ -186,13 +221,12 @@ TEST(ParseLibraryListTest, Valid) {
     const char* text;
     uint32_t libraries;
   };
-  for (const Case& c : {Case{"pg", kLibPg}, Case{"mysql", kLibMysql},
-                        Case{"thread", kLibThread},
-                        Case{"pg,mysql", kLibPg | kLibMysql},
-                        Case{"mysql,pg", kLibPg | kLibMysql},
-                        Case{"pg,pg", kLibPg},
-                        Case{"pg,mysql,thread", kAllLibraries},
-                        Case{"all", kAllLibraries}, Case{"none", 0u}}) {
+  for (const Case& c :
+       {Case{"pg", kLibPg}, Case{"mysql", kLibMysql},
+        Case{"thread", kLibThread}, Case{"pg,mysql", kLibPg | kLibMysql},
+        Case{"mysql,pg", kLibPg | kLibMysql}, Case{"pg,pg", kLibPg},
+        Case{"pg,mysql,thread", kAllLibraries}, Case{"all", kAllLibraries},
+        Case{"none", 0u}}) {
     uint32_t libs = 0xdead;
     std::string expected;
     ASSERT_TRUE(ParseLibraryList(c.text, &libs, &expected)) << c.text;
@@ -223,8 +257,8 @@ TEST(ParseBoolTest, OnlyZeroAndOne) {
   EXPECT_FALSE(value);
   ASSERT_TRUE(ParseBool("1", &value, &expected));
   EXPECT_TRUE(value);
-  for (const char* text : {"", "2", "true", "false", "yes", " 1", "1 ", "01",
-                           "-1", "on"}) {
+  for (const char* text :
+       {"", "2", "true", "false", "yes", " 1", "1 ", "01", "-1", "on"}) {
     value = true;
     EXPECT_FALSE(ParseBool(text, &value, &expected)) << "\"" << text << "\"";
     EXPECT_TRUE(value) << "\"" << text << "\"";
@@ -256,9 +290,9 @@ TEST(ParseOptionsTest, DefaultsWhenUnset) {
 }
 
 TEST(ParseOptionsTest, NullErrorsIsAllowed) {
-  Options o = ParseEnv({{"LEAKWATCH_THRESHOLD_MS", "bad"},
-                        {"LEAKWATCH_STACK_DEPTH", "8"}},
-                       nullptr);
+  Options o = ParseEnv(
+      {{"LEAKWATCH_THRESHOLD_MS", "bad"}, {"LEAKWATCH_STACK_DEPTH", "8"}},
+      nullptr);
   EXPECT_EQ(o.threshold_ms, 30000);
   EXPECT_EQ(o.stack_depth, 8);
 }
@@ -316,9 +350,9 @@ TEST(ParseOptionsTest, PerFamilyThresholdWithoutGeneralOne) {
 
 TEST(ParseOptionsTest, ZeroGeneralThresholdDisablesOnlyInheritingFamilies) {
   std::vector<std::string> errors;
-  Options o = ParseEnv({{"LEAKWATCH_THRESHOLD_MS", "0"},
-                        {"LEAKWATCH_CONN_THRESHOLD_MS", "3s"}},
-                       &errors);
+  Options o = ParseEnv(
+      {{"LEAKWATCH_THRESHOLD_MS", "0"}, {"LEAKWATCH_CONN_THRESHOLD_MS", "3s"}},
+      &errors);
   ASSERT_TRUE(errors.empty());
   EXPECT_EQ(o.ThresholdMs(Family::kConn), 3000);
   EXPECT_EQ(o.ThresholdMs(Family::kResult), 0);
@@ -395,7 +429,8 @@ TEST(ParseOptionsTest, SeveralBadValuesOneLineEachGoodOnesApplied) {
   for (const std::string& e : errors) {
     for (const char* var : {"LEAKWATCH_THRESHOLD_MS", "LEAKWATCH_STACK_DEPTH",
                             "LEAKWATCH_STATS"}) {
-      if (e.find(std::string(var) + "=") != std::string::npos) named.insert(var);
+      if (e.find(std::string(var) + "=") != std::string::npos)
+        named.insert(var);
     }
   }
   EXPECT_EQ(named.size(), 3u);

@@ -120,7 +120,7 @@ TEST(ShardedTableTest, InsertOfAnExistingKeyReplaces) {
   ShardedTable::Totals totals = table->GetTotals();
   EXPECT_EQ(totals.acquired[kConnKind.index], 1u);
   EXPECT_EQ(totals.acquired[kResultKind.index], 2u);
-  EXPECT_EQ(totals.replaced[kConnKind.index], 1u);   // counted for the old kind
+  EXPECT_EQ(totals.replaced[kConnKind.index], 1u);  // counted for the old kind
   EXPECT_EQ(totals.replaced[kResultKind.index], 1u);
   EXPECT_EQ(totals.released[kConnKind.index], 0u);
   EXPECT_EQ(totals.released[kResultKind.index], 0u);
@@ -154,7 +154,8 @@ TEST(ShardedTableTest, ManyKeysRandomEraseOrder) {
   std::vector<uintptr_t> keys(kCount);
   for (size_t i = 0; i < kCount; ++i) keys[i] = 0x55550000000 + i * 16;
   for (uintptr_t k : keys) {
-    ASSERT_FALSE(table->Insert(MakeRecord(k, &kResultKind, k & 0xffff), nullptr));
+    ASSERT_FALSE(
+        table->Insert(MakeRecord(k, &kResultKind, k & 0xffff), nullptr));
   }
   EXPECT_EQ(table->size(), kCount);
   EXPECT_GE(table->bytes(), kCount * sizeof(Record));
@@ -163,11 +164,13 @@ TEST(ShardedTableTest, ManyKeysRandomEraseOrder) {
   const size_t half = kCount / 2;
   for (size_t i = 0; i < half; ++i) ASSERT_TRUE(table->Erase(keys[i], nullptr));
   EXPECT_EQ(table->size(), kCount - half);
-  for (size_t i = 0; i < half; ++i) ASSERT_FALSE(Contains(*table, keys[i])) << i;
+  for (size_t i = 0; i < half; ++i)
+    ASSERT_FALSE(Contains(*table, keys[i])) << i;
   for (size_t i = half; i < kCount; ++i) {
     ASSERT_EQ(TidOf(*table, keys[i]), keys[i] & 0xffff) << i;
   }
-  for (size_t i = half; i < kCount; ++i) ASSERT_TRUE(table->Erase(keys[i], nullptr));
+  for (size_t i = half; i < kCount; ++i)
+    ASSERT_TRUE(table->Erase(keys[i], nullptr));
   EXPECT_EQ(table->size(), 0u);
   ShardedTable::Totals totals = table->GetTotals();
   EXPECT_EQ(totals.acquired[kResultKind.index], kCount);
@@ -218,7 +221,8 @@ TEST(ShardedTableTest, WrappingClustersSurviveErases) {
     std::shuffle(pool.begin(), pool.end(), rng);
     // At most 8 keys: a 16-slot shard does not grow below 50% load.
     std::vector<uintptr_t> keys(pool.begin(), pool.begin() + 2 + iteration % 7);
-    for (uintptr_t k : keys) ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
+    for (uintptr_t k : keys)
+      ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
     std::shuffle(keys.begin(), keys.end(), rng);
     for (size_t i = 0; i < keys.size(); ++i) {
       ASSERT_TRUE(table->Erase(keys[i], nullptr))
@@ -251,7 +255,8 @@ TEST(ShardedTableTest, MatchesAModelUnderRandomOperations) {
     switch (rng() % 3) {
       case 0: {
         Record replaced;
-        bool was = table->Insert(MakeRecord(key, &kConnKind, next_tid), &replaced);
+        bool was =
+            table->Insert(MakeRecord(key, &kConnKind, next_tid), &replaced);
         ASSERT_EQ(was, model.count(key) == 1) << op;
         if (was) {
           ASSERT_EQ(replaced.tid, model[key]) << op;
@@ -350,7 +355,8 @@ TEST(ShardedTableTest, ForEachWithDeadlineSkipsALockedShard) {
     table->Update(kHeldKey, [&](Record&) {
       holding = true;
       // Bounded, so a broken test cannot hang the suite.
-      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      auto give_up =
+          std::chrono::steady_clock::now() + std::chrono::seconds(10);
       while (!release && std::chrono::steady_clock::now() < give_up) {
         std::this_thread::yield();
       }

@@ -1,1 +1,623 @@
+// Tests for report/text_report.h: the words of live warnings and of the exit
+// report.
+//
+// The reporter reads thresholds and the stats switch from the Tracker
+// singleton, whose environment tracker_test.cc fixes for this binary
+// (thresholds 100 ms, connections 150 ms, LEAKWATCH_STATS unset); the
+// expectations below read the thresholds back from the options rather than
+// repeating them.
+
+#include "report/text_report.h"
+
+#include <errno.h>  // program_invocation_name
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "report/log.h"
+#include "tracker/tracker.h"
+
+namespace leakwatch {
+namespace {
+
+constexpr KindDesc kResult{"tr.result", Family::kResult, 0, "backend_pid"};
+constexpr KindDesc kConn{"tr.conn", Family::kConn, 1, "backend_pid"};
+constexpr KindDesc kStmt{"tr.stmt", Family::kStmt, 2};
+
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kSec = 1000 * kMs;
+constexpr int64_t kNow = 5000 * kSec;
+
+// Functions whose addresses serve as stack frames, so the symbolizer has
+// something real to describe.
+[[gnu::noinline]] int FrameOne(int x) { return x + 1; }
+[[gnu::noinline]] int FrameTwo(int x) { return x * 2; }
+[[gnu::noinline]] int FrameThree(int x) { return x - 3; }
+
+uintptr_t Pc(int (*fn)(int), int offset) {
+  return reinterpret_cast<uintptr_t>(fn) + offset;
+}
+
+// Interns a stack of `n` frames unique to `salt`; returns its id.
+uint32_t PutStack(int n, int salt) {
+  std::vector<uintptr_t> frames;
+  int (*fns[])(int) = {FrameOne, FrameTwo, FrameThree};
+  for (int i = 0; i < n; ++i) frames.push_back(Pc(fns[i % 3], 1 + salt % 4));
+  frames.push_back(0x100000 + salt);  // keeps stacks of different salts apart
+  return Tracker::Get().stacks().Put(frames.data(),
+                                     static_cast<uint32_t>(frames.size()));
+}
+
+Record MakeRecord(const KindDesc* kind, uintptr_t key, int64_t held_ns,
+                  uint32_t stack_id, uint32_t tid = 77) {
+  Record r;
+  r.key = key;
+  r.kind = kind;
+  r.acquired_ns = kNow - held_ns;
+  r.active_ns = r.acquired_ns;
+  r.stack_id = stack_id;
+  r.tid = tid;
+  r.flags = kReportedLive;
+  return r;
+}
+
+std::string Hex(uintptr_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "0x%lx", static_cast<unsigned long>(v));
+  return buf;
+}
+
+std::string Prefix() { return "leakwatch[" + std::to_string(getpid()) + "]: "; }
+
+std::string ThresholdText(Family family) {
+  return TextReporter::FormatDuration(
+      Tracker::Get().options().ThresholdMs(family) * kMs);
+}
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+class TextReportTest : public testing::Test {
+ protected:
+  TextReportTest()
+      : log_(""),
+        reporter_(std::make_unique<TextReporter>(Tracker::Get(), log_)) {}
+
+  void SetUp() override {
+    // The assumptions this file makes about the binary's environment.
+    ASSERT_FALSE(Tracker::Get().options().stats);
+    ASSERT_GT(Tracker::Get().options().ThresholdMs(Family::kResult), 0);
+    ASSERT_GT(Tracker::Get().options().ThresholdMs(Family::kConn), 0);
+  }
+
+  ScanEvents Overdue(std::vector<Record> records) {
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = std::move(records);
+    return events;
+  }
+
+  Log log_;  // stderr; never written by Format*
+  std::unique_ptr<TextReporter> reporter_;
+};
+
+// --- FormatDuration ----------------------------------------------------------
+
+TEST(FormatDurationTest, MillisecondsBelowOneSecond) {
+  EXPECT_EQ(TextReporter::FormatDuration(0), "0 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(999999), "0 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(1 * kMs), "1 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(250 * kMs), "250 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(250 * kMs + 999999), "250 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(999 * kMs), "999 ms");
+  EXPECT_EQ(TextReporter::FormatDuration(-5 * kMs), "0 ms");
+}
+
+TEST(FormatDurationTest, Seconds) {
+  EXPECT_EQ(TextReporter::FormatDuration(1000 * kMs), "1 s");
+  EXPECT_EQ(TextReporter::FormatDuration(2000 * kMs), "2 s");
+  EXPECT_EQ(TextReporter::FormatDuration(3600 * kSec), "3600 s");
+  EXPECT_EQ(TextReporter::FormatDuration(1500 * kMs), "1.5 s");
+  EXPECT_EQ(TextReporter::FormatDuration(1100 * kMs), "1.1 s");
+  EXPECT_EQ(TextReporter::FormatDuration(7300 * kMs), "7.3 s");
+  EXPECT_EQ(TextReporter::FormatDuration(12345 * kMs), "12.3 s");
+  // Tenths are truncated, never rounded up past what was measured: a hold of
+  // 1999 ms has not lasted 2 s.
+  EXPECT_EQ(TextReporter::FormatDuration(1250 * kMs), "1.2 s");
+  EXPECT_EQ(TextReporter::FormatDuration(1350 * kMs), "1.3 s");
+  EXPECT_EQ(TextReporter::FormatDuration(1999 * kMs), "1.9 s");
+  EXPECT_EQ(TextReporter::FormatDuration(10050 * kMs), "10 s");
+}
+
+// --- FormatScan --------------------------------------------------------------
+
+TEST_F(TextReportTest, FirstWarningOfASiteCarriesItsStack) {
+  uint32_t stack = PutStack(3, 1);
+  uintptr_t key = 0x55d0c0de1000;
+  std::string out = reporter_->FormatScan(
+      Overdue({MakeRecord(&kResult, key, 1500 * kMs, stack)}));
+  std::vector<std::string> lines = Lines(out);
+  ASSERT_EQ(lines.size(), 5u) << out;  // the warning and 4 frames
+  EXPECT_EQ(lines[0], Prefix() + "tr.result " + Hex(key) +
+                          " held 1.5 s (threshold " +
+                          ThresholdText(Family::kResult) +
+                          ") by thread 77, acquired at (site " +
+                          std::to_string(stack) + "):")
+      << out;
+  Depot<uintptr_t>::View frames = Tracker::Get().stacks().Get(stack);
+  for (uint32_t i = 0; i < frames.size; ++i) {
+    EXPECT_TRUE(StartsWith(lines[1 + i], "    #" + std::to_string(i) + " " +
+                                             Hex(frames.data[i]) + " in "))
+        << lines[1 + i];
+  }
+  EXPECT_EQ(out.back(), '\n');
+}
+
+TEST_F(TextReportTest, LaterWarningsOfASiteRefer) {
+  uint32_t stack = PutStack(2, 2);
+  std::string first = reporter_->FormatScan(
+      Overdue({MakeRecord(&kResult, 0x1000, 2 * kSec, stack),
+               MakeRecord(&kResult, 0x2000, 2 * kSec, stack)}));
+  EXPECT_EQ(Count(first, "acquired at (site " + std::to_string(stack) + "):"),
+            1u)
+      << first;
+  EXPECT_EQ(Count(first, "    #0 0x"), 1u) << first;
+  EXPECT_NE(first.find(Hex(0x2000) + " held 2 s (threshold " +
+                       ThresholdText(Family::kResult) +
+                       ") by thread 77, acquired at site " +
+                       std::to_string(stack) + " (stack shown above)\n"),
+            std::string::npos)
+      << first;
+
+  // A later scan: the site has been shown.
+  std::string second = reporter_->FormatScan(
+      Overdue({MakeRecord(&kResult, 0x3000, 2 * kSec, stack)}));
+  EXPECT_EQ(Count(second, "stack shown above"), 1u) << second;
+  EXPECT_EQ(Count(second, "    #0 0x"), 0u) << second;
+  EXPECT_EQ(Lines(second).size(), 1u) << second;
+
+  // Another reporter has shown nothing yet.
+  Log log("");
+  TextReporter other(Tracker::Get(), log);
+  std::string fresh = other.FormatScan(
+      Overdue({MakeRecord(&kResult, 0x3000, 2 * kSec, stack)}));
+  EXPECT_EQ(Count(fresh, "acquired at (site"), 1u) << fresh;
+}
+
+TEST_F(TextReportTest, SameStackDifferentKindIsAnotherSite) {
+  uint32_t stack = PutStack(2, 3);
+  std::string out = reporter_->FormatScan(
+      Overdue({MakeRecord(&kResult, 0x1000, 2 * kSec, stack),
+               MakeRecord(&kStmt, 0x2000, 2 * kSec, stack)}));
+  EXPECT_EQ(Count(out, "acquired at (site " + std::to_string(stack) + "):"), 2u)
+      << out;
+  EXPECT_EQ(Count(out, "stack shown above"), 0u) << out;
+}
+
+TEST_F(TextReportTest, FloodsAreSummarisedPerSitePerScan) {
+  constexpr int kMax = TextReporter::kWarningsPerSitePerScan;
+  uint32_t flood = PutStack(2, 4);
+  uint32_t quiet = PutStack(2, 5);
+  std::vector<Record> records;
+  for (int i = 0; i < kMax + 4; ++i) {
+    records.push_back(MakeRecord(&kResult, 0x10000 + i * 16, 2 * kSec, flood));
+  }
+  records.push_back(MakeRecord(&kResult, 0x90000, 2 * kSec, quiet));
+  std::string out = reporter_->FormatScan(Overdue(records));
+  EXPECT_EQ(Count(out, " held 2 s"), static_cast<size_t>(kMax + 1)) << out;
+  EXPECT_EQ(Count(out, "... and "), 1u) << out;
+  EXPECT_NE(out.find(Prefix() + "... and 4 more tr.result from site " +
+                     std::to_string(flood) + " past the threshold\n"),
+            std::string::npos)
+      << out;
+  // The first kMax of the flood are named, the rest are not.
+  for (int i = 0; i < kMax + 4; ++i) {
+    EXPECT_EQ(out.find(Hex(0x10000 + i * 16) + " held") != std::string::npos,
+              i < kMax)
+        << i;
+  }
+  // The quiet site, after the flood, still gets its warning and its stack.
+  EXPECT_NE(out.find(Hex(0x90000) + " held"), std::string::npos);
+  EXPECT_EQ(Count(out, "acquired at (site"), 2u) << out;
+
+  // Exactly kMax in a later scan: no summary line.
+  records.resize(kMax);
+  out = reporter_->FormatScan(Overdue(records));
+  EXPECT_EQ(Count(out, " held 2 s"), static_cast<size_t>(kMax)) << out;
+  EXPECT_EQ(Count(out, "... and"), 0u) << out;
+}
+
+TEST_F(TextReportTest, RecordWithoutAStack) {
+  std::string out = reporter_->FormatScan(
+      Overdue({MakeRecord(&kResult, 0x1000, 2 * kSec, 0),
+               MakeRecord(&kResult, 0x2000, 2 * kSec, 0)}));
+  std::vector<std::string> lines = Lines(out);
+  ASSERT_EQ(lines.size(), 4u) << out;
+  EXPECT_EQ(lines[0], Prefix() + "tr.result " + Hex(0x1000) +
+                          " held 2 s (threshold " +
+                          ThresholdText(Family::kResult) + ") by thread 77");
+  EXPECT_TRUE(StartsWith(lines[1], "    (no stack")) << lines[1];
+  EXPECT_EQ(Count(out, "acquired at"), 0u) << out;
+}
+
+TEST_F(TextReportTest, IdleConnection) {
+  Record r = MakeRecord(&kConn, 0xc000, 10 * kSec, 0);
+  r.active_ns = kNow - 2500 * kMs;
+  std::string out = reporter_->FormatScan(Overdue({r}));
+  EXPECT_TRUE(StartsWith(
+      out, Prefix() + "tr.conn " + Hex(0xc000) + " idle 2.5 s (threshold " +
+               ThresholdText(Family::kConn) + ", held 10 s) by thread 77"))
+      << out;
+}
+
+TEST_F(TextReportTest, ReleasedAndActiveAgainNotes) {
+  ScanEvents events;
+  events.now_ns = kNow;
+  LiveNote released{LiveNote::kReleased,
+                    MakeRecord(&kResult, 0xaaa0, 0, PutStack(1, 6)), kNow};
+  released.record.acquired_ns = kNow - 2300 * kMs;
+  LiveNote again{LiveNote::kActiveAgain, MakeRecord(&kConn, 0xbbb0, 0, 0),
+                 kNow};
+  again.record.acquired_ns = kNow - 60 * kSec;
+  again.record.active_ns = kNow - 750 * kMs;
+  events.notes = {released, again};
+  // An overdue handle in the same scan comes before the notes (a note may be
+  // about a handle warned in this very scan).
+  events.overdue = {MakeRecord(&kResult, 0xccc0, 2 * kSec, 0)};
+  std::string out = reporter_->FormatScan(events);
+  std::vector<std::string> lines = Lines(out);
+  ASSERT_EQ(lines.size(), 4u) << out;
+  EXPECT_NE(lines[0].find(Hex(0xccc0) + " held 2 s"), std::string::npos) << out;
+  EXPECT_EQ(lines[2], Prefix() + "tr.result " + Hex(0xaaa0) +
+                          " reported above was released after 2.3 s");
+  EXPECT_EQ(lines[3], Prefix() + "tr.conn " + Hex(0xbbb0) +
+                          " reported above is in use again after 750 ms idle");
+}
+
+// Tracker::Scan marks a handle reported (ForEach) before it takes the notes
+// (TakeNotes), so a handle released in between arrives in one ScanEvents both
+// as overdue and with a release note. "reported above" must then come after
+// the warning it refers to.
+TEST_F(TextReportTest, NoteAboutAHandleWarnedInTheSameScanFollowsTheWarning) {
+  ScanEvents events;
+  events.now_ns = kNow;
+  Record r = MakeRecord(&kResult, 0xabc0, 2 * kSec, PutStack(1, 7));
+  events.overdue = {r};
+  events.notes = {LiveNote{LiveNote::kReleased, r, kNow}};
+  std::string out = reporter_->FormatScan(events);
+  size_t warning = out.find(Hex(0xabc0) + " held 2 s");
+  size_t note = out.find(Hex(0xabc0) + " reported above was released");
+  ASSERT_NE(warning, std::string::npos) << out;
+  ASSERT_NE(note, std::string::npos) << out;
+  EXPECT_LT(warning, note) << "the note refers to a warning printed below it:\n"
+                           << out;
+}
+
+TEST_F(TextReportTest, DroppedNotesAreCounted) {
+  ScanEvents events;
+  events.now_ns = kNow;
+  events.notes_dropped = 3;
+  std::string out = reporter_->FormatScan(events);
+  EXPECT_EQ(out, Prefix() + "3 release notes were dropped (queue full)\n");
+}
+
+TEST_F(TextReportTest, EmptyScanSaysNothing) {
+  ScanEvents events;
+  events.now_ns = kNow;
+  EXPECT_EQ(reporter_->FormatScan(events), "");
+}
+
+TEST_F(TextReportTest, IdentityWithDetailLabel) {
+  Record r = MakeRecord(&kConn, 0xd000, 10 * kSec, 0);
+  r.active_ns = kNow - 5 * kSec;
+  r.identity = {Tracker::Get().InternString("dbname=app user=app"), 42};
+  std::string out = reporter_->FormatScan(Overdue({r}));
+  EXPECT_NE(out.find("by thread 77, dbname=app user=app backend_pid=42\n"),
+            std::string::npos)
+      << out;
+
+  // The detail alone, without a description.
+  r.key = 0xd100;
+  r.identity = {0, 4242};
+  out = reporter_->FormatScan(Overdue({r}));
+  EXPECT_NE(out.find("by thread 77, backend_pid=4242\n"), std::string::npos)
+      << out;
+
+  // A kind without a detail label leaves the number out.
+  Record s = MakeRecord(&kStmt, 0xd200, 2 * kSec, 0);
+  s.identity = {Tracker::Get().InternString("dbname=app"), 42};
+  out = reporter_->FormatScan(Overdue({s}));
+  EXPECT_NE(out.find("by thread 77, dbname=app\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("=42"), std::string::npos) << out;
+}
+
+TEST_F(TextReportTest, IdentityOfAResultFromAConnection) {
+  Record r = MakeRecord(&kResult, 0xe000, 2 * kSec, 0);
+  r.parent = 0x5577aa00;
+  r.identity = {Tracker::Get().InternString("dbname=app user=app"), 42};
+  std::string out = reporter_->FormatScan(Overdue({r}));
+  EXPECT_NE(out.find("by thread 77, from connection 0x5577aa00 (dbname=app "
+                     "user=app backend_pid=42)\n"),
+            std::string::npos)
+      << out;
+
+  r.key = 0xe100;
+  r.identity = {};
+  out = reporter_->FormatScan(Overdue({r}));
+  EXPECT_NE(out.find("by thread 77, from connection 0x5577aa00\n"),
+            std::string::npos)
+      << out;
+}
+
+// --- FormatExit --------------------------------------------------------------
+
+TEST_F(TextReportTest, ExitWithNothingHeldSaysNothing) {
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow;
+  snapshot.kinds[kResult.index] = &kResult;
+  snapshot.totals.acquired[kResult.index] = 5;
+  snapshot.totals.released[kResult.index] = 5;
+  EXPECT_EQ(reporter_->FormatExit(snapshot), "");
+}
+
+TEST_F(TextReportTest, ExitGroupsByKindAndStackLargestFirst) {
+  uint32_t s1 = PutStack(3, 11);
+  uint32_t s2 = PutStack(2, 12);
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow;
+  // 2 results from s2 (older), 3 results from s1, 1 conn from s1, 2 stmts
+  // from s2 (newer than the results from s2).
+  snapshot.held = {
+      MakeRecord(&kResult, 0x1010, 3 * kSec, s1),
+      MakeRecord(&kResult, 0x2010, 50 * kSec, s2),
+      MakeRecord(&kConn, 0x3010, 9 * kSec, s1),
+      MakeRecord(&kResult, 0x1020, 7 * kSec, s1),  // oldest of its group
+      MakeRecord(&kStmt, 0x4010, 1 * kSec, s2),
+      MakeRecord(&kResult, 0x2020, 40 * kSec, s2),
+      MakeRecord(&kResult, 0x1030, 10 * kMs, s1),  // under the threshold
+      MakeRecord(&kStmt, 0x4020, 2 * kSec, s2),
+  };
+  snapshot.held[2].active_ns = kNow - 1 * kSec;  // the conn: idle 1 s
+  std::string out = reporter_->FormatExit(snapshot);
+
+  EXPECT_NE(out.find(Prefix() + "exit report for " +
+                     std::string(program_invocation_name) +
+                     ": 8 handles still held at exit, in 4 groups by "
+                     "acquisition stack\n"),
+            std::string::npos)
+      << out;
+  std::string g1 = Prefix() + "3 tr.result still held at exit from site " +
+                   std::to_string(s1) + " (oldest held 7 s; 2 past the " +
+                   ThresholdText(Family::kResult) +
+                   " threshold), acquired at:\n";
+  std::string g2 = Prefix() + "2 tr.result still held at exit from site " +
+                   std::to_string(s2) + " (oldest held 50 s; 2 past the " +
+                   ThresholdText(Family::kResult) +
+                   " threshold), acquired at:\n";
+  std::string g3 = Prefix() + "2 tr.stmt still held at exit from site " +
+                   std::to_string(s2) + " (oldest held 2 s; 2 past the " +
+                   ThresholdText(Family::kStmt) + " threshold), acquired at:\n";
+  std::string g4 = Prefix() + "1 tr.conn still held at exit from site " +
+                   std::to_string(s1) + " (oldest held 9 s; 1 past the " +
+                   ThresholdText(Family::kConn) +
+                   " idle threshold), acquired at:\n";
+  size_t p1 = out.find(g1), p2 = out.find(g2), p3 = out.find(g3),
+         p4 = out.find(g4);
+  ASSERT_NE(p1, std::string::npos) << out;
+  ASSERT_NE(p2, std::string::npos) << out;
+  ASSERT_NE(p3, std::string::npos) << out;
+  ASSERT_NE(p4, std::string::npos) << out;
+  EXPECT_LT(p1, p2) << "largest group first";
+  EXPECT_LT(p2, p3) << "equal groups: the one with the oldest handle first";
+  EXPECT_LT(p3, p4);
+
+  // Each group: its stack, then its oldest handle as the example.
+  size_t stack1 =
+      out.find("    #0 " + Hex(Tracker::Get().stacks().Get(s1).data[0]), p1);
+  EXPECT_LT(stack1, p2) << out;
+  size_t example1 = out.find(
+      "    example: tr.result " + Hex(0x1020) + " held 7 s by thread 77\n", p1);
+  EXPECT_LT(example1, p2) << out;
+  EXPECT_NE(out.find("    example: tr.result " + Hex(0x2010) + " held 50 s"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("    example: tr.conn " + Hex(0x3010) +
+                     " idle 1 s, held 9 s by thread 77\n"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(Count(out, "    example: "), 4u) << out;
+
+  // The summary comes last, most held kind first.
+  std::string summary = Prefix() +
+                        "SUMMARY: 8 handles still held at exit: 5 tr.result, 2 "
+                        "tr.stmt, 1 tr.conn\n";
+  size_t ps = out.find(summary);
+  ASSERT_NE(ps, std::string::npos) << out;
+  EXPECT_EQ(ps + summary.size(), out.size()) << out;
+}
+
+TEST_F(TextReportTest, ExitWithOneHandle) {
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow;
+  Record r = MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(1, 13));
+  r.parent = 0x7700;
+  r.identity = {Tracker::Get().InternString("dbname=one"), 9};
+  snapshot.held = {r};
+  std::string out = reporter_->FormatExit(snapshot);
+  EXPECT_NE(out.find(": 1 handle still held at exit, in 1 group by "
+                     "acquisition stack\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("SUMMARY: 1 handle still held at exit: 1 tr.result\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("    example: tr.result " + Hex(0x1000) +
+                     " held 2 s by thread 77, from connection 0x7700 "
+                     "(dbname=one backend_pid=9)\n"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(TextReportTest, ExitPassesOnPendingNotesAndSkippedShards) {
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow;
+  LiveNote note{LiveNote::kReleased, MakeRecord(&kResult, 0xf000, 0, 0), kNow};
+  note.record.acquired_ns = kNow - 4 * kSec;
+  snapshot.notes = {note};
+  snapshot.shards_skipped = 2;
+  std::string out = reporter_->FormatExit(snapshot);
+  EXPECT_NE(out.find(Prefix() + "tr.result " + Hex(0xf000) +
+                     " reported above was released after 4 s\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("exit report incomplete: 2 of " +
+                     std::to_string(ShardedTable::kShards) +
+                     " table shards were locked"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(Count(out, "SUMMARY"), 0u) << out;
+}
+
+// --- Writing through the Log
+// ---------------------------------------------------
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string TempPath(const std::string& name) {
+  const char* dir = getenv("TMPDIR");
+  return std::string(dir != nullptr ? dir : "/tmp") + "/leakwatch_" + name +
+         "_" + std::to_string(getpid()) + ".log";
+}
+
+TEST(TextReportLogTest, OnScanWritesWhatFormatScanSays) {
+  std::string path = TempPath("onscan");
+  unlink(path.c_str());
+  {
+    Log log(path);
+    TextReporter reporter(Tracker::Get(), log);
+    ScanEvents empty;
+    empty.now_ns = kNow;
+    reporter.OnScan(empty);
+    EXPECT_EQ(ReadFile(path), "");  // nothing to say, nothing written
+
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = {MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 14))};
+    reporter.OnScan(events);
+    std::string first = ReadFile(path);
+    EXPECT_TRUE(StartsWith(first, Prefix() + "tr.result " + Hex(0x1000)))
+        << first;
+    EXPECT_EQ(Count(first, "acquired at (site"), 1u) << first;
+
+    events.overdue[0].key = 0x2000;
+    reporter.OnScan(events);  // appended, and the site is known now
+    std::string both = ReadFile(path);
+    EXPECT_TRUE(StartsWith(both, first));
+    EXPECT_EQ(Count(both, "stack shown above"), 1u) << both;
+  }
+  unlink(path.c_str());
+}
+
+// --- LEAKWATCH_STATS=1
+// --------------------------------------------------------- The options are
+// fixed when the Tracker is created, so this runs in a child process (a death
+// test re-executing this binary) that sets the variable before its first
+// Tracker::Get().
+
+#define CHILD_CHECK(cond)                                                     \
+  do {                                                                        \
+    if (!(cond)) {                                                            \
+      std::fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #cond); \
+      std::fflush(stderr);                                                    \
+      _exit(1);                                                               \
+    }                                                                         \
+  } while (0)
+
+void StatsChild() {
+  setenv("LEAKWATCH_STATS", "1", 1);
+  Tracker& tracker = Tracker::Get();
+  CHILD_CHECK(tracker.options().stats);
+  Log log("");
+  TextReporter reporter(tracker, log);
+
+  ExitSnapshot none;
+  none.now_ns = kNow;
+  std::string out = reporter.FormatExit(none);
+  CHILD_CHECK(out == Prefix() + "stats: no handles seen\n");
+
+  ExitSnapshot s;
+  s.now_ns = kNow;
+  s.kinds[kResult.index] = &kResult;
+  s.kinds[kConn.index] = &kConn;
+  s.totals.acquired[kResult.index] = 5;
+  s.totals.released[kResult.index] = 3;
+  s.totals.replaced[kResult.index] = 1;
+  s.totals.acquired[kConn.index] = 2;
+  s.totals.released[kConn.index] = 2;
+  s.dropped = 4;
+  out = reporter.FormatExit(s);
+  std::fprintf(stderr, "%s", out.c_str());
+  CHILD_CHECK(out == Prefix() +
+                         "stats: tr.result acquired 5 released 3 replaced 1, "
+                         "tr.conn acquired 2 released 2 (dropped 4 for lack "
+                         "of memory)\n");
+
+  // The real path: Tracker::Exit -> OnExit -> the log file.
+  std::string path = TempPath("stats");
+  unlink(path.c_str());
+  Log file_log(path);
+  TextReporter file_reporter(tracker, file_log);
+  tracker.SetSink(&file_reporter);
+  tracker.Acquire(&kResult, 0x1000, {});
+  tracker.Acquire(&kResult, 0x2000, {});
+  CHILD_CHECK(tracker.Release(0x2000));
+  tracker.Exit();
+  std::string written = ReadFile(path);
+  unlink(path.c_str());
+  std::fprintf(stderr, "%s", written.c_str());
+  CHILD_CHECK(written.find("SUMMARY: 1 handle still held at exit: 1 "
+                           "tr.result\n") != std::string::npos);
+  CHILD_CHECK(written.find("stats: tr.result acquired 2 released 1\n") !=
+              std::string::npos);
+  std::fprintf(stderr, "stats-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TextReportDeathTest, StatsAtExit) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(StatsChild(), testing::ExitedWithCode(0), "stats-child-ok");
+}
+
+}  // namespace
+}  // namespace leakwatch

@@ -1,1 +1,797 @@
+// Tests for tracker/tracker.h: the process-wide Tracker, its scan rules and
+// the exit snapshot.
+//
+// The Tracker is a singleton created from the environment at the first
+// Tracker::Get(). The static initializer below fixes that environment for the
+// whole test binary (text_report_test.cc relies on it too) before main() runs.
+// The first Acquire starts the real watchdog thread, which calls Scan() and
+// the sink every scan period (25 ms here), racing with the tests' own Scan()
+// calls: the sink is thread-safe and the assertions count events from both.
+
+#include "tracker/tracker.h"
+
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tracker/clock.h"
+#include "tracker/options.h"
+
+namespace leakwatch {
+namespace {
+
+// The environment of this test binary (see the comment at the top).
+constexpr int64_t kResultThresholdMs = 100;  // also stmt and thread
+constexpr int64_t kConnThresholdMs = 150;
+constexpr int kStackDepth = 16;
+
+const bool g_environment_set = [] {
+  for (const OptionDoc& doc : OptionDocs()) unsetenv(doc.variable);
+  setenv("LEAKWATCH_THRESHOLD_MS", std::to_string(kResultThresholdMs).c_str(),
+         1);
+  setenv("LEAKWATCH_CONN_THRESHOLD_MS",
+         std::to_string(kConnThresholdMs).c_str(), 1);
+  setenv("LEAKWATCH_STACK_DEPTH", std::to_string(kStackDepth).c_str(), 1);
+  return true;
+}();
+
+constexpr KindDesc kTestResult{"test.result", Family::kResult, 10};
+constexpr KindDesc kTestConn{"test.conn", Family::kConn, 11, "backend_pid"};
+constexpr KindDesc kTestStmt{"test.stmt", Family::kStmt, 12};
+constexpr KindDesc kTestThread{"test.thread", Family::kThread, 13};
+// Lives as long as its parent (like a connection's cancel handle).
+constexpr KindDesc kTestCancel{"test.cancel", Family::kStmt, 14, nullptr,
+                               /*lives_with_parent=*/true};
+
+constexpr int64_t kMs = 1000000;
+
+// A sink that keeps every event; shared by all tests and never destroyed
+// (the watchdog may call it at any time).
+class RecordingSink : public EventSink {
+ public:
+  struct Overdue {
+    int64_t now_ns;
+    Record record;
+  };
+
+  void OnScan(const ScanEvents& events) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Record& r : events.overdue)
+      overdue_.push_back({events.now_ns, r});
+    for (const LiveNote& n : events.notes) notes_.push_back(n);
+    notes_dropped_ += events.notes_dropped;
+  }
+  void OnExit(const ExitSnapshot& snapshot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    exits_.push_back(snapshot);
+  }
+  // The watchdog may be inside OnScan when a test forks.
+  void PrepareFork() override { mu_.lock(); }
+  void ParentAfterFork() override { mu_.unlock(); }
+  void ChildAfterFork() override { mu_.unlock(); }
+
+  std::vector<Overdue> OverdueFor(uintptr_t key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Overdue> out;
+    for (const Overdue& o : overdue_) {
+      if (o.record.key == key) out.push_back(o);
+    }
+    return out;
+  }
+  size_t OverdueCount(uintptr_t key) { return OverdueFor(key).size(); }
+
+  std::vector<LiveNote> NotesFor(uintptr_t key, LiveNote::Type type) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<LiveNote> out;
+    for (const LiveNote& n : notes_) {
+      if (n.record.key == key && n.type == type) out.push_back(n);
+    }
+    return out;
+  }
+  size_t NoteCount(uintptr_t key) {
+    return NotesFor(key, LiveNote::kReleased).size() +
+           NotesFor(key, LiveNote::kActiveAgain).size();
+  }
+
+  std::vector<ExitSnapshot> exits() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exits_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Overdue> overdue_;
+  std::vector<LiveNote> notes_;
+  uint64_t notes_dropped_ = 0;
+  std::vector<ExitSnapshot> exits_;
+};
+
+RecordingSink& Sink() {
+  static RecordingSink* sink = [] {
+    auto* s = new RecordingSink;
+    Tracker::Get().SetSink(s);
+    return s;
+  }();
+  return *sink;
+}
+
+Tracker& T() {
+  Sink();  // installed before anything is acquired
+  return Tracker::Get();
+}
+
+// A fresh fake handle address for each use.
+uintptr_t NewKey() {
+  static std::atomic<uintptr_t> next{0x5a0000000000};
+  return next.fetch_add(0x40) + 0x40;
+}
+
+// Polls `done` (running a scan each time) until it holds or `timeout` passes.
+template <typename Pred>
+bool WaitFor(Pred done, std::chrono::milliseconds timeout =
+                            std::chrono::milliseconds(5000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return done();
+    T().Scan();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+bool GetRecord(uintptr_t key, Record* out) {
+  return T().table().Update(key, [&](Record& r) { *out = r; });
+}
+
+// Acquires a result and waits for it to be reported overdue; returns the
+// report.
+RecordingSink::Overdue AcquireAndWaitForReport(const KindDesc* kind,
+                                               uintptr_t key) {
+  T().Acquire(kind, key, {});
+  EXPECT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }))
+      << kind->name << " never reported";
+  std::vector<RecordingSink::Overdue> reports = Sink().OverdueFor(key);
+  return reports.empty() ? RecordingSink::Overdue{} : reports.front();
+}
+
+// Acquires a result and waits until it is reported: by then at least one
+// threshold has passed and every note queued before has been passed on.
+void WaitForASentinelReport() {
+  uintptr_t sentinel = NewKey();
+  AcquireAndWaitForReport(&kTestResult, sentinel);
+  T().Release(sentinel);
+}
+
+TEST(TrackerTest, OptionsComeFromTheEnvironment) {
+  const Options& o = T().options();
+  EXPECT_EQ(o.ThresholdMs(Family::kResult), kResultThresholdMs);
+  EXPECT_EQ(o.ThresholdMs(Family::kStmt), kResultThresholdMs);
+  EXPECT_EQ(o.ThresholdMs(Family::kConn), kConnThresholdMs);
+  EXPECT_EQ(o.stack_depth, kStackDepth);
+  EXPECT_EQ(o.ScanPeriodMs(), kResultThresholdMs / 4);
+  EXPECT_TRUE(T().Tracks(kLibPg));
+  EXPECT_TRUE(T().Tracks(kLibMysql | kLibThread));
+  EXPECT_EQ(&Tracker::Get(), &T());
+}
+
+TEST(TrackerTest, CurrentTidIsTheKernelTid) {
+  EXPECT_EQ(Tracker::CurrentTid(), static_cast<uint32_t>(syscall(SYS_gettid)));
+  uint32_t other = 0;
+  std::thread([&] { other = Tracker::CurrentTid(); }).join();
+  EXPECT_NE(other, 0u);
+  EXPECT_NE(other, Tracker::CurrentTid());
+}
+
+TEST(TrackerTest, AcquireRecordsTheHandle) {
+  uintptr_t key = NewKey();
+  AcquireInfo info;
+  info.parent = 0x1234;
+  info.identity = {T().InternString("dbname=x"), 42};
+  int64_t before = NowNs();
+  T().Acquire(&kTestResult, key, info);
+  int64_t after = NowNs();
+
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_EQ(r.key, key);
+  EXPECT_EQ(r.kind, &kTestResult);
+  EXPECT_EQ(r.parent, 0x1234u);
+  EXPECT_EQ(r.identity.string_id, info.identity.string_id);
+  EXPECT_EQ(r.identity.detail, 42u);
+  EXPECT_EQ(r.tid, Tracker::CurrentTid());
+  EXPECT_GE(r.acquired_ns, before);
+  EXPECT_LE(r.acquired_ns, after);
+  EXPECT_EQ(r.active_ns, r.acquired_ns);
+  EXPECT_NE(r.stack_id, 0u);
+  EXPECT_EQ(r.flags, 0);
+
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_FALSE(T().Release(key));
+  EXPECT_FALSE(GetRecord(key, &r));
+}
+
+TEST(TrackerTest, ReleaseTouchSetIdentityOfUnknownHandles) {
+  uintptr_t key = NewKey();
+  Identity id{7, 8};
+  EXPECT_FALSE(T().Release(key));
+  EXPECT_FALSE(T().Touch(key, &id));
+  EXPECT_EQ(id.string_id, 7u);  // untouched
+  EXPECT_FALSE(T().SetIdentity(key, {1, 2}));
+  EXPECT_FALSE(T().Release(0));
+  EXPECT_FALSE(T().Touch(0, nullptr));
+  EXPECT_FALSE(T().SetIdentity(0, {1, 2}));
+}
+
+TEST(TrackerTest, AcquireIgnoresInvalidArguments) {
+  size_t size_before = T().table().size();
+  uint64_t acquired_before =
+      T().table().GetTotals().acquired[kTestResult.index];
+  T().Acquire(&kTestResult, 0, {});
+  uintptr_t key = NewKey();
+  T().Acquire(nullptr, key, {});
+  EXPECT_FALSE(T().Release(key));
+  constexpr KindDesc kBadIndex{"test.bad", Family::kResult, kMaxKinds};
+  T().Acquire(&kBadIndex, key, {});
+  EXPECT_FALSE(T().Release(key));
+  EXPECT_EQ(T().table().GetTotals().acquired[kTestResult.index],
+            acquired_before);
+  // Only this thread acquires or releases here, so the size is unchanged.
+  EXPECT_EQ(T().table().size(), size_before);
+}
+
+TEST(TrackerTest, AcquireOfATrackedKeyReplacesIt) {
+  uintptr_t key = NewKey();
+  ShardedTable::Totals before = T().table().GetTotals();
+  T().Acquire(&kTestConn, key, {});
+  T().Acquire(&kTestResult, key, {{}, {0, 99}});
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_EQ(r.kind, &kTestResult);
+  EXPECT_EQ(r.identity.detail, 99u);
+  ShardedTable::Totals after = T().table().GetTotals();
+  EXPECT_EQ(after.acquired[kTestConn.index] - before.acquired[kTestConn.index],
+            1u);
+  EXPECT_EQ(after.replaced[kTestConn.index] - before.replaced[kTestConn.index],
+            1u);
+  EXPECT_EQ(
+      after.acquired[kTestResult.index] - before.acquired[kTestResult.index],
+      1u);
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_FALSE(T().Release(key));
+  after = T().table().GetTotals();
+  EXPECT_EQ(
+      after.released[kTestResult.index] - before.released[kTestResult.index],
+      1u);
+}
+
+[[gnu::noinline]] void AcquireAtSiteA(uintptr_t key) {
+  T().Acquire(&kTestStmt, key, {});
+  asm volatile("" ::: "memory");  // not a tail call
+}
+[[gnu::noinline]] void AcquireAtSiteB(uintptr_t key) {
+  T().Acquire(&kTestStmt, key, {});
+  asm volatile("" ::: "memory");
+}
+
+TEST(TrackerTest, StacksAreInternedPerCallSite) {
+  std::vector<uintptr_t> keys;
+  std::vector<uint32_t> stacks;
+  for (int i = 0; i < 4; ++i) {
+    keys.push_back(NewKey());
+    AcquireAtSiteA(keys.back());
+  }
+  uintptr_t b = NewKey();
+  AcquireAtSiteB(b);
+  for (uintptr_t k : keys) {
+    Record r;
+    ASSERT_TRUE(GetRecord(k, &r));
+    stacks.push_back(r.stack_id);
+  }
+  Record rb;
+  ASSERT_TRUE(GetRecord(b, &rb));
+  ASSERT_NE(stacks[0], 0u);
+  for (uint32_t s : stacks) EXPECT_EQ(s, stacks[0]);
+  EXPECT_NE(rb.stack_id, 0u);
+  EXPECT_NE(rb.stack_id, stacks[0]);
+  Depot<uintptr_t>::View frames = T().stacks().Get(stacks[0]);
+  EXPECT_GT(frames.size, 3u);
+  EXPECT_LE(frames.size, static_cast<uint32_t>(kStackDepth));
+  Depot<uintptr_t>::View frames_b = T().stacks().Get(rb.stack_id);
+  ASSERT_EQ(frames_b.size, frames.size);
+  // The two stacks differ in the frame inside AcquireAtSite{A,B}, not in the
+  // test's own frames further out.
+  int differing = 0;
+  for (uint32_t i = 0; i < frames.size; ++i) {
+    if (frames.data[i] != frames_b.data[i]) ++differing;
+  }
+  EXPECT_GE(differing, 1);
+  EXPECT_LT(differing, static_cast<int>(frames.size));
+  for (uintptr_t k : keys) T().Release(k);
+  T().Release(b);
+}
+
+[[gnu::noinline]] void AcquireDeep(int depth, uintptr_t key) {
+  if (depth == 0) {
+    T().Acquire(&kTestStmt, key, {});
+  } else {
+    AcquireDeep(depth - 1, key);
+  }
+  asm volatile("" ::: "memory");  // not a tail call
+}
+
+TEST(TrackerTest, StacksAreCutAtTheConfiguredDepth) {
+  uintptr_t key = NewKey();
+  AcquireDeep(2 * kStackDepth, key);
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  ASSERT_NE(r.stack_id, 0u);
+  EXPECT_EQ(T().stacks().Get(r.stack_id).size,
+            static_cast<uint32_t>(kStackDepth));
+  T().Release(key);
+}
+
+TEST(TrackerTest, TouchAndSetIdentity) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  uint32_t sid = T().InternString("dbname=app user=app host=127.0.0.1");
+  EXPECT_TRUE(T().SetIdentity(key, {sid, 4242}));
+  Identity id;
+  EXPECT_TRUE(T().Touch(key, &id));
+  EXPECT_EQ(id.string_id, sid);
+  EXPECT_EQ(id.detail, 4242u);
+  EXPECT_TRUE(T().Touch(key, nullptr));
+
+  Record before;
+  ASSERT_TRUE(GetRecord(key, &before));
+  // Wait for the coarse clock to move on, then touch again.
+  int64_t t = NowNs();
+  while (NowNs() == t) std::this_thread::yield();
+  int64_t touch_time = NowNs();
+  EXPECT_TRUE(T().Touch(key, nullptr));
+  Record after;
+  ASSERT_TRUE(GetRecord(key, &after));
+  EXPECT_GE(after.active_ns, touch_time);
+  EXPECT_GT(after.active_ns, before.active_ns);
+  EXPECT_EQ(after.acquired_ns, before.acquired_ns);  // only activity moves
+  EXPECT_TRUE(T().Release(key));
+}
+
+TEST(TrackerTest, InternString) {
+  uint32_t a = T().InternString("SELECT 1");
+  uint32_t b = T().InternString("SELECT 2");
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(T().InternString(std::string("SELECT ") + "1"), a);
+  EXPECT_EQ(T().InternString(""), 0u);
+  Depot<char>::View v = T().strings().Get(b);
+  EXPECT_EQ(std::string(v.data, v.size), "SELECT 2");
+}
+
+// A result held past its threshold is reported exactly once, and never by a
+// scan that came before the threshold.
+TEST(TrackerTest, HeldResultIsReportedOnceAfterTheThreshold) {
+  uintptr_t key = NewKey();
+  int64_t t0 = NowNs();
+  T().Acquire(&kTestResult, key, {});
+  T().Scan();
+  size_t early_reports = Sink().OverdueCount(key);
+  int64_t t1 = NowNs();
+  if (t1 - t0 < kResultThresholdMs * kMs) {
+    EXPECT_EQ(early_reports, 0u) << "reported before its threshold";
+  }
+
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  for (int i = 0; i < 5; ++i) T().Scan();
+  std::vector<RecordingSink::Overdue> reports = Sink().OverdueFor(key);
+  ASSERT_EQ(reports.size(), 1u) << "reported more than once";
+  const RecordingSink::Overdue& report = reports[0];
+  EXPECT_GE(report.now_ns - report.record.acquired_ns,
+            kResultThresholdMs * kMs);
+  EXPECT_GE(report.now_ns, t0 + kResultThresholdMs * kMs);
+  EXPECT_EQ(report.record.kind, &kTestResult);
+  EXPECT_NE(report.record.stack_id, 0u);
+  EXPECT_TRUE(report.record.flags & kReportedLive);
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kReportedLive);
+  EXPECT_TRUE(T().Release(key));
+}
+
+TEST(TrackerTest, StmtFamilyUsesHoldTime) {
+  uintptr_t key = NewKey();
+  RecordingSink::Overdue report = AcquireAndWaitForReport(&kTestStmt, key);
+  EXPECT_GE(report.now_ns - report.record.acquired_ns,
+            kResultThresholdMs * kMs);
+  EXPECT_TRUE(T().Release(key));
+}
+
+// Threads have their own rules: the hold-time scan leaves them alone.
+TEST(TrackerTest, ThreadFamilyIsNotReportedForHoldTime) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestThread, key, {});
+  WaitForASentinelReport();
+  WaitForASentinelReport();  // well past the thread threshold now
+  EXPECT_EQ(Sink().OverdueCount(key), 0u);
+  EXPECT_TRUE(T().Release(key));
+}
+
+TEST(TrackerTest, ReleaseOfAReportedHandleYieldsOneNote) {
+  uintptr_t key = NewKey();
+  RecordingSink::Overdue report = AcquireAndWaitForReport(&kTestResult, key);
+  int64_t before_release = NowNs();
+  ASSERT_TRUE(T().Release(key));
+  ASSERT_TRUE(WaitFor(
+      [&] { return !Sink().NotesFor(key, LiveNote::kReleased).empty(); }));
+  for (int i = 0; i < 3; ++i) T().Scan();
+  std::vector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kReleased);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0].record.kind, &kTestResult);
+  EXPECT_EQ(notes[0].record.acquired_ns, report.record.acquired_ns);
+  EXPECT_GE(notes[0].at_ns, before_release);
+  EXPECT_GE(notes[0].at_ns - notes[0].record.acquired_ns,
+            kResultThresholdMs * kMs);
+  EXPECT_TRUE(Sink().NotesFor(key, LiveNote::kActiveAgain).empty());
+}
+
+// A handle released before its threshold was never reported: nothing is said
+// about it, now or later.
+TEST(TrackerTest, ReleaseBeforeTheThresholdIsSilent) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    uintptr_t key = NewKey();
+    int64_t t0 = NowNs();
+    T().Acquire(&kTestResult, key, {});
+    ASSERT_TRUE(T().Release(key));
+    if (NowNs() - t0 >= kResultThresholdMs * kMs) continue;  // too slow: retry
+    WaitForASentinelReport();
+    EXPECT_EQ(Sink().OverdueCount(key), 0u);
+    EXPECT_EQ(Sink().NoteCount(key), 0u);
+    return;
+  }
+  FAIL() << "could not acquire and release within the threshold";
+}
+
+// Connections are reported for idle time: a touch restarts the clock.
+TEST(TrackerTest, TouchResetsAConnectionsIdleTime) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    uintptr_t key = NewKey();
+    int64_t t0 = NowNs();
+    T().Acquire(&kTestConn, key, {});
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(kConnThresholdMs * 2 / 3));
+    int64_t touch_start = NowNs();
+    ASSERT_TRUE(T().Touch(key, nullptr));
+    if (NowNs() - t0 >= kConnThresholdMs * kMs) {
+      T().Release(key);  // it may have gone idle already: retry
+      continue;
+    }
+    ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+    RecordingSink::Overdue report = Sink().OverdueFor(key).front();
+    EXPECT_GE(report.record.active_ns, touch_start)
+        << "the touch did not reset the idle time";
+    EXPECT_GE(report.now_ns - report.record.active_ns, kConnThresholdMs * kMs)
+        << "reported before the connection threshold";
+    EXPECT_GE(report.now_ns, touch_start + kConnThresholdMs * kMs);
+    EXPECT_EQ(Sink().NoteCount(key), 0u);
+    EXPECT_TRUE(T().Release(key));
+    return;
+  }
+  FAIL() << "could not touch within the connection threshold";
+}
+
+// A connection left alone is reported by the connection threshold, not the
+// (smaller) result one.
+TEST(TrackerTest, IdleConnectionUsesTheConnectionThreshold) {
+  uintptr_t key = NewKey();
+  RecordingSink::Overdue report = AcquireAndWaitForReport(&kTestConn, key);
+  EXPECT_GE(report.now_ns - report.record.active_ns, kConnThresholdMs * kMs);
+  EXPECT_TRUE(T().Release(key));
+}
+
+TEST(TrackerTest, ReportedIdleConnectionTouchedIsActiveAgain) {
+  uintptr_t key = NewKey();
+  RecordingSink::Overdue report = AcquireAndWaitForReport(&kTestConn, key);
+  int64_t touch_time = NowNs();
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_FALSE(r.flags & kReportedLive);
+  ASSERT_TRUE(WaitFor(
+      [&] { return !Sink().NotesFor(key, LiveNote::kActiveAgain).empty(); }));
+  std::vector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kActiveAgain);
+  ASSERT_EQ(notes.size(), 1u);
+  // The note keeps the old activity time, to say how long it was idle.
+  EXPECT_EQ(notes[0].record.active_ns, report.record.active_ns);
+  EXPECT_GE(notes[0].at_ns, touch_time);
+  EXPECT_GE(notes[0].at_ns - notes[0].record.active_ns, kConnThresholdMs * kMs);
+
+  // Idle again: reported again, from the new activity time.
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 2; }));
+  std::vector<RecordingSink::Overdue> reports = Sink().OverdueFor(key);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_GE(reports[1].record.active_ns, touch_time);
+
+  // Releasing the connection reported a second time yields a release note.
+  ASSERT_TRUE(T().Release(key));
+  ASSERT_TRUE(WaitFor(
+      [&] { return !Sink().NotesFor(key, LiveNote::kReleased).empty(); }));
+  EXPECT_EQ(Sink().NotesFor(key, LiveNote::kActiveAgain).size(), 1u);
+}
+
+// Touching a reported result is not "active again": results are reported for
+// hold time, which a touch does not change, so it is not reported again
+// either.
+TEST(TrackerTest, TouchOfAReportedResultChangesNothing) {
+  uintptr_t key = NewKey();
+  AcquireAndWaitForReport(&kTestResult, key);
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kReportedLive);
+  WaitForASentinelReport();
+  EXPECT_EQ(Sink().OverdueCount(key), 1u);
+  EXPECT_EQ(Sink().NoteCount(key), 0u);
+  EXPECT_TRUE(T().Release(key));
+}
+
+// --- Blocking calls (BeginCall) --------------------------------------------
+
+// A connection inside a long call is in use, not idle; the Touch that ends
+// the call starts the idle clock.
+TEST(TrackerTest, ConnectionInACallIsNotIdle) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  ASSERT_TRUE(T().BeginCall(key));
+  EXPECT_FALSE(T().BeginCall(NewKey()));
+  EXPECT_FALSE(T().BeginCall(0));
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kInCall);
+  int64_t call_start = r.active_ns;
+  while (NowNs() - call_start < 2 * kConnThresholdMs * kMs) {
+    WaitForASentinelReport();
+  }
+  EXPECT_EQ(Sink().OverdueCount(key), 0u) << "reported idle inside a call";
+
+  int64_t touch_time = NowNs();
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_FALSE(r.flags & kInCall);
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  RecordingSink::Overdue report = Sink().OverdueFor(key).front();
+  EXPECT_GE(report.record.active_ns, touch_time);
+  EXPECT_GE(report.now_ns - touch_time, kConnThresholdMs * kMs);
+  EXPECT_EQ(Sink().NoteCount(key), 0u);
+  EXPECT_TRUE(T().Release(key));
+}
+
+// Calls are about idle time: a result (hold-time rule) is reported when held
+// past its threshold whether or not a call on it is in progress. (Scan's
+// first pass skips in-call records only for idle-time families; its second
+// pass must agree.)
+TEST(TrackerTest, CallDoesNotExemptAHoldTimeHandle) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestResult, key, {});
+  ASSERT_TRUE(T().BeginCall(key));
+  EXPECT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; },
+                      std::chrono::milliseconds(10 * kResultThresholdMs)))
+      << "a result in a call was never reported for its hold time";
+  EXPECT_TRUE(T().Release(key));
+}
+
+// --- Handles that live with their parent (lives_with_parent) ----------------
+
+TEST(TrackerTest, HandleLivingWithItsParentIsQuietWhileTheParentLives) {
+  uintptr_t parent = NewKey(), child = NewKey(), orphan = NewKey(),
+            untracked_parent = NewKey();
+  T().Acquire(&kTestConn, parent, {});
+  T().Acquire(&kTestCancel, child, {parent, {}});
+  T().Acquire(&kTestCancel, orphan, {0, {}});  // no parent: a normal handle
+  T().Acquire(&kTestCancel, untracked_parent, {NewKey(), {}});
+  Record r;
+  ASSERT_TRUE(GetRecord(child, &r));
+  int64_t acquired = r.acquired_ns;
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(orphan) >= 1; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return Sink().OverdueCount(untracked_parent) >= 1; }));
+  while (NowNs() - acquired < 2 * kResultThresholdMs * kMs) {
+    WaitForASentinelReport();
+  }
+  EXPECT_EQ(Sink().OverdueCount(child), 0u)
+      << "reported while its parent is still tracked";
+  T().Release(orphan);
+  T().Release(untracked_parent);
+  T().Release(child);
+  T().Release(parent);
+}
+
+// Once the parent is gone the handle is reported only if it outlives the
+// parent by the threshold (kinds.h: "only once it outlives the parent by the
+// threshold"), not at the first scan after the parent's release: a driver
+// that frees the cancel handle just after the connection must not get a
+// warning for it.
+TEST(TrackerTest, HandleLivingWithItsParentOutlivesItByTheThreshold) {
+  uintptr_t parent = NewKey(), child = NewKey();
+  T().Acquire(&kTestConn, parent, {});
+  T().Acquire(&kTestCancel, child, {parent, {}});
+  Record r;
+  ASSERT_TRUE(GetRecord(child, &r));
+  int64_t acquired = r.acquired_ns;
+  while (NowNs() - acquired < 2 * kResultThresholdMs * kMs) {
+    WaitForASentinelReport();
+  }
+  ASSERT_EQ(Sink().OverdueCount(child), 0u);
+
+  int64_t parent_released = NowNs();
+  ASSERT_TRUE(T().Release(parent));
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(child) >= 1; }));
+  RecordingSink::Overdue report = Sink().OverdueFor(child).front();
+  EXPECT_GE(report.now_ns - parent_released, kResultThresholdMs * kMs)
+      << "reported " << (report.now_ns - parent_released) / kMs
+      << " ms after its parent was released (threshold " << kResultThresholdMs
+      << " ms)";
+  T().Release(child);
+}
+
+// Many handles from several threads at once: each is reported exactly once.
+TEST(TrackerTest, ConcurrentAcquireFromManyThreads) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  std::vector<std::vector<uintptr_t>> keys(kThreads);
+  for (auto& v : keys) {
+    for (int i = 0; i < kPerThread; ++i) v.push_back(NewKey());
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (uintptr_t k : keys[t]) T().Acquire(&kTestResult, k, {});
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& v : keys) {
+      for (uintptr_t k : v) {
+        if (Sink().OverdueCount(k) == 0) return false;
+      }
+    }
+    return true;
+  }));
+  for (int i = 0; i < 3; ++i) T().Scan();
+  for (int t = 0; t < kThreads; ++t) {
+    for (uintptr_t k : keys[t]) {
+      std::vector<RecordingSink::Overdue> reports = Sink().OverdueFor(k);
+      ASSERT_EQ(reports.size(), 1u) << k;
+      EXPECT_NE(reports[0].record.tid, Tracker::CurrentTid());
+      EXPECT_TRUE(T().Release(k));
+    }
+  }
+}
+
+// --- Exit
+// --------------------------------------------------------------------- Exit()
+// happens once per process and stops the scans, so these tests run in a child
+// process (a death test re-executing this binary).
+
+#define CHILD_CHECK(cond)                                                     \
+  do {                                                                        \
+    if (!(cond)) {                                                            \
+      std::fprintf(stderr, "check failed at line %d: %s\n", __LINE__, #cond); \
+      std::fflush(stderr);                                                    \
+      _exit(1);                                                               \
+    }                                                                         \
+  } while (0)
+
+const Record* FindHeld(const ExitSnapshot& s, uintptr_t key) {
+  for (const Record& r : s.held) {
+    if (r.key == key) return &r;
+  }
+  return nullptr;
+}
+
+void ExitChild() {
+  uintptr_t result = NewKey(), conn = NewKey(), gone = NewKey(),
+            late = NewKey();
+  T().Acquire(&kTestResult, result, {});
+  T().Acquire(&kTestConn, conn, {0x99, {T().InternString("dbname=a"), 5}});
+  T().Acquire(&kTestResult, gone, {});
+  CHILD_CHECK(T().Release(gone));
+  CHILD_CHECK(Sink().exits().empty());
+
+  T().Exit();
+  std::vector<ExitSnapshot> exits = Sink().exits();
+  CHILD_CHECK(exits.size() == 1);
+  const ExitSnapshot& s = exits[0];
+  const Record* r = FindHeld(s, result);
+  const Record* c = FindHeld(s, conn);
+  CHILD_CHECK(r != nullptr);
+  CHILD_CHECK(c != nullptr);
+  CHILD_CHECK(FindHeld(s, gone) == nullptr);
+  CHILD_CHECK(s.held.size() == 2);
+  CHILD_CHECK(r->kind == &kTestResult);
+  CHILD_CHECK(c->kind == &kTestConn);
+  CHILD_CHECK(c->parent == 0x99);
+  CHILD_CHECK(c->identity.detail == 5);
+  CHILD_CHECK(s.now_ns >= r->acquired_ns);
+  CHILD_CHECK(s.kinds[kTestResult.index] == &kTestResult);
+  CHILD_CHECK(s.kinds[kTestConn.index] == &kTestConn);
+  CHILD_CHECK(s.kinds[kTestStmt.index] == nullptr);
+  CHILD_CHECK(s.totals.acquired[kTestResult.index] == 2);
+  CHILD_CHECK(s.totals.released[kTestResult.index] == 1);
+  CHILD_CHECK(s.totals.acquired[kTestConn.index] == 1);
+  CHILD_CHECK(s.totals.released[kTestConn.index] == 0);
+  CHILD_CHECK(s.shards_skipped == 0);
+  CHILD_CHECK(s.dropped == 0);
+
+  // A second Exit does nothing.
+  T().Exit();
+  CHILD_CHECK(Sink().exits().size() == 1);
+
+  // After Exit, scans report nothing, even a handle past its threshold.
+  int64_t t0 = NowNs();
+  T().Acquire(&kTestResult, late, {});
+  while (NowNs() - t0 < 2 * kResultThresholdMs * kMs) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  T().Scan();
+  CHILD_CHECK(Sink().OverdueCount(late) == 0);
+  std::fprintf(stderr, "exit-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerExitDeathTest, ExitSnapshotsHeldHandlesOnce) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(ExitChild(), testing::ExitedWithCode(0), "exit-child-ok");
+}
+
+// Handles inherited across fork() are the parent's business: the child's
+// exit snapshot leaves them out.
+void ForkChild() {
+  uintptr_t parents = NewKey(), childs = NewKey();
+  T().Acquire(&kTestResult, parents, {});
+  pid_t pid = fork();
+  if (pid == 0) {
+    Record r;
+    CHILD_CHECK(GetRecord(parents, &r));
+    CHILD_CHECK(r.flags & kInherited);
+    T().Acquire(&kTestResult, childs, {});
+    CHILD_CHECK(GetRecord(childs, &r));
+    CHILD_CHECK(!(r.flags & kInherited));
+    CHILD_CHECK(r.tid == static_cast<uint32_t>(syscall(SYS_gettid)));
+    T().Exit();
+    std::vector<ExitSnapshot> exits = Sink().exits();
+    CHILD_CHECK(exits.size() == 1);
+    CHILD_CHECK(FindHeld(exits[0], childs) != nullptr);
+    CHILD_CHECK(FindHeld(exits[0], parents) == nullptr);
+    _exit(0);
+  }
+  CHILD_CHECK(pid > 0);
+  int status = 0;
+  CHILD_CHECK(waitpid(pid, &status, 0) == pid);
+  CHILD_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // The parent's own records are untouched by the child.
+  Record r;
+  CHILD_CHECK(GetRecord(parents, &r));
+  CHILD_CHECK(!(r.flags & kInherited));
+  std::fprintf(stderr, "fork-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerExitDeathTest, ForkedChildLeavesInheritedHandlesOut) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(ForkChild(), testing::ExitedWithCode(0), "fork-child-ok");
+}
+
+}  // namespace
+}  // namespace leakwatch
