@@ -22,15 +22,24 @@ namespace leakwatch {
 extern __attribute__((tls_model("initial-exec"))) __thread int t_hook_depth;
 
 // Counts nesting for the lifetime of a hook call.
+//
+// A call the library makes to itself is passed through without touching the
+// nesting count: MariaDB's non-blocking API runs the blocking function on a
+// coroutine stack that is switched away from in the middle of the call, so a
+// count taken there would stay raised on this thread until the operation
+// completes, and every hook of the thread would be ignored meanwhile.
 class HookScope {
  public:
-  // `caller` is __builtin_return_address(0) of the exported hook.
+  // `caller` is __builtin_return_address(0) of the exported hook. The
+  // library's code range must be known (resolve the real function first).
   HookScope(ClientLibrary& library, uint32_t library_bit, const void* caller)
-      : outermost_(t_hook_depth++ == 0) {
-    record_ = outermost_ && !library.Contains(caller) &&
+      : counted_(!library.Contains(caller)) {
+    record_ = counted_ && t_hook_depth++ == 0 &&
               Tracker::Get().Tracks(library_bit);
   }
-  ~HookScope() { --t_hook_depth; }
+  ~HookScope() {
+    if (counted_) --t_hook_depth;
+  }
   HookScope(const HookScope&) = delete;
   HookScope& operator=(const HookScope&) = delete;
 
@@ -38,7 +47,7 @@ class HookScope {
   bool record() const { return record_; }
 
  private:
-  bool outermost_;
+  bool counted_;
   bool record_;
 };
 

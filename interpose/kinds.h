@@ -15,6 +15,17 @@ inline constexpr KindDesc kPgResult{"pg.result", Family::kResult, 1,
 inline constexpr KindDesc kPgCancel{"pg.cancel", Family::kStmt, 2,
                                     "backend_pid", /*lives_with_parent=*/true};
 
+// MySQL/MariaDB. A statement lives with its connection: programs prepare
+// statements once and keep them for the connection's life (statement caches),
+// so only one that outlives its connection is reported live.
+inline constexpr KindDesc kMysqlConn{"mysql.conn", Family::kConn, 3,
+                                     "connection_id"};
+inline constexpr KindDesc kMysqlResult{"mysql.result", Family::kResult, 4,
+                                       "connection_id"};
+inline constexpr KindDesc kMysqlStmt{"mysql.stmt", Family::kStmt, 5,
+                                     "connection_id",
+                                     /*lives_with_parent=*/true};
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_KINDS_H_

@@ -46,8 +46,11 @@ void* ResolveReal(const char* name, ClientLibrary* library,
 template <typename Fn>
 class RealFunction {
  public:
-  constexpr RealFunction(const char* name, ClientLibrary* library)
-      : name_(name), library_(library) {}
+  // An `optional` function is one the hooks can do without (it only adds
+  // detail): not finding it is not said on stderr.
+  constexpr RealFunction(const char* name, ClientLibrary* library,
+                         bool optional = false)
+      : name_(name), library_(library), warned_(optional) {}
   RealFunction(const RealFunction&) = delete;
   RealFunction& operator=(const RealFunction&) = delete;
 

@@ -132,6 +132,7 @@ std::string TextReporter::Describe(const Record& r, int64_t now_ns,
     }
   }
   fmt::format_to(std::back_inserter(out), " by thread {}", r.tid);
+  if (r.flags & kPinsParent) out += ", unbuffered, pins its connection";
   AppendIdentity(&out, r);
   return out;
 }
@@ -233,6 +234,11 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
       int64_t oldest_acquired_ns;
       size_t past_threshold = 0;
     };
+    // Connections kept busy by an unbuffered result still held.
+    std::map<uintptr_t, size_t> pinned_by;
+    for (const Record& r : snapshot.held) {
+      if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
+    }
     std::map<uint64_t, Group> groups;
     for (const Record& r : snapshot.held) {
       auto [it, inserted] = groups.try_emplace(
@@ -271,6 +277,12 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                             FormatDuration(threshold_ms * 1000000),
                             FamilyUsesIdleTime(g->kind->family) ? "idle " : "")
               : std::string("live threshold off");
+      size_t pinned = 0;
+      for (const Record* r : g->records) pinned += pinned_by.count(r->key);
+      if (pinned > 0) {
+        threshold_text += fmt::format("; {} pinned by unbuffered results",
+                                      pinned);
+      }
       fmt::format_to(std::back_inserter(out),
                      "\n{}{} {} still held at exit from site {} (oldest held "
                      "{}; {}), acquired at:\n",
@@ -283,8 +295,14 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
       for (const Record* r : g->records) {
         if (r->acquired_ns < example->acquired_ns) example = r;
       }
+      std::string example_text = Describe(*example, snapshot.now_ns, false);
+      auto pins = pinned_by.find(example->key);
+      if (pins != pinned_by.end()) {
+        example_text += fmt::format(", pinned by {} unbuffered result{}",
+                                    pins->second, pins->second == 1 ? "" : "s");
+      }
       fmt::format_to(std::back_inserter(out), "    example: {}\n",
-                     Describe(*example, snapshot.now_ns, false));
+                     example_text);
     }
     std::map<std::string, size_t> per_kind;
     for (const Record& r : snapshot.held) ++per_kind[r.kind->name];

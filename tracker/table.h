@@ -25,6 +25,8 @@ enum RecordFlags : uint16_t {
   kReportedLive = 1 << 0,  // a live warning was written for this record
   kInherited = 1 << 1,     // acquired in the parent before fork()
   kInCall = 1 << 2,        // a blocking call on the handle is in progress
+  kPinsParent = 1 << 3,    // keeps its parent busy until released (an
+                           // unbuffered result pins its connection)
 };
 
 struct Record {

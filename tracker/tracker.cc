@@ -92,6 +92,7 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.parent = info.parent;
   r.identity = info.identity;
   r.tid = CurrentTid();
+  r.flags = info.flags & kPinsParent;
   if (stack_depth_ > 0) {
     uintptr_t frames[kMaxFrames];
     int n = CaptureStack(frames, stack_depth_);
@@ -110,7 +111,7 @@ bool Tracker::Release(uintptr_t key) {
   return true;
 }
 
-bool Tracker::Touch(uintptr_t key, Identity* identity) {
+bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent) {
   if (key == 0) return false;
   int64_t now = NowNs();
   Record reported;
@@ -127,6 +128,7 @@ bool Tracker::Touch(uintptr_t key, Identity* identity) {
     r.active_ns = now;
     r.flags &= ~kInCall;
     if (identity != nullptr) *identity = r.identity;
+    if (parent != nullptr) *parent = r.parent;
   });
   if (was_reported && !(reported.flags & kInherited)) {
     QueueNote(LiveNote::kActiveAgain, reported, now);

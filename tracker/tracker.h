@@ -76,6 +76,7 @@ class EventSink {
 struct AcquireInfo {
   uintptr_t parent = 0;       // e.g. the connection a result came from
   Identity identity;          // describes the handle (or its parent)
+  uint16_t flags = 0;         // initial RecordFlags (kPinsParent only)
 };
 
 class Tracker {
@@ -99,9 +100,10 @@ class Tracker {
   bool Release(uintptr_t key);
 
   // Marks activity on a handle (connections: resets idle time) and ends a
-  // call begun with BeginCall. Stores its identity in `*identity` if non-null.
-  // Returns false if not tracked. Hook-safe.
-  bool Touch(uintptr_t key, Identity* identity);
+  // call begun with BeginCall. Stores its identity in `*identity` and its
+  // parent in `*parent` where non-null. Returns false if not tracked.
+  // Hook-safe.
+  bool Touch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr);
 
   // Marks the start of a blocking call on a handle (a query that may run for
   // longer than the threshold): until the next Touch the handle is in use, not

@@ -1,0 +1,547 @@
+// Hooks for the MySQL/MariaDB client library (MariaDB Connector/C 3, also
+// under Debian's libmysqlclient compatibility names).
+//
+// Handles: MYSQL (mysql.conn, from mysql_init — whether it allocates or
+// initialises the caller's struct — to mysql_close), MYSQL_RES (mysql.result)
+// and MYSQL_STMT (mysql.stmt). The non-blocking API (_start/_cont) is hooked
+// too: an acquisition is recorded when the operation completes (the function
+// returns 0 and the result is in *ret), a release when it starts. The _start
+// functions run their blocking twins inside the library, on a coroutine stack;
+// those inner calls come from the library itself and are passed through (see
+// HookScope), so nothing is counted twice.
+//
+// A connection's identity is read here, on the calling thread: from the
+// connect arguments and, where the library has it, mariadb_get_infov; the
+// server's connection id is refreshed after queries (auto-reconnect changes it).
+#include <mysql.h>
+
+#include <cstdio>
+#include <string>
+
+#include "interpose/hook.h"
+#include "interpose/kinds.h"
+#include "interpose/real.h"
+
+namespace leakwatch {
+namespace {
+
+const char* const kMysqlSonames[] = {
+    "libmariadb.so.3",      "libmysqlclient.so.21", "libmysqlclient.so.20",
+    "libmysqlclient.so.18", "libmariadb.so",        "libmysqlclient.so",
+    nullptr};
+ClientLibrary g_mysql{"libmariadb/libmysqlclient", kMysqlSonames};
+
+#define LW_MYSQL_FUNCTIONS(X)                                                  \
+  X(mysql_init) X(mysql_real_connect) X(mysql_real_connect_start)              \
+  X(mysql_real_connect_cont) X(mysql_change_user) X(mysql_close)               \
+  X(mysql_close_start) X(mysql_close_cont) X(mysql_store_result)               \
+  X(mysql_store_result_start) X(mysql_store_result_cont) X(mysql_use_result)   \
+  X(mysql_list_dbs) X(mysql_list_tables) X(mysql_list_fields)                  \
+  X(mysql_list_fields_start) X(mysql_list_fields_cont) X(mysql_list_processes) \
+  X(mysql_free_result) X(mysql_free_result_start) X(mysql_free_result_cont)    \
+  X(mysql_stmt_init) X(mysql_stmt_close) X(mysql_stmt_close_start)             \
+  X(mysql_stmt_close_cont) X(mysql_stmt_result_metadata) X(mysql_stmt_prepare) \
+  X(mysql_stmt_execute) X(mysql_query) X(mysql_real_query)                     \
+  X(mysql_send_query) X(mysql_read_query_result) X(mysql_next_result)          \
+  X(mysql_query_start) X(mysql_query_cont) X(mysql_real_query_start)           \
+  X(mysql_real_query_cont) X(mysql_ping) X(mysql_select_db) X(mysql_commit)    \
+  X(mysql_rollback) X(mysql_autocommit) X(mysql_reset_connection)              \
+  X(mysql_thread_id)
+
+#define LW_DECLARE_REAL(name) \
+  RealFunction<decltype(&::name)> real_##name(#name, &g_mysql);
+LW_MYSQL_FUNCTIONS(LW_DECLARE_REAL)
+#undef LW_DECLARE_REAL
+// MariaDB only; adds detail (the host, port and database actually used).
+RealFunction<decltype(&::mariadb_get_infov)> real_mariadb_get_infov(
+    "mariadb_get_infov", &g_mysql, /*optional=*/true);
+
+uintptr_t Key(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+uint32_t ServerConnectionId(MYSQL* mysql) {
+  auto thread_id = real_mysql_thread_id.Get();
+  return thread_id != nullptr ? static_cast<uint32_t>(thread_id(mysql)) : 0;
+}
+
+enum class ConnectState { kConnected, kFailed, kPending };
+
+// "host=127.0.0.1 port=3306 user=app db=app": what the library reports for a
+// live connection, else what the program asked for.
+std::string IdentityText(MYSQL* mysql, ConnectState state, const char* host,
+                         const char* user, const char* db, unsigned int port,
+                         const char* unix_socket) {
+  bool connected = state == ConnectState::kConnected;
+  auto get_info = real_mariadb_get_infov.Get();
+  const char* info_host = nullptr;
+  const char* info_user = nullptr;
+  const char* info_db = nullptr;
+  const char* info_socket = nullptr;
+  unsigned int info_port = 0;
+  if (connected && get_info != nullptr) {
+    get_info(mysql, MARIADB_CONNECTION_HOST, &info_host);
+    get_info(mysql, MARIADB_CONNECTION_USER, &info_user);
+    get_info(mysql, MARIADB_CONNECTION_SCHEMA, &info_db);
+    get_info(mysql, MARIADB_CONNECTION_UNIX_SOCKET, &info_socket);
+    get_info(mysql, MARIADB_CONNECTION_PORT, &info_port);
+  }
+  auto pick = [](const char* a, const char* b) -> const char* {
+    return a != nullptr && a[0] != '\0' ? a : b;
+  };
+  host = pick(info_host, host);
+  user = pick(info_user, user);
+  db = pick(info_db, db);
+  unix_socket = pick(info_socket, unix_socket);
+  if (info_port != 0) port = info_port;
+  std::string text = std::string("host=") + (host ? host : "localhost");
+  bool local = host == nullptr || std::string(host) == "localhost";
+  if (local && unix_socket != nullptr) {
+    text += std::string(" socket=") + unix_socket;
+  } else if (port != 0) {
+    text += " port=" + std::to_string(port);
+  }
+  text += std::string(" user=") + (user ? user : "");
+  if (db != nullptr && db[0] != '\0') text += std::string(" db=") + db;
+  if (state == ConnectState::kFailed) text += " (connection failed)";
+  return text;
+}
+
+// After a connect attempt completed (successfully or not), or started
+// (non-blocking API: the arguments are known only then).
+void OnConnected(MYSQL* mysql, ConnectState state, const char* host,
+                 const char* user, const char* db, unsigned int port,
+                 const char* unix_socket) {
+  if (mysql == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  Identity identity;
+  identity.string_id = tracker.InternString(
+      IdentityText(mysql, state, host, user, db, port, unix_socket));
+  identity.detail =
+      state == ConnectState::kConnected ? ServerConnectionId(mysql) : 0;
+  tracker.SetIdentity(Key(mysql), identity);
+  tracker.Touch(Key(mysql), nullptr);
+}
+
+void OnAcquireConn(MYSQL* mysql) {
+  if (mysql == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().Acquire(&kMysqlConn, Key(mysql), AcquireInfo{});
+}
+
+void OnCallStart(const void* conn) {
+  if (conn == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().BeginCall(Key(conn));
+}
+
+// Activity on a connection; after a query, also notices a reconnect (the
+// server's connection id changed) and refreshes the identity.
+void OnActivity(MYSQL* mysql, bool after_query) {
+  if (mysql == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  Identity identity;
+  if (!tracker.Touch(Key(mysql), &identity) || !after_query) return;
+  uint32_t id = ServerConnectionId(mysql);
+  if (id != 0 && identity.detail != 0 && id != identity.detail) {
+    identity.detail = id;
+    tracker.SetIdentity(Key(mysql), identity);
+  }
+}
+
+// A result or statement obtained from `parent` (a connection or statement).
+void OnHandleFromParent(const KindDesc* kind, const void* handle,
+                        const void* parent, uint16_t flags) {
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  AcquireInfo info;
+  info.flags = flags;
+  if (parent != nullptr) {
+    info.parent = Key(parent);
+    tracker.Touch(Key(parent), &info.identity);
+  }
+  if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
+}
+
+void OnRelease(const void* handle) {
+  if (handle == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().Release(Key(handle));
+}
+
+// A statement call: the statement and its connection are active.
+void OnStatementActivity(MYSQL_STMT* stmt, bool starting) {
+  if (stmt == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  uintptr_t conn = 0;
+  if (!tracker.Touch(Key(stmt), nullptr, &conn) || conn == 0) return;
+  if (starting) {
+    tracker.BeginCall(conn);
+  } else {
+    tracker.Touch(conn, nullptr);
+  }
+}
+
+}  // namespace
+}  // namespace leakwatch
+
+using leakwatch::g_mysql;
+using leakwatch::HookScope;
+using leakwatch::kLibMysql;
+
+#define LW_CALLER __builtin_return_address(0)
+#define LW_SCOPE HookScope scope(g_mysql, kLibMysql, LW_CALLER)
+
+// --- connections ---------------------------------------------------------------
+
+LW_EXPORT MYSQL* mysql_init(MYSQL* mysql) {
+  auto real = leakwatch::real_mysql_init.Get();
+  if (real == nullptr) return nullptr;
+  LW_SCOPE;
+  MYSQL* ret = real(mysql);
+  if (scope.record()) leakwatch::OnAcquireConn(ret);
+  return ret;
+}
+
+LW_EXPORT MYSQL* mysql_real_connect(MYSQL* mysql, const char* host,
+                                    const char* user, const char* passwd,
+                                    const char* db, unsigned int port,
+                                    const char* unix_socket,
+                                    unsigned long clientflag) {
+  auto real = leakwatch::real_mysql_real_connect.Get();
+  if (real == nullptr) return nullptr;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnCallStart(mysql);
+  MYSQL* ret =
+      real(mysql, host, user, passwd, db, port, unix_socket, clientflag);
+  if (scope.record()) {
+    leakwatch::OnConnected(mysql,
+                           ret != nullptr ? leakwatch::ConnectState::kConnected
+                                          : leakwatch::ConnectState::kFailed,
+                           host, user, db, port, unix_socket);
+  }
+  return ret;
+}
+
+LW_EXPORT int mysql_real_connect_start(MYSQL** ret, MYSQL* mysql,
+                                       const char* host, const char* user,
+                                       const char* passwd, const char* db,
+                                       unsigned int port,
+                                       const char* unix_socket,
+                                       unsigned long client_flags) {
+  auto real = leakwatch::real_mysql_real_connect_start.Get();
+  if (real == nullptr) {
+    *ret = nullptr;
+    return 0;
+  }
+  LW_SCOPE;
+  int status = real(ret, mysql, host, user, passwd, db, port, unix_socket,
+                    client_flags);
+  if (scope.record()) {
+    // Done at once, or pending: either way the identity is known from the
+    // arguments now (the _cont call does not have them).
+    using leakwatch::ConnectState;
+    ConnectState state = status != 0        ? ConnectState::kPending
+                         : *ret != nullptr ? ConnectState::kConnected
+                                           : ConnectState::kFailed;
+    leakwatch::OnConnected(mysql, state, host, user, db, port, unix_socket);
+    if (status != 0) leakwatch::OnCallStart(mysql);
+  }
+  return status;
+}
+
+LW_EXPORT int mysql_real_connect_cont(MYSQL** ret, MYSQL* mysql,
+                                      int ready_status) {
+  auto real = leakwatch::real_mysql_real_connect_cont.Get();
+  if (real == nullptr) {
+    *ret = nullptr;
+    return 0;
+  }
+  LW_SCOPE;
+  int status = real(ret, mysql, ready_status);
+  if (scope.record() && status == 0) {
+    leakwatch::ErrnoGuard errno_guard;
+    leakwatch::Tracker& tracker = leakwatch::Tracker::Get();
+    leakwatch::Identity identity;
+    if (tracker.Touch(leakwatch::Key(mysql), &identity)) {
+      if (*ret != nullptr) {
+        identity.detail = leakwatch::ServerConnectionId(mysql);
+      } else {
+        leakwatch::Depot<char>::View text =
+            tracker.strings().Get(identity.string_id);
+        identity.string_id = tracker.InternString(
+            std::string(text.data, text.size) + " (connection failed)");
+      }
+      tracker.SetIdentity(leakwatch::Key(mysql), identity);
+    }
+  }
+  return status;
+}
+
+LW_EXPORT my_bool mysql_change_user(MYSQL* mysql, const char* user,
+                                    const char* passwd, const char* db) {
+  auto real = leakwatch::real_mysql_change_user.Get();
+  if (real == nullptr) return 1;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnCallStart(mysql);
+  my_bool failed = real(mysql, user, passwd, db);
+  if (scope.record()) {
+    if (!failed) {
+      leakwatch::OnConnected(mysql, leakwatch::ConnectState::kConnected,
+                             nullptr, user, db, 0, nullptr);
+    } else {
+      leakwatch::OnActivity(mysql, false);
+    }
+  }
+  return failed;
+}
+
+LW_EXPORT void mysql_close(MYSQL* sock) {
+  auto real = leakwatch::real_mysql_close.Get();
+  if (real == nullptr) return;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(sock);
+  real(sock);
+}
+
+LW_EXPORT int mysql_close_start(MYSQL* sock) {
+  auto real = leakwatch::real_mysql_close_start.Get();
+  if (real == nullptr) return 0;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(sock);
+  return real(sock);
+}
+
+LW_EXPORT int mysql_close_cont(MYSQL* sock, int ready_status) {
+  auto real = leakwatch::real_mysql_close_cont.Get();
+  if (real == nullptr) return 0;
+  return real(sock, ready_status);  // released when the close started
+}
+
+// --- results -------------------------------------------------------------------
+
+// Result-returning calls on a connection: blocking, then the new result.
+#define LW_RESULT_HOOK(name, params, args, flags)                           \
+  LW_EXPORT MYSQL_RES* name params {                                        \
+    auto real = leakwatch::real_##name.Get();                               \
+    if (real == nullptr) return nullptr;                                    \
+    LW_SCOPE;                                                               \
+    if (scope.record()) leakwatch::OnCallStart(mysql);                      \
+    MYSQL_RES* res = real args;                                             \
+    if (scope.record()) {                                                   \
+      leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, res, mysql,   \
+                                    flags);                                 \
+    }                                                                       \
+    return res;                                                             \
+  }
+
+LW_RESULT_HOOK(mysql_store_result, (MYSQL * mysql), (mysql), 0)
+// An unbuffered result keeps its connection busy until it is freed.
+LW_RESULT_HOOK(mysql_use_result, (MYSQL * mysql), (mysql),
+               leakwatch::kPinsParent)
+LW_RESULT_HOOK(mysql_list_dbs, (MYSQL * mysql, const char* wild),
+               (mysql, wild), 0)
+LW_RESULT_HOOK(mysql_list_tables, (MYSQL * mysql, const char* wild),
+               (mysql, wild), 0)
+LW_RESULT_HOOK(mysql_list_fields,
+               (MYSQL * mysql, const char* table, const char* wild),
+               (mysql, table, wild), 0)
+LW_RESULT_HOOK(mysql_list_processes, (MYSQL * mysql), (mysql), 0)
+
+// Non-blocking result calls: the result exists once the call returns 0.
+#define LW_ASYNC_RESULT_HOOK(name, params, args)                            \
+  LW_EXPORT int name params {                                               \
+    auto real = leakwatch::real_##name.Get();                               \
+    if (real == nullptr) {                                                  \
+      *ret = nullptr;                                                       \
+      return 0;                                                             \
+    }                                                                       \
+    LW_SCOPE;                                                               \
+    int status = real args;                                                 \
+    if (scope.record()) {                                                   \
+      if (status == 0) {                                                    \
+        leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, *ret,       \
+                                      mysql, 0);                            \
+      } else {                                                              \
+        leakwatch::OnCallStart(mysql);                                      \
+      }                                                                     \
+    }                                                                       \
+    return status;                                                          \
+  }
+
+LW_ASYNC_RESULT_HOOK(mysql_store_result_start,
+                     (MYSQL_RES * *ret, MYSQL* mysql), (ret, mysql))
+LW_ASYNC_RESULT_HOOK(mysql_store_result_cont,
+                     (MYSQL_RES * *ret, MYSQL* mysql, int ready_status),
+                     (ret, mysql, ready_status))
+LW_ASYNC_RESULT_HOOK(mysql_list_fields_start,
+                     (MYSQL_RES * *ret, MYSQL* mysql, const char* table,
+                      const char* wild),
+                     (ret, mysql, table, wild))
+LW_ASYNC_RESULT_HOOK(mysql_list_fields_cont,
+                     (MYSQL_RES * *ret, MYSQL* mysql, int ready_status),
+                     (ret, mysql, ready_status))
+
+LW_EXPORT void mysql_free_result(MYSQL_RES* result) {
+  auto real = leakwatch::real_mysql_free_result.Get();
+  if (real == nullptr) return;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(result);
+  real(result);
+}
+
+LW_EXPORT int mysql_free_result_start(MYSQL_RES* result) {
+  auto real = leakwatch::real_mysql_free_result_start.Get();
+  if (real == nullptr) return 0;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(result);
+  return real(result);
+}
+
+LW_EXPORT int mysql_free_result_cont(MYSQL_RES* result, int ready_status) {
+  auto real = leakwatch::real_mysql_free_result_cont.Get();
+  if (real == nullptr) return 0;
+  return real(result, ready_status);  // released when the free started
+}
+
+// --- statements ------------------------------------------------------------------
+
+LW_EXPORT MYSQL_STMT* mysql_stmt_init(MYSQL* mysql) {
+  auto real = leakwatch::real_mysql_stmt_init.Get();
+  if (real == nullptr) return nullptr;
+  LW_SCOPE;
+  MYSQL_STMT* stmt = real(mysql);
+  if (scope.record()) {
+    leakwatch::OnHandleFromParent(&leakwatch::kMysqlStmt, stmt, mysql, 0);
+  }
+  return stmt;
+}
+
+LW_EXPORT my_bool mysql_stmt_close(MYSQL_STMT* stmt) {
+  auto real = leakwatch::real_mysql_stmt_close.Get();
+  if (real == nullptr) return 1;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(stmt);
+  return real(stmt);
+}
+
+LW_EXPORT int mysql_stmt_close_start(my_bool* ret, MYSQL_STMT* stmt) {
+  auto real = leakwatch::real_mysql_stmt_close_start.Get();
+  if (real == nullptr) {
+    *ret = 1;
+    return 0;
+  }
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnRelease(stmt);
+  return real(ret, stmt);
+}
+
+LW_EXPORT int mysql_stmt_close_cont(my_bool* ret, MYSQL_STMT* stmt,
+                                    int ready_status) {
+  auto real = leakwatch::real_mysql_stmt_close_cont.Get();
+  if (real == nullptr) {
+    *ret = 1;
+    return 0;
+  }
+  return real(ret, stmt, ready_status);  // released when the close started
+}
+
+LW_EXPORT MYSQL_RES* mysql_stmt_result_metadata(MYSQL_STMT* stmt) {
+  auto real = leakwatch::real_mysql_stmt_result_metadata.Get();
+  if (real == nullptr) return nullptr;
+  LW_SCOPE;
+  MYSQL_RES* res = real(stmt);
+  if (scope.record()) {
+    leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, res, stmt, 0);
+  }
+  return res;
+}
+
+LW_EXPORT int mysql_stmt_prepare(MYSQL_STMT* stmt, const char* query,
+                                 unsigned long length) {
+  auto real = leakwatch::real_mysql_stmt_prepare.Get();
+  if (real == nullptr) return 1;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnStatementActivity(stmt, true);
+  int ret = real(stmt, query, length);
+  if (scope.record()) leakwatch::OnStatementActivity(stmt, false);
+  return ret;
+}
+
+LW_EXPORT int mysql_stmt_execute(MYSQL_STMT* stmt) {
+  auto real = leakwatch::real_mysql_stmt_execute.Get();
+  if (real == nullptr) return 1;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnStatementActivity(stmt, true);
+  int ret = real(stmt);
+  if (scope.record()) leakwatch::OnStatementActivity(stmt, false);
+  return ret;
+}
+
+// --- activity on a connection (idle time) ----------------------------------------
+
+// Blocking calls: in use while they run; `query` also checks for a reconnect.
+#define LW_CONN_CALL_HOOK(ret_type, name, fail, params, args, query) \
+  LW_EXPORT ret_type name params {                                   \
+    auto real = leakwatch::real_##name.Get();                        \
+    if (real == nullptr) return fail;                                \
+    LW_SCOPE;                                                        \
+    if (scope.record()) leakwatch::OnCallStart(mysql);               \
+    ret_type ret = real args;                                        \
+    if (scope.record()) leakwatch::OnActivity(mysql, query);         \
+    return ret;                                                      \
+  }
+
+LW_CONN_CALL_HOOK(int, mysql_query, 1, (MYSQL * mysql, const char* q),
+                  (mysql, q), true)
+LW_CONN_CALL_HOOK(int, mysql_real_query, 1,
+                  (MYSQL * mysql, const char* q, unsigned long length),
+                  (mysql, q, length), true)
+LW_CONN_CALL_HOOK(int, mysql_send_query, 1,
+                  (MYSQL * mysql, const char* q, unsigned long length),
+                  (mysql, q, length), true)
+LW_CONN_CALL_HOOK(my_bool, mysql_read_query_result, 1, (MYSQL * mysql),
+                  (mysql), false)
+LW_CONN_CALL_HOOK(int, mysql_next_result, 1, (MYSQL * mysql), (mysql), false)
+LW_CONN_CALL_HOOK(int, mysql_ping, 1, (MYSQL * mysql), (mysql), true)
+LW_CONN_CALL_HOOK(int, mysql_select_db, 1, (MYSQL * mysql, const char* db),
+                  (mysql, db), false)
+LW_CONN_CALL_HOOK(my_bool, mysql_commit, 1, (MYSQL * mysql), (mysql), false)
+LW_CONN_CALL_HOOK(my_bool, mysql_rollback, 1, (MYSQL * mysql), (mysql), false)
+LW_CONN_CALL_HOOK(my_bool, mysql_autocommit, 1, (MYSQL * mysql, my_bool mode),
+                  (mysql, mode), false)
+LW_CONN_CALL_HOOK(int, mysql_reset_connection, 1, (MYSQL * mysql), (mysql),
+                  false)
+
+// Non-blocking queries: in use from the start until the call completes.
+#define LW_ASYNC_QUERY_HOOK(name, params, args)                        \
+  LW_EXPORT int name params {                                          \
+    auto real = leakwatch::real_##name.Get();                          \
+    if (real == nullptr) {                                             \
+      *ret = 1;                                                        \
+      return 0;                                                        \
+    }                                                                  \
+    LW_SCOPE;                                                          \
+    int status = real args;                                            \
+    if (scope.record()) {                                              \
+      if (status == 0) {                                               \
+        leakwatch::OnActivity(mysql, true);                            \
+      } else {                                                         \
+        leakwatch::OnCallStart(mysql);                                 \
+      }                                                                \
+    }                                                                  \
+    return status;                                                     \
+  }
+
+LW_ASYNC_QUERY_HOOK(mysql_query_start,
+                    (int* ret, MYSQL* mysql, const char* q), (ret, mysql, q))
+LW_ASYNC_QUERY_HOOK(mysql_query_cont, (int* ret, MYSQL* mysql, int ready_status),
+                    (ret, mysql, ready_status))
+LW_ASYNC_QUERY_HOOK(mysql_real_query_start,
+                    (int* ret, MYSQL* mysql, const char* q,
+                     unsigned long length),
+                    (ret, mysql, q, length))
+LW_ASYNC_QUERY_HOOK(mysql_real_query_cont,
+                    (int* ret, MYSQL* mysql, int ready_status),
+                    (ret, mysql, ready_status))
