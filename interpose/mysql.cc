@@ -122,6 +122,49 @@ void OnConnected(MYSQL* mysql, ConnectState state, const char* host,
   tracker.Touch(Key(mysql), nullptr);
 }
 
+// `text` ("host=h port=p user=u db=d") with the field `name` set to `value`:
+// replaced where it is, added at the end if absent, removed if `value` is
+// null or empty.
+std::string WithField(const std::string& text, const std::string& name,
+                      const char* value) {
+  std::string wanted =
+      value != nullptr && value[0] != '\0' ? name + "=" + value : "";
+  std::string out;
+  bool placed = false;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t space = text.find(' ', start);
+    if (space == std::string::npos) space = text.size();
+    std::string token = text.substr(start, space - start);
+    if (token.rfind(name + "=", 0) == 0) {
+      token = wanted;
+      placed = true;
+    }
+    if (!token.empty()) out += (out.empty() ? "" : " ") + token;
+    start = space + 1;
+  }
+  if (!placed && !wanted.empty()) out += (out.empty() ? "" : " ") + wanted;
+  return out;
+}
+
+// After mysql_change_user or mysql_select_db succeeded: the user and/or the
+// database changed, the host and port did not.
+void OnSessionChange(MYSQL* mysql, const char* user, const char* db) {
+  if (mysql == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  Identity identity;
+  if (!tracker.Touch(Key(mysql), &identity)) return;
+  Depot<char>::View old = tracker.strings().Get(identity.string_id);
+  std::string text(old.data, old.size);
+  if (user != nullptr) text = WithField(text, "user", user);
+  text = WithField(text, "db", db);
+  identity.string_id = tracker.InternString(text);
+  uint32_t id = ServerConnectionId(mysql);
+  if (id != 0) identity.detail = id;
+  tracker.SetIdentity(Key(mysql), identity);
+}
+
 void OnAcquireConn(MYSQL* mysql) {
   if (mysql == nullptr) return;
   ErrnoGuard errno_guard;
@@ -288,8 +331,7 @@ LW_EXPORT my_bool mysql_change_user(MYSQL* mysql, const char* user,
   my_bool failed = real(mysql, user, passwd, db);
   if (scope.record()) {
     if (!failed) {
-      leakwatch::OnConnected(mysql, leakwatch::ConnectState::kConnected,
-                             nullptr, user, db, 0, nullptr);
+      leakwatch::OnSessionChange(mysql, user, db);
     } else {
       leakwatch::OnActivity(mysql, false);
     }
@@ -505,8 +547,21 @@ LW_CONN_CALL_HOOK(my_bool, mysql_read_query_result, 1, (MYSQL * mysql),
                   (mysql), false)
 LW_CONN_CALL_HOOK(int, mysql_next_result, 1, (MYSQL * mysql), (mysql), false)
 LW_CONN_CALL_HOOK(int, mysql_ping, 1, (MYSQL * mysql), (mysql), true)
-LW_CONN_CALL_HOOK(int, mysql_select_db, 1, (MYSQL * mysql, const char* db),
-                  (mysql, db), false)
+LW_EXPORT int mysql_select_db(MYSQL* mysql, const char* db) {
+  auto real = leakwatch::real_mysql_select_db.Get();
+  if (real == nullptr) return 1;
+  LW_SCOPE;
+  if (scope.record()) leakwatch::OnCallStart(mysql);
+  int ret = real(mysql, db);
+  if (scope.record()) {
+    if (ret == 0) {
+      leakwatch::OnSessionChange(mysql, nullptr, db);
+    } else {
+      leakwatch::OnActivity(mysql, false);
+    }
+  }
+  return ret;
+}
 LW_CONN_CALL_HOOK(my_bool, mysql_commit, 1, (MYSQL * mysql), (mysql), false)
 LW_CONN_CALL_HOOK(my_bool, mysql_rollback, 1, (MYSQL * mysql), (mysql), false)
 LW_CONN_CALL_HOOK(my_bool, mysql_autocommit, 1, (MYSQL * mysql, my_bool mode),

@@ -133,6 +133,10 @@ std::string TextReporter::Describe(const Record& r, int64_t now_ns,
   }
   fmt::format_to(std::back_inserter(out), " by thread {}", r.tid);
   if (r.flags & kPinsParent) out += ", unbuffered, pins its connection";
+  // Such a handle is reported live only once its parent is gone.
+  if (with_threshold && r.kind->lives_with_parent && r.parent != 0) {
+    out += ", outlived its connection";
+  }
   AppendIdentity(&out, r);
   return out;
 }

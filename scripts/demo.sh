@@ -2,27 +2,43 @@
 # scripts/demo.sh — the README's demo command.
 #
 # Installs missing Debian packages, builds into build/, starts a throwaway
-# PostgreSQL on 127.0.0.1, and runs the demo service (tests/programs/
-# demo_service.c) under the agent with a 1 s threshold: the service leaks a
-# result on an early return and a connection per report request, next to a
-# busy pool connection that is fine. The terminal shows leakwatch's live
-# warnings while it runs (about 4 s) and its exit report.
+# PostgreSQL and a throwaway MariaDB on 127.0.0.1, and runs two demo services
+# under the agent with a 1 s threshold, one after the other; the terminal
+# shows leakwatch's live warnings while each runs and its exit report:
+#
+#   - demo_service (tests/programs/demo_service.c, libpq, about 4 s): leaks a
+#     result on an early return and a connection per report request, next to
+#     a busy pool connection that is fine.
+#   - demo_service_mysql (tests/programs/demo_service_mysql.c, libmariadb,
+#     about 3 s): leaks stored results on an early return, a prepared
+#     statement on an error path, and per-request connections each pinned by
+#     a half-read mysql_use_result result, next to a busy pool connection.
 #
 # Usage: scripts/demo.sh
-# Exit status: the demo service's.
+# Exit status: 0 if both demo services exited 0; otherwise the first nonzero
+# status (both always run).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 lw_setup
-lw_build leakwatch demo_service
+lw_build leakwatch demo_service demo_service_mysql
 lw_sandbox_start
 
-echo >&2
-echo "=== demo_service under leakwatch (LEAKWATCH_THRESHOLD_MS=1000) ===" >&2
+# run_demo PROGRAM: run build/tests/programs/PROGRAM under the agent, after a
+# header line. Returns the program's exit status.
+run_demo() {
+  echo >&2
+  echo "=== $1 under leakwatch (LEAKWATCH_THRESHOLD_MS=1000) ===" >&2
+  # Prepend the agent to any LD_PRELOAD the user already has.
+  LD_PRELOAD="$LW_BUILD/libleakwatch.so${LD_PRELOAD:+:$LD_PRELOAD}" \
+    LEAKWATCH_THRESHOLD_MS=1000 \
+    "$LW_BUILD/tests/programs/$1"
+}
+
 rc=0
-# Prepend the agent to any LD_PRELOAD the user already has.
-LD_PRELOAD="$LW_BUILD/libleakwatch.so${LD_PRELOAD:+:$LD_PRELOAD}" \
-  LEAKWATCH_THRESHOLD_MS=1000 \
-  "$LW_BUILD/tests/programs/demo_service" || rc=$?
+run_demo demo_service || rc=$?
+mysql_rc=0
+run_demo demo_service_mysql || mysql_rc=$?
+if ((rc == 0)); then rc=$mysql_rc; fi
 exit "$rc"

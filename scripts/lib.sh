@@ -6,15 +6,21 @@
 #   lw_setup            install missing Debian packages (scripts/setup)
 #   lw_build [TARGET..] configure and build into build/ (or $LW_BUILD): the
 #                       given targets, or everything
-#   lw_sandbox_start    throwaway PostgreSQL; exports PGHOST, PGPORT, PGUSER,
-#                       PGDATABASE; stopped and removed when the script exits
+#   lw_sandbox_start    throwaway PostgreSQL and MariaDB servers; exports
+#                       PGHOST, PGPORT, PGUSER, PGDATABASE (scripts/pg-sandbox)
+#                       and MYSQL_TEST_HOST, MYSQL_TEST_PORT, MYSQL_TEST_USER,
+#                       MYSQL_TEST_PASSWORD, MYSQL_TEST_DB, MYSQL_TEST_SOCKET,
+#                       MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_UNIX_PORT, MYSQL_PWD,
+#                       MYSQL_HOME (scripts/mysql-sandbox); both are stopped
+#                       and removed when the script exits
 #
-# The caller may define lw_exit_hook RC: it runs at exit, after the sandbox is
-# stopped, with the script's exit status.
+# The caller may define lw_exit_hook RC: it runs at exit, after the sandboxes
+# are stopped, with the script's exit status.
 
 LW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LW_BUILD=${LW_BUILD:-$LW_ROOT/build}
-LW_SANDBOX=""   # the sandbox directory, once created
+LW_PG_SANDBOX=""      # the PostgreSQL sandbox directory, once created
+LW_MYSQL_SANDBOX=""   # the MariaDB sandbox directory, once created
 
 lw_setup() {
   "$LW_ROOT/scripts/setup"
@@ -30,16 +36,36 @@ lw_build() {
   cmake --build "$LW_BUILD" -j2 "${targets[@]}"
 }
 
-# Stop the sandbox (if any) and remove its directory. Safe to call twice, and
-# after a start that failed half-way.
-lw_sandbox_stop() {
-  [[ -n $LW_SANDBOX ]] || return 0
-  if [[ -e $LW_SANDBOX/.pg-sandbox ]]; then
-    "$LW_ROOT/scripts/pg-sandbox" stop "$LW_SANDBOX" || return 1
+# Stop one sandbox: NAME (pg or mysql) and its directory, if any, and remove
+# the directory. Safe after a start that failed half-way: a directory that the
+# sandbox script has not marked yet is empty and just removed.
+lw_sandbox_stop_one() {
+  local name=$1 dir=$2
+  [[ -n $dir ]] || return 0
+  if [[ -e $dir/.$name-sandbox ]]; then
+    "$LW_ROOT/scripts/$name-sandbox" stop "$dir"
   else
-    rmdir -- "$LW_SANDBOX" 2>/dev/null || true   # start failed before using it
+    rmdir -- "$dir" 2>/dev/null || true   # start failed before using it
   fi
-  LW_SANDBOX=""
+}
+
+# Stop both sandboxes (those that were started). Safe to call twice. Returns
+# nonzero if one could not be stopped, after trying both.
+lw_sandbox_stop() {
+  local rc=0
+  if lw_sandbox_stop_one mysql "$LW_MYSQL_SANDBOX"; then
+    LW_MYSQL_SANDBOX=""
+  else
+    echo "warning: could not stop the MariaDB sandbox in $LW_MYSQL_SANDBOX" >&2
+    rc=1
+  fi
+  if lw_sandbox_stop_one pg "$LW_PG_SANDBOX"; then
+    LW_PG_SANDBOX=""
+  else
+    echo "warning: could not stop the PostgreSQL sandbox in $LW_PG_SANDBOX" >&2
+    rc=1
+  fi
+  return "$rc"
 }
 
 # EXIT trap: runs on normal exit, on a failed command (set -e) and, through the
@@ -47,7 +73,7 @@ lw_sandbox_stop() {
 lw_on_exit() {
   local rc=$?
   set +e
-  lw_sandbox_stop || echo "warning: could not stop the PostgreSQL sandbox" >&2
+  lw_sandbox_stop
   if declare -F lw_exit_hook >/dev/null; then
     lw_exit_hook "$rc"
   fi
@@ -58,13 +84,18 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Start a throwaway PostgreSQL on 127.0.0.1 and export its PG* variables into
-# this shell, so everything started from here on talks to it. The directory is
-# under /tmp (not $TMPDIR) because the postgres user must be able to enter it
-# and its socket path must stay short.
+# Start a throwaway PostgreSQL and a throwaway MariaDB on 127.0.0.1 and export
+# their variables into this shell, so everything started from here on talks to
+# them. The directories are under /tmp (not $TMPDIR) because the servers' users
+# (postgres, mysql) must be able to enter them and the socket paths must stay
+# short.
 lw_sandbox_start() {
-  LW_SANDBOX=$(mktemp -d /tmp/leakwatch-pg.XXXXXX)
-  "$LW_ROOT/scripts/pg-sandbox" start "$LW_SANDBOX" >/dev/null
+  LW_PG_SANDBOX=$(mktemp -d /tmp/leakwatch-pg.XXXXXX)
+  "$LW_ROOT/scripts/pg-sandbox" start "$LW_PG_SANDBOX" >/dev/null
+  LW_MYSQL_SANDBOX=$(mktemp -d /tmp/leakwatch-my.XXXXXX)
+  "$LW_ROOT/scripts/mysql-sandbox" start "$LW_MYSQL_SANDBOX" >/dev/null
   # shellcheck source=/dev/null
-  . "$LW_SANDBOX/env"
+  . "$LW_PG_SANDBOX/env"
+  # shellcheck source=/dev/null
+  . "$LW_MYSQL_SANDBOX/env"
 }

@@ -2,8 +2,9 @@
 # scripts/test.sh — the README's test command, and what CI runs (.ci/run).
 #
 # Installs missing Debian packages, builds into build/, starts a throwaway
-# PostgreSQL on 127.0.0.1, runs every test with ctest against it, and stops the
-# server again — also when a test fails or on Ctrl-C.
+# PostgreSQL and a throwaway MariaDB on 127.0.0.1, runs every test with ctest
+# against them, and stops the servers again — also when a test fails or on
+# Ctrl-C.
 #
 # Usage: scripts/test.sh [CTEST_ARGS...]     e.g. scripts/test.sh -R options
 # Exit status: ctest's.
@@ -13,7 +14,7 @@ set -euo pipefail
 
 start_us=${EPOCHREALTIME/./}
 
-# Printed at exit, after the server is stopped: total wall time of the run.
+# Printed at exit, after the servers are stopped: total wall time of the run.
 # shellcheck disable=SC2317  # called by lib.sh at exit
 lw_exit_hook() {
   local us=$((${EPOCHREALTIME/./} - start_us))
@@ -22,6 +23,7 @@ lw_exit_hook() {
 }
 
 lw_setup
+# shellcheck disable=SC2119  # build everything; this script's args are ctest's
 lw_build
 lw_sandbox_start
 

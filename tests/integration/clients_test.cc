@@ -12,23 +12,6 @@ namespace {
 
 const char kPgBin[] = "/usr/lib/postgresql/15/bin/";
 
-struct KindStats {
-  long acquired = -1;
-  long released = -1;
-};
-
-KindStats StatsFor(const std::string& text, const std::string& kind) {
-  std::regex re(std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
-                R"( acquired (\d+) released (\d+))");
-  std::smatch m;
-  KindStats s;
-  if (std::regex_search(text, m, re)) {
-    s.acquired = std::stol(m[1]);
-    s.released = std::stol(m[2]);
-  }
-  return s;
-}
-
 TEST(Clients, PsqlSelectOneLeaksNothing) {
   if (!RequirePostgres()) return;
   RunOptions native;
@@ -47,8 +30,8 @@ TEST(Clients, PsqlSelectOneLeaksNothing) {
   RunResult counted =
       RunProgram({std::string(kPgBin) + "psql", "-X", "-c", "select 1"}, stats);
   ASSERT_EQ(counted.exit_code, 0);
-  KindStats conn = StatsFor(counted.err, "pg.conn");
-  KindStats result = StatsFor(counted.err, "pg.result");
+  KindTotals conn = ParseStats(counted.err, "pg.conn");
+  KindTotals result = ParseStats(counted.err, "pg.result");
   EXPECT_GE(conn.acquired, 1) << counted.err;
   EXPECT_EQ(conn.acquired, conn.released) << counted.err;
   EXPECT_GE(result.acquired, 1) << counted.err;
@@ -77,8 +60,8 @@ TEST(Clients, PgbenchRunLeaksNothingAndTheTotalsMatchTheWork) {
   EXPECT_NE(r.out.find("number of transactions actually processed: 180/180"),
             std::string::npos)
       << r.out;
-  KindStats conn = StatsFor(r.err, "pg.conn");
-  KindStats result = StatsFor(r.err, "pg.result");
+  KindTotals conn = ParseStats(r.err, "pg.conn");
+  KindTotals result = ParseStats(r.err, "pg.result");
   EXPECT_GE(conn.acquired, kClients + 1) << r.err;  // + the initial check
   EXPECT_EQ(conn.acquired, conn.released) << r.err;
   EXPECT_GE(result.acquired, kTransactions * kClients) << r.err;
@@ -99,16 +82,7 @@ TEST(Clients, Psycopg2ConnectionsHeldInAListAreWarnedLive) {
   EXPECT_EQ(r.out, "held 20 connections\n");
   // Every one of the 20 is accounted for: a warning line of its own, or
   // counted in a site's "... and N more" line.
-  static const std::regex kWarning(R"(: pg\.conn 0x[0-9a-f]+ idle [0-9.]+ m?s \(threshold 500 ms)");
-  static const std::regex kMore(R"(\.\.\. and (\d+) more pg\.conn from site \d+ past the threshold)");
-  int warned = static_cast<int>(std::distance(
-      std::sregex_iterator(r.err.begin(), r.err.end(), kWarning),
-      std::sregex_iterator()));
-  for (std::sregex_iterator it(r.err.begin(), r.err.end(), kMore), end;
-       it != end; ++it) {
-    warned += std::stoi((*it)[1]);
-  }
-  EXPECT_EQ(warned, 20) << r.err;
+  EXPECT_EQ(CountLiveWarnings(r.err, "pg.conn", "500 ms"), 20) << r.err;
   EXPECT_NE(r.err.find("dbname=leakwatch"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("cannot find the real"), std::string::npos) << r.err;
 }

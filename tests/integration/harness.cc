@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -170,6 +171,64 @@ bool RequirePostgres() {
   return true;
 }
 
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = getenv(name);
+  return v != nullptr && v[0] != '\0' ? v : fallback;
+}
+
+}  // namespace
+
+MysqlSettings Mysql() {
+  MysqlSettings s;
+  s.host = EnvOr("MYSQL_TEST_HOST", "127.0.0.1");
+  s.port = EnvOr("MYSQL_TEST_PORT", "");
+  s.user = EnvOr("MYSQL_TEST_USER", "leakwatch");
+  s.password = EnvOr("MYSQL_TEST_PASSWORD", "");
+  s.db = EnvOr("MYSQL_TEST_DB", "leakwatch");
+  return s;
+}
+
+bool RequireMysql() {
+  MysqlSettings s = Mysql();
+  if (s.port.empty()) {
+    ADD_FAILURE() << "no MariaDB server configured (MYSQL_TEST_PORT unset): "
+                     "run the tests with scripts/test.sh, which starts one";
+    return false;
+  }
+  RunOptions options;
+  options.preload = false;
+  options.timeout_s = 30;
+  // The password through the environment, not the command line.
+  options.env = {{"MYSQL_PWD", s.password}};
+  RunResult r = RunProgram({"/usr/bin/mariadb-admin", "--no-defaults",
+                            "--protocol=TCP", "--connect-timeout=10",
+                            "-h", s.host, "-P", s.port, "-u", s.user, "ping"},
+                           options);
+  if (r.exit_code != 0) {
+    ADD_FAILURE() << "MariaDB at " << s.host << ":" << s.port
+                  << " does not answer: " << r.out << r.err;
+    return false;
+  }
+  return true;
+}
+
+KindTotals ParseStats(const std::string& text, const std::string& kind) {
+  std::regex re(std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
+                R"( acquired (\d+) released (\d+)(?: replaced (\d+))?)");
+  std::smatch m;
+  KindTotals t;
+  for (const std::string& line : LinesWith(text, "stats: ")) {
+    if (std::regex_search(line, m, re)) {
+      t.acquired = std::stol(m[1]);
+      t.released = std::stol(m[2]);
+      if (m[3].matched) t.replaced = std::stol(m[3]);
+    }
+  }
+  return t;
+}
+
 ExitReport ParseExitReport(const std::string& text) {
   ExitReport report;
   static const std::regex kHeader(
@@ -193,6 +252,7 @@ ExitReport ParseExitReport(const std::string& text) {
       g.kind = m[2];
       g.site = std::stoi(m[3]);
       g.past_threshold = m[4].matched ? std::stoi(m[4]) : 0;
+      g.header = line;
       report.groups.push_back(g);
       current = &report.groups.back();
     } else if (std::regex_search(line, m, kSummary)) {
@@ -226,10 +286,37 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-std::string MakeTempDir() {
+TempDir::TempDir() {
   char tmpl[] = "/tmp/leakwatch-test-XXXXXX";
   const char* dir = mkdtemp(tmpl);
-  return dir != nullptr ? dir : "/tmp";
+  if (dir == nullptr) {
+    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    return;
+  }
+  path_ = dir;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+int CountLiveWarnings(const std::string& text, const std::string& kind,
+                      const std::string& threshold) {
+  std::string k = std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)");
+  std::regex warning(": " + k + " 0x[0-9a-f]+ (idle|held) [0-9.]+ m?s \\(threshold " +
+                     threshold);
+  std::regex more(R"(\.\.\. and (\d+) more )" + k +
+                  R"( from site \d+ past the threshold)");
+  int count = static_cast<int>(
+      std::distance(std::sregex_iterator(text.begin(), text.end(), warning),
+                    std::sregex_iterator()));
+  for (std::sregex_iterator it(text.begin(), text.end(), more), end; it != end;
+       ++it) {
+    count += std::stoi((*it)[1]);
+  }
+  return count;
 }
 
 }  // namespace leakwatch::testing

@@ -42,12 +42,45 @@ std::vector<std::string> LinesWith(const std::string& text,
 // failure, never a skip.
 bool RequirePostgres();
 
+// The same for MariaDB: fails the current test (and returns false) unless a
+// server is configured through MYSQL_TEST_PORT (scripts/mysql-sandbox) and
+// answers a ping as MYSQL_TEST_USER.
+bool RequireMysql();
+
+// The MYSQL_TEST_* settings (scripts/mysql-sandbox), with the defaults the
+// test programs use (tests/programs/my_common.h).
+struct MysqlSettings {
+  std::string host;      // MYSQL_TEST_HOST, default 127.0.0.1
+  std::string port;      // MYSQL_TEST_PORT ("" if unset)
+  std::string user;      // MYSQL_TEST_USER, default leakwatch
+  std::string password;  // MYSQL_TEST_PASSWORD ("" if unset)
+  std::string db;        // MYSQL_TEST_DB, default leakwatch
+};
+MysqlSettings Mysql();
+
+// Per-kind totals from a LEAKWATCH_STATS=1 line
+// ("stats: mysql.conn acquired 3 released 3, ..."); -1 where the kind is not
+// in it.
+struct KindTotals {
+  long acquired = -1;
+  long released = -1;
+  long replaced = 0;
+};
+KindTotals ParseStats(const std::string& text, const std::string& kind);
+
+// How many handles of `kind` got a live warning for passing a threshold
+// shown as `threshold` ("500 ms"): each one's own line, plus the counts of
+// the sites' "... and N more" lines.
+int CountLiveWarnings(const std::string& text, const std::string& kind,
+                      const std::string& threshold);
+
 // One group of the exit report.
 struct ExitGroup {
   int count = 0;
   std::string kind;
   int site = 0;
   int past_threshold = 0;
+  std::string header;               // the group's first line, whole
   std::vector<std::string> frames;  // the "#N 0x... in ..." lines
   std::string example;              // the "example:" line
 };
@@ -65,8 +98,18 @@ bool GroupHasFrame(const ExitGroup& group, const std::string& function);
 // Reads a whole file ("" if absent).
 std::string ReadFile(const std::string& path);
 
-// A fresh temporary directory, removed by the caller if it wishes.
-std::string MakeTempDir();
+// A fresh temporary directory, removed with its contents when this goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace leakwatch::testing
 

@@ -68,7 +68,8 @@ TEST(PgPrograms, CancelHandleNeverFreedIsReported) {
 
 TEST(PgPrograms, ResultHeldPastThresholdWarnsThenSaysReleased) {
   if (!RequirePostgres()) return;
-  std::string dir = MakeTempDir();
+  TempDir temp;
+  const std::string& dir = temp.path();
   std::string log = dir + "/agent.log";
   RunOptions options;
   options.env = {{"LEAKWATCH_RESULT_THRESHOLD_MS", "1s"},
@@ -191,7 +192,8 @@ TEST(PgPrograms, BadSettingGetsOneLineAndTheDefault) {
 
 TEST(PgPrograms, LogFileNamedWithPid) {
   if (!RequirePostgres()) return;
-  std::string dir = MakeTempDir();
+  TempDir temp;
+  const std::string& dir = temp.path();
   RunOptions options;
   options.env = {{"LEAKWATCH_LOG", dir + "/lw.%p.log"}};
   RunResult r = RunProgram({ProgramPath("pg_cancel_leak")}, options);

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ struct DurationCase {
   const char* text;
   int64_t ms;
 };
+void PrintTo(const DurationCase& c, std::ostream* os) {
+  *os << '"' << c.text << "\" -> " << c.ms;
+}
 
 class ParseDurationValidTest : public testing::TestWithParam<DurationCase> {};
 
@@ -374,6 +378,9 @@ struct BadCase {
   const char* value;
   const char* expected_fragment;  // part of the "what is expected" text
 };
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << c.variable << "=\"" << c.value << '"';
+}
 
 class ParseOptionsBadValueTest : public testing::TestWithParam<BadCase> {};
 
