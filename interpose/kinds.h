@@ -26,6 +26,9 @@ inline constexpr KindDesc kMysqlStmt{"mysql.stmt", Family::kStmt, 5,
                                      "connection_id",
                                      /*lives_with_parent=*/true};
 
+// Threads (POSIX and C11), keyed by pthread_t; the detail is the kernel tid.
+inline constexpr KindDesc kThread{"thread", Family::kThread, 6, "tid"};
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_KINDS_H_

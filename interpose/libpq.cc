@@ -16,10 +16,11 @@
 #include "interpose/real.h"
 
 namespace leakwatch {
-namespace {
 
 const char* const kLibpqSonames[] = {"libpq.so.5", "libpq.so", nullptr};
 ClientLibrary g_libpq{"libpq", kLibpqSonames};
+
+namespace {
 
 // Real functions: the hooked ones and those we call to read identities.
 #define LW_LIBPQ_FUNCTIONS(X)                                                 \

@@ -23,13 +23,14 @@
 #include "interpose/real.h"
 
 namespace leakwatch {
-namespace {
 
 const char* const kMysqlSonames[] = {
     "libmariadb.so.3",      "libmysqlclient.so.21", "libmysqlclient.so.20",
     "libmysqlclient.so.18", "libmariadb.so",        "libmysqlclient.so",
     nullptr};
 ClientLibrary g_mysql{"libmariadb/libmysqlclient", kMysqlSonames};
+
+namespace {
 
 #define LW_MYSQL_FUNCTIONS(X)                                                  \
   X(mysql_init) X(mysql_real_connect) X(mysql_real_connect_start)              \

@@ -38,6 +38,10 @@ struct ClientLibrary {
   }
 };
 
+// The client libraries whose hooks exist (interpose/libpq.cc, mysql.cc).
+extern ClientLibrary g_libpq;
+extern ClientLibrary g_mysql;
+
 // The slow path: resolves `name` in `library`; nullptr if not found (said once
 // per symbol on stderr when `*warned` is false).
 void* ResolveReal(const char* name, ClientLibrary* library,

@@ -15,6 +15,11 @@
 namespace leakwatch {
 namespace {
 
+// Threads are created, handles acquired.
+const char* AcquiredWord(const Record& r) {
+  return r.kind->family == Family::kThread ? "created" : "acquired";
+}
+
 uint64_t SiteKey(const Record& r) {
   return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
 }
@@ -107,11 +112,43 @@ void TextReporter::AppendIdentity(std::string* out, const Record& r) {
 }
 
 // "<kind> 0x<key> held 1.2 s (threshold 1 s) by thread N, <identity>"
+std::string TextReporter::StartRoutine(uintptr_t code) {
+  if (code == 0) return "??";
+  // The symbolizer looks up pc - 1 (return addresses); this is an entry point.
+  const SymbolizedFrame& f = symbolizer_.Symbolize(code + 1);
+  return f.function.empty() ? fmt::format("0x{:x}", code) : f.function;
+}
+
 std::string TextReporter::Describe(const Record& r, int64_t now_ns,
                                    bool with_threshold) {
   std::string out;
   int64_t threshold_ms = tracker_.options().ThresholdMs(r.kind->family);
   bool idle_rule = FamilyUsesIdleTime(r.kind->family);
+  if (r.kind->family == Family::kThread) {
+    fmt::format_to(std::back_inserter(out), "{} 0x{:x}", r.kind->name, r.key);
+    std::string tid =
+        r.identity.detail != 0 ? fmt::format("tid {}, ", r.identity.detail) : "";
+    if (with_threshold) {
+      fmt::format_to(std::back_inserter(out),
+                     " ({}start routine {}, created by thread {}) exited {} "
+                     "ago and was never joined (threshold {})",
+                     tid, StartRoutine(r.code), r.tid,
+                     FormatDuration(now_ns - r.active_ns),
+                     FormatDuration(threshold_ms * 1000000));
+    } else {
+      fmt::format_to(std::back_inserter(out),
+                     " ({}start routine {}, created by thread {}) held {}, ",
+                     tid, StartRoutine(r.code), r.tid,
+                     FormatDuration(now_ns - r.acquired_ns));
+      if (r.flags & kExited) {
+        fmt::format_to(std::back_inserter(out), "exited {} ago",
+                       FormatDuration(now_ns - r.active_ns));
+      } else {
+        out += "still running";
+      }
+    }
+    return out;
+  }
   if (idle_rule) {
     fmt::format_to(std::back_inserter(out), "{} 0x{:x} idle {}", r.kind->name,
                    r.key, FormatDuration(now_ns - r.active_ns));
@@ -163,13 +200,13 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
         out += line + "\n";
         AppendStack(&out, 0);
       } else if (sites_shown_.insert(site).second) {
-        fmt::format_to(std::back_inserter(out), "{}, acquired at (site {}):\n",
-                       line, r->stack_id);
+        fmt::format_to(std::back_inserter(out), "{}, {} at (site {}):\n", line,
+                       AcquiredWord(*r), r->stack_id);
         AppendStack(&out, r->stack_id);
       } else {
         fmt::format_to(std::back_inserter(out),
-                       "{}, acquired at site {} (stack shown above)\n", line,
-                       r->stack_id);
+                       "{}, {} at site {} (stack shown above)\n", line,
+                       AcquiredWord(*r), r->stack_id);
       }
     }
     if (records.size() > static_cast<size_t>(shown)) {
@@ -177,6 +214,30 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
       fmt::format_to(std::back_inserter(out),
                      "{}... and {} more {} from site {} past the threshold\n",
                      prefix, records.size() - shown, r.kind->name, r.stack_id);
+    }
+  }
+  // Thread sites that keep growing: one line per site and doubling.
+  for (const SiteGrowth& g : events.growing) {
+    const Record& r = g.oldest;
+    int64_t threshold_ms = tracker_.options().ThresholdMs(Family::kThread);
+    if (g.previous == 0) {
+      fmt::format_to(std::back_inserter(out),
+                     "{}growing thread site {}: {} threads from one creation "
+                     "site still running (created over {}, oldest {}, "
+                     "threshold {}), start routine {}, created at:\n",
+                     prefix, r.stack_id, g.count, FormatDuration(g.span_ns),
+                     FormatDuration(events.now_ns - r.acquired_ns),
+                     FormatDuration(threshold_ms * 1000000),
+                     StartRoutine(r.code));
+      AppendStack(&out, r.stack_id);
+      sites_shown_.insert(SiteKey(r));
+    } else {
+      fmt::format_to(std::back_inserter(out),
+                     "{}growing thread site {}: now {} threads still running "
+                     "(doubled since the last warning; created over {}, "
+                     "oldest {})\n",
+                     prefix, r.stack_id, g.count, FormatDuration(g.span_ns),
+                     FormatDuration(events.now_ns - r.acquired_ns));
     }
   }
   // Then the notes: handles reported in this or an earlier scan that were
@@ -252,9 +313,13 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
       g.oldest_acquired_ns = std::min(g.oldest_acquired_ns, r.acquired_ns);
       int64_t threshold_ns =
           tracker_.options().ThresholdMs(r.kind->family) * 1000000;
-      int64_t since =
-          FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
-      if (threshold_ns > 0 && snapshot.now_ns - since >= threshold_ns) {
+      bool running_thread =
+          r.kind->family == Family::kThread && !(r.flags & kExited);
+      int64_t since = FamilyUsesIdleTime(r.kind->family) || (r.flags & kExited)
+                          ? r.active_ns
+                          : r.acquired_ns;
+      if (!running_thread && threshold_ns > 0 &&
+          snapshot.now_ns - since >= threshold_ns) {
         ++g.past_threshold;
       }
     }
@@ -281,6 +346,20 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                             FormatDuration(threshold_ms * 1000000),
                             FamilyUsesIdleTime(g->kind->family) ? "idle " : "")
               : std::string("live threshold off");
+      if (g->kind->family == Family::kThread) {
+        size_t running = 0;
+        for (const Record* r : g->records) running += !(r->flags & kExited);
+        size_t exited = g->records.size() - running;
+        if (running == 0) {
+          threshold_text += "; exited, never joined";
+        } else if (exited == 0) {
+          threshold_text = "growing site, still running";
+        } else {
+          threshold_text += fmt::format(
+              "; {} exited, never joined, {} still running (growing site)",
+              exited, running);
+        }
+      }
       size_t pinned = 0;
       for (const Record* r : g->records) pinned += pinned_by.count(r->key);
       if (pinned > 0) {

@@ -56,6 +56,8 @@ class TextReporter : public EventSink {
   void AppendStack(std::string* out, uint32_t stack_id);
   void AppendIdentity(std::string* out, const Record& r);
   std::string Describe(const Record& r, int64_t now_ns, bool with_threshold);
+  // The demangled name of a thread's start routine.
+  std::string StartRoutine(uintptr_t code);
 
   Tracker& tracker_;
   Log& log_;

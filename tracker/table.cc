@@ -37,7 +37,8 @@ bool ShardedTable::GrowLocked(Shard& shard) {
   return true;
 }
 
-bool ShardedTable::Insert(const Record& record, Record* replaced) {
+bool ShardedTable::Insert(const Record& record, Record* replaced,
+                          bool replace_is_release) {
   uint64_t hash = Hash(record.key);
   Shard& shard = ShardFor(hash);
   bool was_present = false;
@@ -51,7 +52,9 @@ bool ShardedTable::Insert(const Record& record, Record* replaced) {
   if (slot.key == record.key) {
     was_present = true;
     if (replaced != nullptr) *replaced = slot;
-    if (slot.kind != nullptr) ++shard.replaced[slot.kind->index];
+    if (slot.kind != nullptr) {
+      ++(replace_is_release ? shard.released : shard.replaced)[slot.kind->index];
+    }
   } else {
     ++shard.count;
   }
@@ -69,7 +72,6 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
     pthread_mutex_unlock(&shard.mu);
     return false;
   }
-  size_t mask = shard.capacity - 1;
   size_t i = Probe(shard, key, hash);
   if (shard.slots[i].key != key) {
     pthread_mutex_unlock(&shard.mu);
@@ -77,6 +79,13 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
   }
   if (removed != nullptr) *removed = shard.slots[i];
   if (shard.slots[i].kind != nullptr) ++shard.released[shard.slots[i].kind->index];
+  EraseSlotLocked(shard, i);
+  pthread_mutex_unlock(&shard.mu);
+  return true;
+}
+
+void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
+  size_t mask = shard.capacity - 1;
   // Backward-shift deletion: pull later entries of the cluster into the hole
   // when their home slot does not lie cyclically in (hole, j].
   size_t hole = i;
@@ -94,8 +103,6 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
   }
   shard.slots[hole] = Record{};
   --shard.count;
-  pthread_mutex_unlock(&shard.mu);
-  return true;
 }
 
 int ShardedTable::ForEach(const std::function<void(Record&)>& fn,

@@ -27,6 +27,8 @@ enum RecordFlags : uint16_t {
   kInCall = 1 << 2,        // a blocking call on the handle is in progress
   kPinsParent = 1 << 3,    // keeps its parent busy until released (an
                            // unbuffered result pins its connection)
+  kExited = 1 << 4,        // thread: has exited (active_ns = exit time)
+  kDetached = 1 << 5,      // thread: detached (released when it exits)
 };
 
 struct Record {
@@ -39,6 +41,10 @@ struct Record {
   Identity identity;            // for a result: its connection's
   uint32_t tid = 0;             // acquiring thread (kernel tid)
   uint16_t flags = 0;
+  uint32_t serial = 0;          // set by the hooks to tell reuses of a key
+                                // apart (threads: pthread_t values recur)
+  uintptr_t code = 0;           // a code address the handle is about (a
+                                // thread's start routine); 0 = none
 };
 
 class ShardedTable {
@@ -52,8 +58,11 @@ class ShardedTable {
 
   // Inserts `record` (record.key != 0). If the key is already present (an
   // address reused without a release we saw) the old record is replaced and
-  // copied to `*replaced`, and true is returned.
-  bool Insert(const Record& record, Record* replaced);
+  // copied to `*replaced`, and true is returned; it is counted as replaced,
+  // or as released if `replace_is_release` (the key can only have been
+  // reused after a release that has not reached the table yet).
+  bool Insert(const Record& record, Record* replaced,
+              bool replace_is_release = false);
 
   // Removes the record for `key`; copies it to `*removed` and returns true if
   // it was present.
@@ -63,6 +72,13 @@ class ShardedTable {
   // `fn` must not call back into the table.
   template <typename Fn>
   bool Update(uintptr_t key, Fn&& fn);
+
+  // Runs `fn` on the record for `key` under its shard's lock; if `fn`
+  // returns true the record is removed (counted as released) and copied to
+  // `*removed`. Returns false if `key` is absent. `fn` must not call back
+  // into the table.
+  template <typename Fn>
+  bool Mutate(uintptr_t key, Fn&& fn, Record* removed, bool* erased);
 
   // Visits every record, shard by shard, under each shard's lock. `fn` must not
   // call back into the table. If `lock_deadline_ns` > 0 (CLOCK_REALTIME), a
@@ -111,6 +127,8 @@ class ShardedTable {
   static size_t Probe(const Shard& shard, uintptr_t key, uint64_t hash);
   static Record* FindLocked(Shard& shard, uintptr_t key, uint64_t hash);
   bool GrowLocked(Shard& shard);
+  // Removes slot `i` of `shard` (backward-shift deletion); mu held.
+  static void EraseSlotLocked(Shard& shard, size_t i);
 
   Shard shards_[kShards];
   std::atomic<uint64_t> dropped_{0};
@@ -123,6 +141,24 @@ bool ShardedTable::Update(uintptr_t key, Fn&& fn) {
   pthread_mutex_lock(&shard.mu);
   Record* r = FindLocked(shard, key, hash);
   if (r != nullptr) fn(*r);
+  pthread_mutex_unlock(&shard.mu);
+  return r != nullptr;
+}
+
+template <typename Fn>
+bool ShardedTable::Mutate(uintptr_t key, Fn&& fn, Record* removed,
+                          bool* erased) {
+  uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
+  *erased = false;
+  pthread_mutex_lock(&shard.mu);
+  Record* r = FindLocked(shard, key, hash);
+  if (r != nullptr && fn(*r)) {
+    if (removed != nullptr) *removed = *r;
+    if (r->kind != nullptr) ++shard.released[r->kind->index];
+    EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
+    *erased = true;
+  }
   pthread_mutex_unlock(&shard.mu);
   return r != nullptr;
 }

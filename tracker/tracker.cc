@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <new>
+#include <unordered_map>
 
 #include "tracker/clock.h"
 #include "tracker/stack.h"
@@ -92,23 +93,83 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.parent = info.parent;
   r.identity = info.identity;
   r.tid = CurrentTid();
-  r.flags = info.flags & kPinsParent;
+  r.flags = info.flags & (kPinsParent | kExited | kDetached);
+  r.code = info.code;
+  r.serial = info.serial;
+  if (r.flags & kExited) r.active_ns = info.exited_ns;
   if (stack_depth_ > 0) {
     uintptr_t frames[kMaxFrames];
     int n = CaptureStack(frames, stack_depth_);
     r.stack_id = stacks_.Put(frames, static_cast<uint32_t>(n));
   }
-  table_.Insert(r, nullptr);
+  // A thread's pthread_t is reused only once the old thread was joined (or
+  // detached and exited): an old record still there is one whose join is on
+  // its way (the joiner removes it after the real join returns).
+  bool reuse_is_release = kind->family == Family::kThread;
+  Record replaced;
+  if (table_.Insert(r, &replaced, reuse_is_release) && reuse_is_release) {
+    OnRemoved(replaced);
+  }
+}
+
+void Tracker::OnRemoved(const Record& removed) {
+  if ((removed.flags & kReportedLive) && !(removed.flags & kInherited)) {
+    QueueNote(LiveNote::kReleased, removed, NowNs());
+  }
 }
 
 bool Tracker::Release(uintptr_t key) {
   if (key == 0) return false;
   Record removed;
   if (!table_.Erase(key, &removed)) return false;
-  if ((removed.flags & kReportedLive) && !(removed.flags & kInherited)) {
-    QueueNote(LiveNote::kReleased, removed, NowNs());
-  }
+  OnRemoved(removed);
   return true;
+}
+
+bool Tracker::MarkExited(uintptr_t key, int64_t now_ns) {
+  Record removed;
+  bool erased = false;
+  bool found = table_.Mutate(
+      key,
+      [&](Record& r) {
+        r.flags |= kExited;
+        r.active_ns = now_ns;
+        return (r.flags & kDetached) != 0;
+      },
+      &removed, &erased);
+  if (erased) OnRemoved(removed);
+  return found;
+}
+
+bool Tracker::MarkDetached(uintptr_t key) {
+  Record removed;
+  bool erased = false;
+  bool found = table_.Mutate(
+      key,
+      [&](Record& r) {
+        r.flags |= kDetached;
+        return (r.flags & kExited) != 0;
+      },
+      &removed, &erased);
+  if (erased) OnRemoved(removed);
+  return found;
+}
+
+bool Tracker::GetSerial(uintptr_t key, uint32_t* serial) {
+  return table_.Update(key, [&](Record& r) { *serial = r.serial; });
+}
+
+bool Tracker::SetDetail(uintptr_t key, uint32_t detail) {
+  return table_.Update(key, [&](Record& r) { r.identity.detail = detail; });
+}
+
+bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
+  Record removed;
+  bool erased = false;
+  table_.Mutate(
+      key, [&](Record& r) { return r.serial == serial; }, &removed, &erased);
+  if (erased) OnRemoved(removed);
+  return erased;
 }
 
 bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent) {
@@ -181,10 +242,30 @@ namespace {
 // families and for handles that live with their parent (whose clock restarts
 // while the parent is alive), its acquisition otherwise.
 int64_t RuleStartNs(const Record& r) {
-  return FamilyUsesIdleTime(r.kind->family) || r.kind->lives_with_parent
+  return FamilyUsesIdleTime(r.kind->family) || r.kind->lives_with_parent ||
+                 (r.flags & kExited)
              ? r.active_ns
              : r.acquired_ns;
 }
+
+bool IsThread(const Record& r) { return r.kind->family == Family::kThread; }
+
+// Running threads of one creation site, older than the threshold.
+struct SiteAggregate {
+  uint32_t count = 0;
+  int64_t first_created = INT64_MAX;
+  int64_t last_created = INT64_MIN;
+  Record oldest;
+  void Add(const Record& r) {
+    ++count;
+    if (r.acquired_ns < first_created) {
+      first_created = r.acquired_ns;
+      oldest = r;
+    }
+    if (r.acquired_ns > last_created) last_created = r.acquired_ns;
+  }
+  int64_t span() const { return count == 0 ? 0 : last_created - first_created; }
+};
 
 // True if the record is, by its family's rule, exempt from live reports now.
 bool InUse(const Record& r) {
@@ -203,10 +284,21 @@ void Tracker::Scan() {
   // Phase 1, under each shard's lock in turn: records past their threshold,
   // and every handle that lives with a parent (its parent is checked below).
   std::vector<Record> candidates;
+  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
+  const int64_t thread_threshold =
+      threshold_ns_[static_cast<int>(Family::kThread)];
   table_.ForEach([&](Record& r) {
+    // A running thread only counts towards its site's growth.
+    if (IsThread(r) && !(r.flags & (kExited | kInherited))) {
+      if (thread_threshold > 0 &&
+          events.now_ns - r.acquired_ns >= thread_threshold) {
+        thread_sites[r.stack_id].Add(r);
+      }
+      return;
+    }
     if (r.flags & (kReportedLive | kInherited) || InUse(r)) return;
     int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-    if (threshold <= 0 || r.kind->family == Family::kThread) return;
+    if (threshold <= 0) return;
     bool has_parent = r.kind->lives_with_parent && r.parent != 0;
     if (!has_parent && events.now_ns - RuleStartNs(r) < threshold) return;
     candidates.push_back(r);
@@ -236,13 +328,35 @@ void Tracker::Scan() {
     });
     if (fresh) events.overdue.push_back(marked);
   }
+  // Thread sites that keep growing: warned the first time, then at each
+  // doubling of the count.
+  if (!thread_sites.empty()) {
+    pthread_mutex_lock(&scan_mu_);
+    for (auto& [stack_id, site] : thread_sites) {
+      if (!IsGrowing(site.count, site.span())) continue;
+      uint32_t& warned = site_warned_[stack_id];
+      if (warned != 0 && site.count < 2 * warned) continue;
+      events.growing.push_back(
+          SiteGrowth{site.oldest, site.count, warned, site.span()});
+      warned = site.count;
+    }
+    pthread_mutex_unlock(&scan_mu_);
+  }
   if (events.overdue.empty() && events.notes.empty() &&
-      events.notes_dropped == 0) {
+      events.growing.empty() && events.notes_dropped == 0) {
     return;
   }
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
     sink->OnScan(events);
   }
+}
+
+// The exact rule (README, "threads"): at least two running threads of one
+// creation site older than the threshold, created over more than the
+// threshold — threads started together and alive since are a pool.
+bool Tracker::IsGrowing(uint32_t count, int64_t span_ns) const {
+  int64_t threshold = threshold_ns_[static_cast<int>(Family::kThread)];
+  return threshold > 0 && count >= 2 && span_ns > threshold;
 }
 
 void Tracker::StartWatchdog() {
@@ -292,11 +406,32 @@ void Tracker::Exit() {
   // handler that interrupted a thread inside a hook.
   int64_t deadline = static_cast<int64_t>(real_now.tv_sec) * 1000000000 +
                      real_now.tv_nsec + 500000000;
+  // Running threads are reported only for growing sites: every program exits
+  // with its pool running.
+  std::vector<Record> running;
+  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
+  const int64_t thread_threshold =
+      threshold_ns_[static_cast<int>(Family::kThread)];
   snapshot.shards_skipped = table_.ForEach(
       [&](Record& r) {
-        if (!(r.flags & kInherited)) snapshot.held.push_back(r);
+        if (r.flags & kInherited) return;
+        if (IsThread(r) && !(r.flags & kExited)) {
+          running.push_back(r);
+          if (snapshot.now_ns - r.acquired_ns >= thread_threshold) {
+            thread_sites[r.stack_id].Add(r);
+          }
+          return;
+        }
+        snapshot.held.push_back(r);
       },
       deadline);
+  for (const Record& r : running) {
+    auto site = thread_sites.find(r.stack_id);
+    if (site != thread_sites.end() &&
+        IsGrowing(site->second.count, site->second.span())) {
+      snapshot.held.push_back(r);
+    }
+  }
   struct timespec ts{deadline / 1000000000, deadline % 1000000000};
   if (pthread_mutex_timedlock(&notes_mu_, &ts) == 0) {
     snapshot.notes.swap(notes_);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "tracker/depot.h"
@@ -41,10 +42,19 @@ struct LiveNote {
   int64_t at_ns;     // when it happened
 };
 
+// A creation site of threads that keeps growing (see Tracker::Scan).
+struct SiteGrowth {
+  Record oldest;              // the site's oldest running thread
+  uint32_t count = 0;         // running threads older than the threshold
+  uint32_t previous = 0;      // count at the site's last warning; 0 = first
+  int64_t span_ns = 0;        // their creation times span this long
+};
+
 // What the watchdog found in one scan.
 struct ScanEvents {
   int64_t now_ns = 0;
   std::vector<Record> overdue;   // passed their threshold in this scan
+  std::vector<SiteGrowth> growing;  // thread sites that grew past a doubling
   std::vector<LiveNote> notes;   // released or active again since last scan
   uint64_t notes_dropped = 0;    // notes lost because the queue was full
 };
@@ -52,7 +62,9 @@ struct ScanEvents {
 // What is left at exit.
 struct ExitSnapshot {
   int64_t now_ns = 0;
-  std::vector<Record> held;      // still held, not inherited across fork
+  // Still held, not inherited across fork. Threads: those that exited and were
+  // never joined, and the running threads of growing sites only.
+  std::vector<Record> held;
   std::vector<LiveNote> notes;   // notes not yet passed on
   ShardedTable::Totals totals;   // per kind index
   const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
@@ -76,7 +88,11 @@ class EventSink {
 struct AcquireInfo {
   uintptr_t parent = 0;       // e.g. the connection a result came from
   Identity identity;          // describes the handle (or its parent)
-  uint16_t flags = 0;         // initial RecordFlags (kPinsParent only)
+  uint16_t flags = 0;         // initial RecordFlags: kPinsParent, and for a
+                              // thread kExited and kDetached
+  uintptr_t code = 0;         // Record::code (a thread's start routine)
+  uint32_t serial = 0;        // Record::serial
+  int64_t exited_ns = 0;      // with kExited: when the thread exited
 };
 
 class Tracker {
@@ -110,6 +126,19 @@ class Tracker {
   // idle. Returns false if not tracked. Hook-safe.
   bool BeginCall(uintptr_t key);
 
+  // Threads. A thread's record lives from its creation until it is joined,
+  // or, if detached, until it exits; all hook-safe, false if not tracked.
+  // MarkExited/MarkDetached release the record when both have happened.
+  bool MarkExited(uintptr_t key, int64_t now_ns);
+  bool MarkDetached(uintptr_t key);
+  // Sets Identity::detail of a tracked handle (a thread's kernel tid).
+  bool SetDetail(uintptr_t key, uint32_t detail);
+  // Record::serial of a tracked handle.
+  bool GetSerial(uintptr_t key, uint32_t* serial);
+  // Release only if the record's serial is still `serial` (a thread joined:
+  // its pthread_t may already belong to a new thread). Hook-safe.
+  bool ReleaseIfSerial(uintptr_t key, uint32_t serial);
+
   // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
   bool SetIdentity(uintptr_t key, const Identity& identity);
 
@@ -140,6 +169,11 @@ class Tracker {
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
   void QueueNote(LiveNote::Type type, const Record& record, int64_t at_ns);
+  // After a record left the table: a note if it had been reported live.
+  void OnRemoved(const Record& removed);
+  // Whether a thread site with `count` running threads older than the
+  // threshold, created over `span_ns`, is growing (not a pool).
+  bool IsGrowing(uint32_t count, int64_t span_ns) const;
   std::vector<LiveNote> TakeNotes(uint64_t* dropped);
 
   static void ForkPrepare();
@@ -160,6 +194,10 @@ class Tracker {
   pthread_mutex_t start_mu_ = PTHREAD_MUTEX_INITIALIZER;
   std::atomic<bool> exiting_{false};
   std::atomic<bool> exit_done_{false};
+
+  // Thread sites' counts at their last growth warning, by stack id.
+  pthread_mutex_t scan_mu_ = PTHREAD_MUTEX_INITIALIZER;
+  std::unordered_map<uint32_t, uint32_t> site_warned_;  // guarded by scan_mu_
 
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;

@@ -234,7 +234,7 @@ ExitReport ParseExitReport(const std::string& text) {
   static const std::regex kHeader(
       R"(leakwatch\[\d+\]: exit report for .*: (\d+) handles? still held)");
   static const std::regex kGroup(
-      R"(leakwatch\[\d+\]: (\d+) (\S+) still held at exit from site (\d+) \(oldest held [^;]+; (?:(\d+) past|live threshold off)[^)]*\), acquired at:)");
+      R"(leakwatch\[\d+\]: (\d+) (\S+) still held at exit from site (\d+) \(oldest held [^;]+; (?:(\d+) past|live threshold off|growing site)[^)]*\), acquired at:)");
   static const std::regex kSummary(
       R"(leakwatch\[\d+\]: SUMMARY: (\d+) handles? still held at exit: (.*))");
   static const std::regex kKindCount(R"((\d+) (\S+?)(?:,|$))");

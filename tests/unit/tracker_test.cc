@@ -70,6 +70,7 @@ class RecordingSink : public EventSink {
     for (const Record& r : events.overdue)
       overdue_.push_back({events.now_ns, r});
     for (const LiveNote& n : events.notes) notes_.push_back(n);
+    for (const SiteGrowth& g : events.growing) growing_.push_back(g);
     notes_dropped_ += events.notes_dropped;
   }
   void OnExit(const ExitSnapshot& snapshot) override {
@@ -104,6 +105,16 @@ class RecordingSink : public EventSink {
            NotesFor(key, LiveNote::kActiveAgain).size();
   }
 
+  // Growth warnings for the site whose oldest thread has stack `stack_id`.
+  std::vector<SiteGrowth> GrowingFor(uint32_t stack_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<SiteGrowth> out;
+    for (const SiteGrowth& g : growing_) {
+      if (g.oldest.stack_id == stack_id) out.push_back(g);
+    }
+    return out;
+  }
+
   std::vector<ExitSnapshot> exits() {
     std::lock_guard<std::mutex> lock(mu_);
     return exits_;
@@ -113,6 +124,7 @@ class RecordingSink : public EventSink {
   std::mutex mu_;
   std::vector<Overdue> overdue_;
   std::vector<LiveNote> notes_;
+  std::vector<SiteGrowth> growing_;
   uint64_t notes_dropped_ = 0;
   std::vector<ExitSnapshot> exits_;
 };
@@ -795,6 +807,124 @@ void ForkChild() {
 TEST(TrackerExitDeathTest, ForkedChildLeavesInheritedHandlesOut) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(ForkChild(), testing::ExitedWithCode(0), "fork-child-ok");
+}
+
+
+// --- threads ---------------------------------------------------------------
+
+// Each call site below is its own creation site (stack).
+__attribute__((noinline)) uintptr_t AcquireThreadAtSiteA(uint32_t serial) {
+  uintptr_t key = NewKey();
+  AcquireInfo info;
+  info.serial = serial;
+  T().Acquire(&kTestThread, key, info);
+  return key;
+}
+
+__attribute__((noinline)) uintptr_t AcquireThreadAtSiteB() {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestThread, key, {});
+  return key;
+}
+
+uint32_t StackOf(uintptr_t key) {
+  Record r;
+  EXPECT_TRUE(GetRecord(key, &r));
+  return r.stack_id;
+}
+
+TEST(TrackerThreadTest, ExitedThreadNotJoinedIsReportedAfterTheThreshold) {
+  uintptr_t key = AcquireThreadAtSiteB();
+  WaitForASentinelReport();  // running past the threshold: not a leak
+  EXPECT_EQ(Sink().OverdueCount(key), 0u);
+  int64_t exited = NowNs();
+  ASSERT_TRUE(T().MarkExited(key, exited));
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  RecordingSink::Overdue report = Sink().OverdueFor(key).front();
+  EXPECT_GE(report.now_ns - exited, kResultThresholdMs * kMs);
+  EXPECT_TRUE(report.record.flags & kExited);
+  EXPECT_TRUE(T().Release(key));  // joined at last
+  ASSERT_TRUE(WaitFor(
+      [&] { return Sink().NotesFor(key, LiveNote::kReleased).size() == 1; }));
+}
+
+TEST(TrackerThreadTest, DetachIsNotReleaseButDetachedAndExitedIs) {
+  uintptr_t a = AcquireThreadAtSiteB();
+  ASSERT_TRUE(T().MarkDetached(a));
+  Record r;
+  ASSERT_TRUE(GetRecord(a, &r));  // detached and running: still tracked
+  EXPECT_TRUE(r.flags & kDetached);
+  ASSERT_TRUE(T().MarkExited(a, NowNs()));
+  EXPECT_FALSE(GetRecord(a, &r));  // and gone once it exits
+
+  uintptr_t b = AcquireThreadAtSiteB();  // the other order
+  ASSERT_TRUE(T().MarkExited(b, NowNs()));
+  ASSERT_TRUE(GetRecord(b, &r));
+  ASSERT_TRUE(T().MarkDetached(b));
+  EXPECT_FALSE(GetRecord(b, &r));
+}
+
+TEST(TrackerThreadTest, JoinReleasesOnlyTheRecordItWasFor) {
+  uintptr_t key = AcquireThreadAtSiteA(41);
+  uint32_t serial = 0;
+  ASSERT_TRUE(T().GetSerial(key, &serial));
+  EXPECT_EQ(serial, 41u);
+  // The pthread_t was reused by a new thread before the joiner released it.
+  AcquireInfo info;
+  info.serial = 42;
+  T().Acquire(&kTestThread, key, info);
+  EXPECT_FALSE(T().ReleaseIfSerial(key, 41));
+  Record r;
+  EXPECT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(T().ReleaseIfSerial(key, 42));
+  EXPECT_FALSE(GetRecord(key, &r));
+}
+
+// Threads of one site created over more than the threshold keep growing:
+// warned at 2, then when the count has doubled (4), not at 3.
+TEST(TrackerThreadTest, GrowingSiteIsWarnedAtEachDoubling) {
+  // One call line in a loop, so that every record has the same stack.
+  std::vector<uintptr_t> keys;
+  uint32_t site = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (i == 1) {
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(kResultThresholdMs + 30));
+    }
+    keys.push_back(AcquireThreadAtSiteA(0));
+    if (i == 0) site = StackOf(keys[0]);
+    if (i == 1) {
+      ASSERT_TRUE(
+          WaitFor([&] { return Sink().GrowingFor(site).size() >= 1; }));
+      std::vector<SiteGrowth> g = Sink().GrowingFor(site);
+      EXPECT_EQ(g[0].count, 2u);
+      EXPECT_EQ(g[0].previous, 0u);
+      EXPECT_GT(g[0].span_ns, kResultThresholdMs * kMs);
+      EXPECT_EQ(g[0].oldest.key, keys[0]);
+    }
+    if (i == 2) {  // 3 is not a doubling of 2
+      WaitForASentinelReport();
+      WaitForASentinelReport();
+      EXPECT_EQ(Sink().GrowingFor(site).size(), 1u);
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return Sink().GrowingFor(site).size() >= 2; }));
+  std::vector<SiteGrowth> g = Sink().GrowingFor(site);
+  EXPECT_EQ(g[1].count, 4u);  // doubled
+  EXPECT_EQ(g[1].previous, 2u);
+  for (uintptr_t k : keys) EXPECT_TRUE(T().Release(k));
+}
+
+TEST(TrackerThreadTest, ThreadsStartedTogetherAreAPoolAtAnyCount) {
+  std::vector<uintptr_t> keys;
+  for (int i = 0; i < 12; ++i) keys.push_back(AcquireThreadAtSiteB());
+  uint32_t site = StackOf(keys[0]);
+  WaitForASentinelReport();
+  WaitForASentinelReport();
+  WaitForASentinelReport();  // all of them well past the threshold
+  EXPECT_EQ(Sink().GrowingFor(site).size(), 0u);
+  for (uintptr_t k : keys) EXPECT_EQ(Sink().OverdueCount(k), 0u);
+  for (uintptr_t k : keys) EXPECT_TRUE(T().Release(k));
 }
 
 }  // namespace
