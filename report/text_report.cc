@@ -57,7 +57,30 @@ class ReportLock {
 }  // namespace
 
 TextReporter::TextReporter(Tracker& tracker, Log& log)
-    : tracker_(tracker), log_(log), pid_(getpid()) {}
+    : tracker_(tracker), log_(log), pid_(getpid()) {
+  const std::string& path = tracker_.options().suppressions;
+  if (!path.empty()) {
+    std::vector<std::string> errors;
+    suppressions_.Load(path, &errors);
+    for (const std::string& e : errors) WriteAll(STDERR_FILENO, e + "\n");
+  }
+}
+
+int TextReporter::SuppressionFor(const Record& r) {
+  if (suppressions_.empty()) return -1;
+  auto [it, inserted] = suppression_by_site_.try_emplace(SiteKey(r), -1);
+  if (!inserted) return it->second;
+  std::vector<const SymbolizedFrame*> frames;
+  Depot<uintptr_t>::View stack = tracker_.stacks().Get(r.stack_id);
+  for (uint32_t i = 0; i < stack.size; ++i) {
+    frames.push_back(&symbolizer_.Symbolize(stack.data[i]));
+  }
+  std::string start =
+      r.kind->family == Family::kThread && r.code != 0 ? StartRoutine(r.code)
+                                                       : "";
+  it->second = suppressions_.Match(*r.kind, frames, start);
+  return it->second;
+}
 
 std::string TextReporter::Prefix() const {
   return fmt::format("leakwatch[{}]: ", pid_);
@@ -185,6 +208,7 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
   std::vector<uint64_t> order;
   std::map<uint64_t, std::vector<const Record*>> by_site;
   for (const Record& r : events.overdue) {
+    if (SuppressionFor(r) >= 0) continue;
     auto [it, inserted] = by_site.try_emplace(SiteKey(r));
     if (inserted) order.push_back(SiteKey(r));
     it->second.push_back(&r);
@@ -219,6 +243,7 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
   // Thread sites that keep growing: one line per site and doubling.
   for (const SiteGrowth& g : events.growing) {
     const Record& r = g.oldest;
+    if (SuppressionFor(r) >= 0) continue;
     int64_t threshold_ms = tracker_.options().ThresholdMs(Family::kThread);
     if (g.previous == 0) {
       fmt::format_to(std::back_inserter(out),
@@ -251,6 +276,7 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
   std::map<std::pair<uint64_t, int>, size_t> notes_shown;
   for (const LiveNote& note : events.notes) {
     const Record& r = note.record;
+    if (SuppressionFor(r) >= 0) continue;  // its warning was not shown either
     std::pair<uint64_t, int> site{SiteKey(r), note.type};
     size_t shown = notes_shown[site]++;
     if (shown > static_cast<size_t>(kWarningsPerSitePerScan)) continue;
@@ -291,7 +317,19 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
   pending.notes = snapshot.notes;
   out += FormatScan(pending);
 
-  if (!snapshot.held.empty()) {
+  // Suppressed groups are counted, not printed.
+  std::vector<Record> held;
+  held.reserve(snapshot.held.size());
+  for (const Record& r : snapshot.held) {
+    int rule = SuppressionFor(r);
+    if (rule >= 0) {
+      suppressions_.Hit(rule, 1);
+    } else {
+      held.push_back(r);
+    }
+  }
+
+  if (!held.empty()) {
     struct Group {
       const KindDesc* kind;
       uint32_t stack_id;
@@ -301,11 +339,11 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
     };
     // Connections kept busy by an unbuffered result still held.
     std::map<uintptr_t, size_t> pinned_by;
-    for (const Record& r : snapshot.held) {
+    for (const Record& r : held) {
       if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
     }
     std::map<uint64_t, Group> groups;
-    for (const Record& r : snapshot.held) {
+    for (const Record& r : held) {
       auto [it, inserted] = groups.try_emplace(
           SiteKey(r), Group{r.kind, r.stack_id, {}, r.acquired_ns});
       Group& g = it->second;
@@ -335,8 +373,8 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
     fmt::format_to(std::back_inserter(out),
                    "{}exit report for {}: {} handle{} still held at exit, in "
                    "{} group{} by acquisition stack\n",
-                   prefix, ProgramName(), snapshot.held.size(),
-                   snapshot.held.size() == 1 ? "" : "s", sorted.size(),
+                   prefix, ProgramName(), held.size(),
+                   held.size() == 1 ? "" : "s", sorted.size(),
                    sorted.size() == 1 ? "" : "s");
     for (const Group* g : sorted) {
       int64_t threshold_ms = tracker_.options().ThresholdMs(g->kind->family);
@@ -388,7 +426,7 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                      example_text);
     }
     std::map<std::string, size_t> per_kind;
-    for (const Record& r : snapshot.held) ++per_kind[r.kind->name];
+    for (const Record& r : held) ++per_kind[r.kind->name];
     std::vector<std::pair<std::string, size_t>> kinds(per_kind.begin(),
                                                       per_kind.end());
     std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) {
@@ -401,8 +439,22 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
     }
     fmt::format_to(std::back_inserter(out),
                    "\n{}SUMMARY: {} handle{} still held at exit: {}\n", prefix,
-                   snapshot.held.size(), snapshot.held.size() == 1 ? "" : "s",
+                   held.size(), held.size() == 1 ? "" : "s",
                    totals);
+  }
+  size_t suppressed = 0;
+  for (const Suppressions::Rule& rule : suppressions_.rules()) {
+    suppressed += rule.hits;
+  }
+  if (suppressed > 0) {
+    fmt::format_to(std::back_inserter(out),
+                   "{}suppressions used ({} still held at exit, not shown):\n",
+                   prefix, suppressed);
+    for (const Suppressions::Rule& rule : suppressions_.rules()) {
+      if (rule.hits == 0) continue;
+      fmt::format_to(std::back_inserter(out), "{}  {} {}:{} ({})\n", prefix,
+                     rule.hits, rule.type, rule.pattern, rule.where);
+    }
   }
   if (snapshot.shards_skipped > 0) {
     fmt::format_to(std::back_inserter(out),

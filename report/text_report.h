@@ -20,9 +20,11 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "report/log.h"
+#include "report/suppressions.h"
 #include "report/symbolizer.h"
 #include "tracker/tracker.h"
 
@@ -58,6 +60,8 @@ class TextReporter : public EventSink {
   std::string Describe(const Record& r, int64_t now_ns, bool with_threshold);
   // The demangled name of a thread's start routine.
   std::string StartRoutine(uintptr_t code);
+  // The suppression rule matching a record's site, or -1 (cached per site).
+  int SuppressionFor(const Record& r);
 
   Tracker& tracker_;
   Log& log_;
@@ -65,6 +69,8 @@ class TextReporter : public EventSink {
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;  // guards all below and log_
   Symbolizer symbolizer_;
   std::unordered_set<uint64_t> sites_shown_;  // (kind index << 32) | stack id
+  Suppressions suppressions_;
+  std::unordered_map<uint64_t, int> suppression_by_site_;
 };
 
 }  // namespace leakwatch

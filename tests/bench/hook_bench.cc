@@ -9,6 +9,9 @@
 //   MysqlInitClose: mysql_init(NULL) + mysql_close(): a handle acquired and
 //             released, with everything the tracker does (stack capture at
 //             LEAKWATCH_STACK_DEPTH, table insert and erase).
+//   ThreadCreateJoin: pthread_create of an empty thread + pthread_join, the
+//             thread tracked from creation to join (with --leakwatch_track
+//             including `thread`).
 //
 // The agent reads its options once, so the configuration is a flag:
 //   hook_bench --leakwatch_track=pg        (mysql hooks disabled)
@@ -32,12 +35,17 @@ using FreeResultFn = void (*)(MYSQL_RES*);
 using InitFn = MYSQL* (*)(MYSQL*);
 using CloseFn = void (*)(MYSQL*);
 using ClearFn = void (*)(PGresult*);
+using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*),
+                         void*);
+using JoinFn = int (*)(pthread_t, void**);
 
 struct Functions {
   FreeResultFn free_result;
   InitFn init;
   CloseFn close;
   ClearFn clear;
+  CreateFn create;
+  JoinFn join;
 };
 
 Functions g_real, g_hook;
@@ -56,7 +64,9 @@ Functions Load(void* handle) {
       reinterpret_cast<FreeResultFn>(MustSym(handle, "mysql_free_result")),
       reinterpret_cast<InitFn>(MustSym(handle, "mysql_init")),
       reinterpret_cast<CloseFn>(MustSym(handle, "mysql_close")),
-      reinterpret_cast<ClearFn>(MustSym(handle, "PQclear"))};
+      reinterpret_cast<ClearFn>(MustSym(handle, "PQclear")),
+      reinterpret_cast<CreateFn>(MustSym(handle, "pthread_create")),
+      reinterpret_cast<JoinFn>(MustSym(handle, "pthread_join"))};
 }
 
 void BM_MysqlFreeResultNull(benchmark::State& state, const Functions* fns) {
@@ -88,6 +98,20 @@ void BM_MysqlInitClose(benchmark::State& state, const Functions* fns) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void* Nothing(void*) { return nullptr; }
+
+void BM_ThreadCreateJoin(benchmark::State& state, const Functions* fns) {
+  for (auto _ : state) {
+    pthread_t t;
+    if (fns->create(&t, nullptr, &Nothing, nullptr) != 0) {
+      state.SkipWithError("pthread_create failed");
+      break;
+    }
+    fns->join(t, nullptr);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,7 +126,8 @@ int main(int argc, char** argv) {
   }
   setenv("LEAKWATCH_THRESHOLD_MS", "0", 0);  // no watchdog thread
   // The real functions: the client libraries this binary links.
-  g_real = Functions{&mysql_free_result, &mysql_init, &mysql_close, &PQclear};
+  g_real = Functions{&mysql_free_result, &mysql_init, &mysql_close,
+                     &PQclear,           &pthread_create, &pthread_join};
   // The hooks: the agent, loaded privately so it does not replace the
   // binary's own bindings.
   void* handle = dlopen(agent, RTLD_NOW | RTLD_LOCAL);
@@ -125,6 +150,12 @@ int main(int argc, char** argv) {
                                BM_MysqlInitClose, &g_real);
   benchmark::RegisterBenchmark(("hook/mysql_init+close" + suffix).c_str(),
                                BM_MysqlInitClose, &g_hook);
+  benchmark::RegisterBenchmark(("real/pthread_create+join" + suffix).c_str(),
+                               BM_ThreadCreateJoin, &g_real)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark(("hook/pthread_create+join" + suffix).c_str(),
+                               BM_ThreadCreateJoin, &g_hook)
+      ->UseRealTime();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
