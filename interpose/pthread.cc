@@ -2,11 +2,14 @@
 //
 // A thread's record is keyed by its pthread_t (thrd_t is the same in glibc)
 // and lives from creation until it is joined or, if detached, until it exits:
-// detach is not release. The creator captures the creation stack and inserts
-// the record after the real pthread_create returns; the new thread runs a
-// trampoline that keeps a pointer to a small shared state, so that an exit or
-// a self-detach that happens before the creator has inserted the record is
-// not lost (the state's mutex orders the two). Exit is seen by a
+// detach is not release. The creator captures the creation stack before the
+// real pthread_create, and the record is inserted by whichever comes first:
+// the creator after the real call returns, or the new thread as it starts
+// (glibc stores the pthread_t before the thread runs, so another thread may
+// join it before the creator's call has returned; the thread's own insert
+// guarantees its record exists before it can exit). A small state shared by
+// the two, under its mutex, says what happened first, so an exit or a
+// self-detach before the insert is not lost. Exit is seen by a
 // pthread_key_create destructor, which runs on return, pthread_exit and
 // cancellation alike; the trampoline catches nothing (cancellation is a
 // forced unwind).
@@ -65,12 +68,17 @@ struct ThreadState {
   void* arg = nullptr;
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   // Guarded by mu:
-  bool inserted = false;  // the creator has inserted the record
+  bool inserted = false;  // the record is in the table
   bool exited = false;
   bool detached = false;
   uintptr_t key = 0;
   uint32_t tid = 0;
   int64_t exit_ns = 0;
+  // Set by the creator before the real call:
+  uint32_t stack_id = 0;
+  uint32_t serial = 0;
+  uint32_t creator_tid = 0;
+  uintptr_t code = 0;
   std::atomic<int> refs{2};
 
   void Unref() {
@@ -105,14 +113,39 @@ void EnsureExitKey() {
   });
 }
 
-// First thing in the new thread: its tid, and the exit hook.
+// Inserts the thread's record with what has happened so far; mu held.
+void InsertLocked(ThreadState* ts, uintptr_t key) {
+  Tracker& tracker = Tracker::Get();
+  ts->key = key;
+  AcquireInfo info;
+  info.code = ts->code;
+  info.serial = ts->serial;
+  info.stack_id = ts->stack_id;
+  info.tid = ts->creator_tid;
+  info.identity.detail = ts->tid;
+  if (ts->exited) {
+    info.flags |= kExited;
+    info.exited_ns = ts->exit_ns;
+  }
+  if (ts->detached) info.flags |= kDetached;
+  tracker.Acquire(&kThread, key, info);
+  if (ts->exited && ts->detached) tracker.Release(key);  // already gone
+  ts->inserted = true;
+}
+
+// First thing in the new thread: its tid, its record if the creator has not
+// inserted it yet, and the exit hook.
 void BeginThread(ThreadState* ts) {
   ErrnoGuard errno_guard;
   t_state = ts;
   uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
   pthread_mutex_lock(&ts->mu);
   ts->tid = tid;
-  if (ts->inserted) Tracker::Get().SetDetail(ts->key, tid);
+  if (ts->inserted) {
+    Tracker::Get().SetDetail(ts->key, tid);
+  } else {
+    InsertLocked(ts, Key(pthread_self()));
+  }
   pthread_mutex_unlock(&ts->mu);
   if (!g_exit_key_ok || pthread_setspecific(g_exit_key, ts) != 0) {
     // No exit notice possible: treat the thread as gone from now on, so it
@@ -138,27 +171,24 @@ int TrampolineC11(void* p) {
 }
 
 // In the creator, after a successful create: the record goes in, with
-// whatever the new thread has done meanwhile.
-void InsertThread(ThreadState* ts, pthread_t thread, uintptr_t code) {
+// whatever the new thread has done meanwhile, unless it inserted it itself.
+void InsertThread(ThreadState* ts, pthread_t thread) {
   ErrnoGuard errno_guard;
-  Tracker& tracker = Tracker::Get();
   pthread_mutex_lock(&ts->mu);
-  ts->key = Key(thread);
-  static std::atomic<uint32_t> next_serial{1};
-  AcquireInfo info;
-  info.code = code;
-  info.serial = next_serial.fetch_add(1, std::memory_order_relaxed);
-  info.identity.detail = ts->tid;
-  if (ts->exited) {
-    info.flags |= kExited;
-    info.exited_ns = ts->exit_ns;
-  }
-  if (ts->detached) info.flags |= kDetached;
-  tracker.Acquire(&kThread, ts->key, info);
-  if (ts->exited && ts->detached) tracker.Release(ts->key);  // already gone
-  ts->inserted = true;
+  if (!ts->inserted) InsertLocked(ts, Key(thread));
   pthread_mutex_unlock(&ts->mu);
   ts->Unref();
+}
+
+// Before the real create: what the record will say of the creation.
+void PrepareThread(ThreadState* ts, uintptr_t code) {
+  ErrnoGuard errno_guard;
+  static std::atomic<uint32_t> next_serial{1};
+  Tracker& tracker = Tracker::Get();
+  ts->code = code;
+  ts->serial = next_serial.fetch_add(1, std::memory_order_relaxed);
+  ts->stack_id = tracker.CaptureStackId();
+  ts->creator_tid = Tracker::CurrentTid();
 }
 
 // Calls the client libraries make are theirs (a thread libpq or libmariadb
@@ -191,9 +221,15 @@ struct JoinScope {
     known = Tracker::Get().GetSerial(key, &serial);
   }
   void Done(int rc) {
-    if (!record || !known || rc != 0) return;
+    if (!record || rc != 0) return;
     ErrnoGuard errno_guard;
-    Tracker::Get().ReleaseIfSerial(key, serial);
+    if (known) {
+      Tracker::Get().ReleaseIfSerial(key, serial);
+    } else {
+      // Joined before its record was seen (the thread inserts it as it
+      // starts): by now it has exited, so its record says so.
+      Tracker::Get().ReleaseIfExited(key);
+    }
   }
   uintptr_t key;
   bool record;
@@ -223,6 +259,7 @@ LW_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
   leakwatch::EnsureExitKey();
   ts->start = start_routine;
   ts->arg = arg;
+  leakwatch::PrepareThread(ts, reinterpret_cast<uintptr_t>(start_routine));
   int detach_state = PTHREAD_CREATE_JOINABLE;
   if (attr != nullptr &&
       pthread_attr_getdetachstate(attr, &detach_state) == 0 &&
@@ -234,8 +271,7 @@ LW_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
     delete ts;  // the thread never ran
     return rc;
   }
-  leakwatch::InsertThread(ts, *thread,
-                          reinterpret_cast<uintptr_t>(start_routine));
+  leakwatch::InsertThread(ts, *thread);
   return rc;
 }
 
@@ -252,12 +288,13 @@ LW_EXPORT int thrd_create(thrd_t* thr, thrd_start_t func, void* arg) {
   leakwatch::EnsureExitKey();
   ts->start_c11 = func;
   ts->arg = arg;
+  leakwatch::PrepareThread(ts, reinterpret_cast<uintptr_t>(func));
   int rc = real(thr, &leakwatch::TrampolineC11, ts);
   if (rc != thrd_success) {
     delete ts;
     return rc;
   }
-  leakwatch::InsertThread(ts, *thr, reinterpret_cast<uintptr_t>(func));
+  leakwatch::InsertThread(ts, *thr);
   return rc;
 }
 

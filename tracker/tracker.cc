@@ -92,16 +92,12 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.active_ns = r.acquired_ns;
   r.parent = info.parent;
   r.identity = info.identity;
-  r.tid = CurrentTid();
+  r.tid = info.tid != 0 ? info.tid : CurrentTid();
   r.flags = info.flags & (kPinsParent | kExited | kDetached);
   r.code = info.code;
   r.serial = info.serial;
   if (r.flags & kExited) r.active_ns = info.exited_ns;
-  if (stack_depth_ > 0) {
-    uintptr_t frames[kMaxFrames];
-    int n = CaptureStack(frames, stack_depth_);
-    r.stack_id = stacks_.Put(frames, static_cast<uint32_t>(n));
-  }
+  r.stack_id = info.stack_id != 0 ? info.stack_id : CaptureStackId();
   // A thread's pthread_t is reused only once the old thread was joined (or
   // detached and exited): an old record still there is one whose join is on
   // its way (the joiner removes it after the real join returns).
@@ -116,6 +112,14 @@ void Tracker::OnRemoved(const Record& removed) {
   if ((removed.flags & kReportedLive) && !(removed.flags & kInherited)) {
     QueueNote(LiveNote::kReleased, removed, NowNs());
   }
+}
+
+uint32_t Tracker::CaptureStackId() {
+  if (stack_depth_ <= 0) return 0;
+  EnsureStarted();
+  uintptr_t frames[kMaxFrames];
+  int n = CaptureStack(frames, stack_depth_);
+  return stacks_.Put(frames, static_cast<uint32_t>(n));
 }
 
 bool Tracker::Release(uintptr_t key) {
@@ -161,6 +165,16 @@ bool Tracker::GetSerial(uintptr_t key, uint32_t* serial) {
 
 bool Tracker::SetDetail(uintptr_t key, uint32_t detail) {
   return table_.Update(key, [&](Record& r) { r.identity.detail = detail; });
+}
+
+bool Tracker::ReleaseIfExited(uintptr_t key) {
+  Record removed;
+  bool erased = false;
+  table_.Mutate(
+      key, [&](Record& r) { return (r.flags & kExited) != 0; }, &removed,
+      &erased);
+  if (erased) OnRemoved(removed);
+  return erased;
 }
 
 bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {

@@ -93,6 +93,10 @@ struct AcquireInfo {
   uintptr_t code = 0;         // Record::code (a thread's start routine)
   uint32_t serial = 0;        // Record::serial
   int64_t exited_ns = 0;      // with kExited: when the thread exited
+  uint32_t stack_id = 0;      // if nonzero, this stack (from CaptureStackId)
+                              // rather than the caller's
+  uint32_t tid = 0;           // if nonzero, the acquiring thread's tid (a
+                              // thread recording its own creation)
 };
 
 class Tracker {
@@ -110,6 +114,10 @@ class Tracker {
   // Records a new handle: captures the caller's stack, the time and the
   // thread. A key still present is replaced (counted, not reported). Hook-safe.
   void Acquire(const KindDesc* kind, uintptr_t key, const AcquireInfo& info);
+
+  // Captures the caller's stack and interns it (0 if stacks are off), for an
+  // Acquire made later or on another thread. Hook-safe.
+  uint32_t CaptureStackId();
 
   // Forgets a handle; returns false if it was not tracked. If it had been
   // reported live, a note is queued for the watchdog. Hook-safe.
@@ -138,6 +146,9 @@ class Tracker {
   // Release only if the record's serial is still `serial` (a thread joined:
   // its pthread_t may already belong to a new thread). Hook-safe.
   bool ReleaseIfSerial(uintptr_t key, uint32_t serial);
+  // Release only if the record is of an exited thread (a join whose record
+  // was not known before the join). Hook-safe.
+  bool ReleaseIfExited(uintptr_t key);
 
   // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
   bool SetIdentity(uintptr_t key, const Identity& identity);
