@@ -7,6 +7,7 @@
 // first use, and the report module is attached lazily too.
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <new>
 
@@ -24,6 +25,7 @@ namespace {
 
 alignas(Log) unsigned char g_log_storage[sizeof(Log)];
 alignas(TextReporter) unsigned char g_reporter_storage[sizeof(TextReporter)];
+TextReporter* g_reporter = nullptr;
 pthread_once_t g_attach_once = PTHREAD_ONCE_INIT;
 
 // Creates the report module and registers it with the tracker; both live for
@@ -33,8 +35,8 @@ void Attach() {
     Tracker& tracker = Tracker::Get();
     SkipFramesInModuleOf(reinterpret_cast<const void*>(&Attach));
     Log* log = new (g_log_storage) Log(tracker.options().log);
-    auto* reporter = new (g_reporter_storage) TextReporter(tracker, *log);
-    tracker.SetSink(reporter);
+    g_reporter = new (g_reporter_storage) TextReporter(tracker, *log);
+    tracker.SetSink(g_reporter);
   });
 }
 
@@ -49,9 +51,27 @@ __attribute__((destructor)) void AgentStop() {
   ++t_hook_depth;
   ErrnoGuard errno_guard;
   Attach();
-  Tracker::Get().Exit();
+  Tracker& tracker = Tracker::Get();
+  tracker.Exit();
+  int code = tracker.options().exitcode;
+  if (code != 0 && g_reporter->unsuppressed_at_exit() > 0) {
+    // The program's status becomes ours: a CI gate. Its buffered output is
+    // written first; the remaining destructors are skipped, as LeakSanitizer
+    // does.
+    fflush(nullptr);
+    _exit(code);
+  }
   --t_hook_depth;
 }
 
 }  // namespace
 }  // namespace leakwatch
+
+// In-program annotation (include/leakwatch.h): the program keeps `handle` on
+// purpose. Returns 1 if leakwatch tracks it, 0 if not.
+LW_EXPORT int leakwatch_ignore(const void* handle) {
+  leakwatch::ErrnoGuard errno_guard;
+  return leakwatch::Tracker::Get().Ignore(reinterpret_cast<uintptr_t>(handle))
+             ? 1
+             : 0;
+}

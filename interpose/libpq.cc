@@ -14,6 +14,7 @@
 #include "interpose/hook.h"
 #include "interpose/kinds.h"
 #include "interpose/real.h"
+#include "interpose/sql.h"
 
 namespace leakwatch {
 
@@ -97,23 +98,27 @@ void OnCallStart(const PGconn* conn) {
   Tracker::Get().BeginCall(Key(conn));
 }
 
-void OnActivity(const PGconn* conn) {
+// Activity; `query` (0 = none) becomes the connection's last query.
+void OnActivity(const PGconn* conn, uint32_t query = 0) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().Touch(Key(conn), nullptr);
+  Tracker::Get().Touch(Key(conn), nullptr, nullptr, nullptr, query);
 }
 
 // A result (or cancel handle) obtained on `conn`: the connection becomes
 // active, and the new handle remembers which connection it came from.
 void OnHandleFromConn(const KindDesc* kind, const void* handle,
-                      const PGconn* conn) {
+                      const PGconn* conn, uint32_t query = 0) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
   if (conn != nullptr) {
     info.parent = Key(conn);
-    tracker.Touch(Key(conn), &info.identity);
+    // The connection's last query (set here if this call sent one) is the
+    // one the new handle came from.
+    tracker.Touch(Key(conn), &info.identity, nullptr, &info.query_id, query);
   }
+  if (info.query_id == 0) info.query_id = query;
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
 }
 
@@ -250,7 +255,8 @@ LW_EXPORT PGresult* PQexec(PGconn* conn, const char* query) {
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
   if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, query);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
+  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
+        leakwatch::QueryId(query, -1));
   return res;
 }
 
@@ -265,7 +271,8 @@ LW_EXPORT PGresult* PQexecParams(PGconn* conn, const char* command, int nParams,
   if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, command, nParams, paramTypes, paramValues,
                        paramLengths, paramFormats, resultFormat);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
+  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
+        leakwatch::QueryId(command, -1));
   return res;
 }
 
@@ -277,7 +284,8 @@ LW_EXPORT PGresult* PQprepare(PGconn* conn, const char* stmtName,
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
   if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, stmtName, query, nParams, paramTypes);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
+  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
+        leakwatch::QueryId(query, -1));
   return res;
 }
 
@@ -291,7 +299,8 @@ LW_EXPORT PGresult* PQexecPrepared(PGconn* conn, const char* stmtName,
   if (scope.record()) leakwatch::OnCallStart(conn);
   PGresult* res = real(conn, stmtName, nParams, paramValues, paramLengths,
                        paramFormats, resultFormat);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
+  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
+        leakwatch::DescribedQueryId("EXECUTE ", stmtName));
   return res;
 }
 
@@ -392,34 +401,40 @@ LW_EXPORT void PQfreeCancel(PGcancel* cancel) {
 // Hooks that only mark the connection active: int-returning, conn first;
 // `fail` is what the library documents as the error return.
 #define LW_ACTIVITY_HOOK(name, fail, params, args)       \
-  LW_EXPORT int name params {                            \
-    auto real = leakwatch::real_##name.Get();            \
-    if (real == nullptr) return fail;                    \
-    HookScope scope(g_libpq, kLibPg, LW_CALLER);         \
-    int ret = real args;                                 \
-    if (scope.record()) leakwatch::OnActivity(conn);     \
-    return ret;                                          \
+  LW_QUERY_HOOK(name, fail, params, args, 0)
+// The same for calls that send a query: `query` is its query-depot id.
+#define LW_QUERY_HOOK(name, fail, params, args, query)         \
+  LW_EXPORT int name params {                                  \
+    auto real = leakwatch::real_##name.Get();                  \
+    if (real == nullptr) return fail;                          \
+    HookScope scope(g_libpq, kLibPg, LW_CALLER);               \
+    int ret = real args;                                       \
+    if (scope.record()) leakwatch::OnActivity(conn, (query));  \
+    return ret;                                                \
   }
 
-LW_ACTIVITY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),
-                 (conn, query))
-LW_ACTIVITY_HOOK(PQsendQueryParams, 0,
+LW_QUERY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),
+              (conn, query), leakwatch::QueryId(query, -1))
+LW_QUERY_HOOK(PQsendQueryParams, 0,
                  (PGconn * conn, const char* command, int nParams,
                   const Oid* paramTypes, const char* const* paramValues,
                   const int* paramLengths, const int* paramFormats,
                   int resultFormat),
                  (conn, command, nParams, paramTypes, paramValues,
-                  paramLengths, paramFormats, resultFormat))
-LW_ACTIVITY_HOOK(PQsendPrepare, 0,
+                  paramLengths, paramFormats, resultFormat),
+              leakwatch::QueryId(command, -1))
+LW_QUERY_HOOK(PQsendPrepare, 0,
                  (PGconn * conn, const char* stmtName, const char* query,
                   int nParams, const Oid* paramTypes),
-                 (conn, stmtName, query, nParams, paramTypes))
-LW_ACTIVITY_HOOK(PQsendQueryPrepared, 0,
+                 (conn, stmtName, query, nParams, paramTypes),
+              leakwatch::QueryId(query, -1))
+LW_QUERY_HOOK(PQsendQueryPrepared, 0,
                  (PGconn * conn, const char* stmtName, int nParams,
                   const char* const* paramValues, const int* paramLengths,
                   const int* paramFormats, int resultFormat),
                  (conn, stmtName, nParams, paramValues, paramLengths,
-                  paramFormats, resultFormat))
+                  paramFormats, resultFormat),
+              leakwatch::DescribedQueryId("EXECUTE ", stmtName))
 LW_ACTIVITY_HOOK(PQsendDescribePrepared, 0, (PGconn * conn, const char* stmt),
                  (conn, stmt))
 LW_ACTIVITY_HOOK(PQsendDescribePortal, 0, (PGconn * conn, const char* portal),

@@ -21,6 +21,7 @@
 #include "interpose/hook.h"
 #include "interpose/kinds.h"
 #include "interpose/real.h"
+#include "interpose/sql.h"
 
 namespace leakwatch {
 
@@ -179,13 +180,17 @@ void OnCallStart(const void* conn) {
 }
 
 // Activity on a connection; after a query, also notices a reconnect (the
-// server's connection id changed) and refreshes the identity.
-void OnActivity(MYSQL* mysql, bool after_query) {
+// server's connection id changed) and refreshes the identity. `query` (0 =
+// none) becomes the connection's last query.
+void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
   if (mysql == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   Identity identity;
-  if (!tracker.Touch(Key(mysql), &identity) || !after_query) return;
+  if (!tracker.Touch(Key(mysql), &identity, nullptr, nullptr, query) ||
+      !after_query) {
+    return;
+  }
   uint32_t id = ServerConnectionId(mysql);
   if (id != 0 && identity.detail != 0 && id != identity.detail) {
     identity.detail = id;
@@ -202,7 +207,8 @@ void OnHandleFromParent(const KindDesc* kind, const void* handle,
   info.flags = flags;
   if (parent != nullptr) {
     info.parent = Key(parent);
-    tracker.Touch(Key(parent), &info.identity);
+    // The parent's last query is the one the new handle came from.
+    tracker.Touch(Key(parent), &info.identity, nullptr, &info.query_id);
   }
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
 }
@@ -213,17 +219,20 @@ void OnRelease(const void* handle) {
   Tracker::Get().Release(Key(handle));
 }
 
-// A statement call: the statement and its connection are active.
-void OnStatementActivity(MYSQL_STMT* stmt, bool starting) {
+// A statement call: the statement and its connection are active; a prepare
+// gives both its query.
+void OnStatementActivity(MYSQL_STMT* stmt, bool starting, uint32_t query = 0) {
   if (stmt == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   uintptr_t conn = 0;
-  if (!tracker.Touch(Key(stmt), nullptr, &conn) || conn == 0) return;
+  if (!tracker.Touch(Key(stmt), nullptr, &conn, nullptr, query) || conn == 0) {
+    return;
+  }
   if (starting) {
     tracker.BeginCall(conn);
   } else {
-    tracker.Touch(conn, nullptr);
+    tracker.Touch(conn, nullptr, nullptr, nullptr, query);
   }
 }
 
@@ -508,7 +517,10 @@ LW_EXPORT int mysql_stmt_prepare(MYSQL_STMT* stmt, const char* query,
   LW_SCOPE;
   if (scope.record()) leakwatch::OnStatementActivity(stmt, true);
   int ret = real(stmt, query, length);
-  if (scope.record()) leakwatch::OnStatementActivity(stmt, false);
+  if (scope.record()) {
+    leakwatch::OnStatementActivity(
+        stmt, false, leakwatch::QueryId(query, static_cast<long>(length)));
+  }
   return ret;
 }
 
@@ -524,30 +536,34 @@ LW_EXPORT int mysql_stmt_execute(MYSQL_STMT* stmt) {
 
 // --- activity on a connection (idle time) ----------------------------------------
 
-// Blocking calls: in use while they run; `query` also checks for a reconnect.
-#define LW_CONN_CALL_HOOK(ret_type, name, fail, params, args, query) \
-  LW_EXPORT ret_type name params {                                   \
-    auto real = leakwatch::real_##name.Get();                        \
-    if (real == nullptr) return fail;                                \
-    LW_SCOPE;                                                        \
-    if (scope.record()) leakwatch::OnCallStart(mysql);               \
-    ret_type ret = real args;                                        \
-    if (scope.record()) leakwatch::OnActivity(mysql, query);         \
-    return ret;                                                      \
+// Blocking calls: in use while they run; `after_query` also checks for a
+// reconnect; `sql` (a query-depot id, 0 = none) becomes the last query.
+#define LW_CONN_CALL_HOOK(ret_type, name, fail, params, args, after_query, \
+                          sql)                                              \
+  LW_EXPORT ret_type name params {                                          \
+    auto real = leakwatch::real_##name.Get();                               \
+    if (real == nullptr) return fail;                                       \
+    LW_SCOPE;                                                               \
+    if (scope.record()) leakwatch::OnCallStart(mysql);                      \
+    ret_type ret = real args;                                               \
+    if (scope.record()) leakwatch::OnActivity(mysql, after_query, (sql));   \
+    return ret;                                                             \
   }
 
 LW_CONN_CALL_HOOK(int, mysql_query, 1, (MYSQL * mysql, const char* q),
-                  (mysql, q), true)
+                  (mysql, q), true, leakwatch::QueryId(q, -1))
 LW_CONN_CALL_HOOK(int, mysql_real_query, 1,
                   (MYSQL * mysql, const char* q, unsigned long length),
-                  (mysql, q, length), true)
+                  (mysql, q, length), true,
+                  leakwatch::QueryId(q, static_cast<long>(length)))
 LW_CONN_CALL_HOOK(int, mysql_send_query, 1,
                   (MYSQL * mysql, const char* q, unsigned long length),
-                  (mysql, q, length), true)
+                  (mysql, q, length), true,
+                  leakwatch::QueryId(q, static_cast<long>(length)))
 LW_CONN_CALL_HOOK(my_bool, mysql_read_query_result, 1, (MYSQL * mysql),
-                  (mysql), false)
-LW_CONN_CALL_HOOK(int, mysql_next_result, 1, (MYSQL * mysql), (mysql), false)
-LW_CONN_CALL_HOOK(int, mysql_ping, 1, (MYSQL * mysql), (mysql), true)
+                  (mysql), false, 0)
+LW_CONN_CALL_HOOK(int, mysql_next_result, 1, (MYSQL * mysql), (mysql), false, 0)
+LW_CONN_CALL_HOOK(int, mysql_ping, 1, (MYSQL * mysql), (mysql), true, 0)
 LW_EXPORT int mysql_select_db(MYSQL* mysql, const char* db) {
   auto real = leakwatch::real_mysql_select_db.Get();
   if (real == nullptr) return 1;
@@ -563,15 +579,15 @@ LW_EXPORT int mysql_select_db(MYSQL* mysql, const char* db) {
   }
   return ret;
 }
-LW_CONN_CALL_HOOK(my_bool, mysql_commit, 1, (MYSQL * mysql), (mysql), false)
-LW_CONN_CALL_HOOK(my_bool, mysql_rollback, 1, (MYSQL * mysql), (mysql), false)
+LW_CONN_CALL_HOOK(my_bool, mysql_commit, 1, (MYSQL * mysql), (mysql), false, 0)
+LW_CONN_CALL_HOOK(my_bool, mysql_rollback, 1, (MYSQL * mysql), (mysql), false, 0)
 LW_CONN_CALL_HOOK(my_bool, mysql_autocommit, 1, (MYSQL * mysql, my_bool mode),
-                  (mysql, mode), false)
+                  (mysql, mode), false, 0)
 LW_CONN_CALL_HOOK(int, mysql_reset_connection, 1, (MYSQL * mysql), (mysql),
-                  false)
+                  false, 0)
 
 // Non-blocking queries: in use from the start until the call completes.
-#define LW_ASYNC_QUERY_HOOK(name, params, args)                        \
+#define LW_ASYNC_QUERY_HOOK(name, params, args, sql)                   \
   LW_EXPORT int name params {                                          \
     auto real = leakwatch::real_##name.Get();                          \
     if (real == nullptr) {                                             \
@@ -581,6 +597,8 @@ LW_CONN_CALL_HOOK(int, mysql_reset_connection, 1, (MYSQL * mysql), (mysql),
     LW_SCOPE;                                                          \
     int status = real args;                                            \
     if (scope.record()) {                                              \
+      uint32_t query = (sql);                                          \
+      if (query != 0) leakwatch::OnActivity(mysql, false, query);      \
       if (status == 0) {                                               \
         leakwatch::OnActivity(mysql, true);                            \
       } else {                                                         \
@@ -591,13 +609,15 @@ LW_CONN_CALL_HOOK(int, mysql_reset_connection, 1, (MYSQL * mysql), (mysql),
   }
 
 LW_ASYNC_QUERY_HOOK(mysql_query_start,
-                    (int* ret, MYSQL* mysql, const char* q), (ret, mysql, q))
+                    (int* ret, MYSQL* mysql, const char* q), (ret, mysql, q),
+                    leakwatch::QueryId(q, -1))
 LW_ASYNC_QUERY_HOOK(mysql_query_cont, (int* ret, MYSQL* mysql, int ready_status),
-                    (ret, mysql, ready_status))
+                    (ret, mysql, ready_status), 0)
 LW_ASYNC_QUERY_HOOK(mysql_real_query_start,
                     (int* ret, MYSQL* mysql, const char* q,
                      unsigned long length),
-                    (ret, mysql, q, length))
+                    (ret, mysql, q, length),
+                    leakwatch::QueryId(q, static_cast<long>(length)))
 LW_ASYNC_QUERY_HOOK(mysql_real_query_cont,
                     (int* ret, MYSQL* mysql, int ready_status),
-                    (ret, mysql, ready_status))
+                    (ret, mysql, ready_status), 0)

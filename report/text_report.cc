@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "report/metrics.h"
 #include "tracker/clock.h"
 
 namespace leakwatch {
@@ -198,6 +199,12 @@ std::string TextReporter::Describe(const Record& r, int64_t now_ns,
     out += ", outlived its connection";
   }
   AppendIdentity(&out, r);
+  Depot<char>::View query = tracker_.strings().Get(r.query_id);
+  if (query.size > 0) {
+    fmt::format_to(std::back_inserter(out), ", {}: {}",
+                   idle_rule ? "last SQL" : "SQL",
+                   std::string_view(query.data, query.size));
+  }
   return out;
 }
 
@@ -329,6 +336,7 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
     }
   }
 
+  unsuppressed_at_exit_ = held.size();
   if (!held.empty()) {
     struct Group {
       const KindDesc* kind;
@@ -486,10 +494,55 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
   return out;
 }
 
+void TextReporter::WriteMetrics(const MetricsSnapshot& snapshot) {
+  MetricsInput input;
+  input.pid = getpid();
+  input.program = ProgramName();
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  input.timestamp_ms =
+      static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+  for (int k = 0; k < kMaxKinds; ++k) {
+    const KindDesc* kind = snapshot.kinds[k];
+    if (kind == nullptr) continue;
+    KindMetrics m;
+    m.kind = kind->name;
+    m.family = FamilyName(kind->family);
+    m.open = snapshot.open[k];
+    m.peak_open = snapshot.peak_open[k];
+    m.acquired = snapshot.totals.acquired[k];
+    m.released = snapshot.totals.released[k] + snapshot.totals.replaced[k];
+    m.past_threshold = snapshot.past_threshold[k];
+    m.reported_total = snapshot.reported[k];
+    input.kinds.push_back(std::move(m));
+  }
+  input.threads_live = snapshot.threads_live;
+  for (const MetricsSnapshot::Connections& c : snapshot.connections) {
+    ConnectionMetrics m;
+    m.kind = c.kind->name;
+    Depot<char>::View id = tracker_.strings().Get(c.identity_string_id);
+    m.labels = IdentityLabels(std::string(id.data, id.size));
+    m.open = c.open;
+    m.idle = c.idle;
+    m.in_use = c.in_use;
+    m.pinned = c.pinned;
+    input.connections.push_back(std::move(m));
+  }
+  std::string error;
+  std::string path = Log::ExpandPath(tracker_.options().metrics, getpid());
+  if (!WriteMetricsFile(path, FormatMetrics(input), &error) &&
+      !metrics_error_said_) {
+    metrics_error_said_ = true;
+    WriteAll(STDERR_FILENO,
+             "leakwatch: cannot write LEAKWATCH_METRICS: " + error + "\n");
+  }
+}
+
 void TextReporter::OnScan(const ScanEvents& events) {
   ReportLock lock(&mu_, 0);
   std::string text = FormatScan(events);
   if (!text.empty()) log_.Write(text);
+  if (events.metrics != nullptr) WriteMetrics(*events.metrics);
 }
 
 void TextReporter::OnExit(const ExitSnapshot& snapshot) {
@@ -500,6 +553,10 @@ void TextReporter::OnExit(const ExitSnapshot& snapshot) {
   ReportLock lock(&mu_, 1000);
   std::string text = FormatExit(snapshot);
   if (!text.empty()) log_.Write(text);
+  // A finished process's gauges would say forever what it held at the end.
+  if (!tracker_.options().metrics.empty()) {
+    unlink(Log::ExpandPath(tracker_.options().metrics, getpid()).c_str());
+  }
 }
 
 void TextReporter::PrepareFork() { pthread_mutex_lock(&mu_); }

@@ -50,6 +50,10 @@ class TextReporter : public EventSink {
   std::string FormatScan(const ScanEvents& events);
   std::string FormatExit(const ExitSnapshot& snapshot);
 
+  // How many held handles (and threads) the exit report showed, suppressed
+  // ones not counted: what LEAKWATCH_EXITCODE acts on.
+  size_t unsuppressed_at_exit() const { return unsuppressed_at_exit_; }
+
   // "1.2 s", "250 ms", "2 s".
   static std::string FormatDuration(int64_t ns);
 
@@ -62,6 +66,8 @@ class TextReporter : public EventSink {
   std::string StartRoutine(uintptr_t code);
   // The suppression rule matching a record's site, or -1 (cached per site).
   int SuppressionFor(const Record& r);
+  // Rewrites the LEAKWATCH_METRICS file from a scan's counts.
+  void WriteMetrics(const MetricsSnapshot& snapshot);
 
   Tracker& tracker_;
   Log& log_;
@@ -71,6 +77,8 @@ class TextReporter : public EventSink {
   std::unordered_set<uint64_t> sites_shown_;  // (kind index << 32) | stack id
   Suppressions suppressions_;
   std::unordered_map<uint64_t, int> suppression_by_site_;
+  bool metrics_error_said_ = false;
+  size_t unsuppressed_at_exit_ = 0;
 };
 
 }  // namespace leakwatch

@@ -75,6 +75,15 @@ class Depot {
     return id;
   }
 
+  // The id of `data` if it is in the depot, else 0; never inserts.
+  uint32_t Find(const T* data, uint32_t size) const {
+    if (size == 0) return 0;
+    uint64_t hash = HashBytes(data, size * sizeof(T));
+    const std::atomic<Node*>& head = buckets_[hash & (kBuckets - 1)];
+    Node* n = Find(head.load(std::memory_order_acquire), hash, data, size);
+    return n != nullptr ? n->id : 0;
+  }
+
   View Get(uint32_t id) const {
     if (id == 0 || id > count_.load(std::memory_order_acquire)) return {};
     Node** chunk = chunks_[(id - 1) / kChunk].load(std::memory_order_acquire);

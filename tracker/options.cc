@@ -176,6 +176,20 @@ bool ParseBool(const char* text, bool* value, std::string* expected) {
   return false;
 }
 
+bool ParseSqlMode(const char* text, SqlMode* mode, std::string* expected) {
+  *expected = "masked, full or off";
+  if (std::strcmp(text, "masked") == 0) {
+    *mode = kSqlMasked;
+  } else if (std::strcmp(text, "full") == 0) {
+    *mode = kSqlFull;
+  } else if (std::strcmp(text, "off") == 0) {
+    *mode = kSqlOff;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 namespace {
 
 bool ParseOne(const char* text, Duration* out, std::string* expected) {
@@ -184,6 +198,13 @@ bool ParseOne(const char* text, Duration* out, std::string* expected) {
 // Depth and Duration are both int64_t, so the table names the parser.
 bool ParseDepthOption(const char* text, Depth* out, std::string* expected) {
   return ParseCount(text, 0, kMaxStackDepth, out, expected);
+}
+bool ParseExitCodeOption(const char* text, ExitCode* out,
+                         std::string* expected) {
+  int64_t v = 0;
+  if (!ParseCount(text, 0, 255, &v, expected)) return false;
+  *out = static_cast<int>(v);
+  return true;
 }
 bool ParseOne(const char* text, Path* out, std::string* expected) {
   *expected = "a file path (may contain %p for the pid)";
@@ -203,6 +224,8 @@ bool ParseOne(const char* text, Bool* out, std::string* expected) {
 #define LW_PARSER_Path ParseOne
 #define LW_PARSER_LibraryList ParseOne
 #define LW_PARSER_Bool ParseOne
+#define LW_PARSER_SqlMode ParseSqlMode
+#define LW_PARSER_ExitCode ParseExitCodeOption
 
 }  // namespace
 

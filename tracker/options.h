@@ -35,9 +35,11 @@ inline constexpr uint32_t kAllLibraries = kLibPg | kLibMysql | kLibThread;
 // C++ types of the option types named in options.inc.
 using Duration = int64_t;  // milliseconds, or a sentinel above
 using Depth = int64_t;  // stack depth, 0 to kMaxStackDepth
+using ExitCode = int;   // 0 to 255
 using Path = std::string;
 using LibraryList = uint32_t;
 using Bool = bool;
+enum SqlMode : int { kSqlOff = 0, kSqlMasked = 1, kSqlFull = 2 };
 
 struct Options {
 #define LW_OPTION(type, field, var, def, def_text, desc) type field = def;
@@ -71,6 +73,7 @@ bool ParseCount(const char* text, int64_t min, int64_t max, int64_t* value,
 bool ParseLibraryList(const char* text, uint32_t* libraries,
                       std::string* expected);
 bool ParseBool(const char* text, bool* value, std::string* expected);
+bool ParseSqlMode(const char* text, SqlMode* mode, std::string* expected);
 
 }  // namespace leakwatch
 

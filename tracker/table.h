@@ -29,6 +29,8 @@ enum RecordFlags : uint16_t {
                            // unbuffered result pins its connection)
   kExited = 1 << 4,        // thread: has exited (active_ns = exit time)
   kDetached = 1 << 5,      // thread: detached (released when it exits)
+  kIgnored = 1 << 6,       // the program said it keeps this on purpose
+                           // (leakwatch_ignore): never reported
 };
 
 struct Record {
@@ -41,6 +43,8 @@ struct Record {
   Identity identity;            // for a result: its connection's
   uint32_t tid = 0;             // acquiring thread (kernel tid)
   uint16_t flags = 0;
+  uint32_t query_id = 0;        // string-depot id of the query behind the
+                                // handle (a result's SQL, a connection's last)
   uint32_t serial = 0;          // set by the hooks to tell reuses of a key
                                 // apart (threads: pthread_t values recur)
   uintptr_t code = 0;           // a code address the handle is about (a

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
+#include <map>
 #include <new>
 #include <unordered_map>
 
@@ -96,6 +98,7 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.flags = info.flags & (kPinsParent | kExited | kDetached);
   r.code = info.code;
   r.serial = info.serial;
+  r.query_id = info.query_id;
   if (r.flags & kExited) r.active_ns = info.exited_ns;
   r.stack_id = info.stack_id != 0 ? info.stack_id : CaptureStackId();
   // A thread's pthread_t is reused only once the old thread was joined (or
@@ -186,7 +189,8 @@ bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
   return erased;
 }
 
-bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent) {
+bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent,
+                    uint32_t* query_id, uint32_t set_query_id) {
   if (key == 0) return false;
   int64_t now = NowNs();
   Record reported;
@@ -204,6 +208,8 @@ bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent) {
     r.flags &= ~kInCall;
     if (identity != nullptr) *identity = r.identity;
     if (parent != nullptr) *parent = r.parent;
+    if (set_query_id != 0) r.query_id = set_query_id;
+    if (query_id != nullptr) *query_id = r.query_id;
   });
   if (was_reported && !(reported.flags & kInherited)) {
     QueueNote(LiveNote::kActiveAgain, reported, now);
@@ -220,6 +226,11 @@ bool Tracker::BeginCall(uintptr_t key) {
   });
 }
 
+bool Tracker::Ignore(uintptr_t key) {
+  if (key == 0) return false;
+  return table_.Update(key, [](Record& r) { r.flags |= kIgnored; });
+}
+
 bool Tracker::SetIdentity(uintptr_t key, const Identity& identity) {
   if (key == 0) return false;
   return table_.Update(key, [&](Record& r) { r.identity = identity; });
@@ -227,6 +238,20 @@ bool Tracker::SetIdentity(uintptr_t key, const Identity& identity) {
 
 uint32_t Tracker::InternString(std::string_view s) {
   return strings_.Put(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+uint32_t Tracker::InternQuery(std::string_view text) {
+  if (text.empty()) return 0;
+  uint32_t size = static_cast<uint32_t>(text.size());
+  if (queries_kept_.load(std::memory_order_relaxed) >= kMaxQueries) {
+    return strings_.Find(text.data(), size);
+  }
+  uint32_t before = strings_.size();
+  uint32_t id = strings_.Put(text.data(), size);
+  if (strings_.size() != before) {
+    queries_kept_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return id;
 }
 
 void Tracker::QueueNote(LiveNote::Type type, const Record& record,
@@ -301,7 +326,25 @@ void Tracker::Scan() {
   std::unordered_map<uint32_t, SiteAggregate> thread_sites;
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
+  const bool want_metrics = !options_.metrics.empty();
+  MetricsSnapshot metrics;
+  std::vector<Record> connections;          // for per-identity metrics
+  std::unordered_map<uintptr_t, int> pinned;  // connection -> pinning results
   table_.ForEach([&](Record& r) {
+    if (want_metrics && !(r.flags & kInherited)) {
+      int k = r.kind->index;
+      ++metrics.open[k];
+      int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
+      bool running_thread = IsThread(r) && !(r.flags & kExited);
+      if (running_thread) ++metrics.threads_live;
+      if (!running_thread && !InUse(r) && threshold > 0 &&
+          events.now_ns - RuleStartNs(r) >= threshold) {
+        ++metrics.past_threshold[k];
+      }
+      if (r.kind->family == Family::kConn) connections.push_back(r);
+      if ((r.flags & kPinsParent) && r.parent != 0) ++pinned[r.parent];
+    }
+    if (r.flags & kIgnored) return;
     // A running thread only counts towards its site's growth.
     if (IsThread(r) && !(r.flags & (kExited | kInherited))) {
       if (thread_threshold > 0 &&
@@ -340,7 +383,11 @@ void Tracker::Scan() {
       marked = r;
       fresh = true;
     });
-    if (fresh) events.overdue.push_back(marked);
+    if (fresh) {
+      events.overdue.push_back(marked);
+      reported_total_[marked.kind->index].fetch_add(1,
+                                                    std::memory_order_relaxed);
+    }
   }
   // Thread sites that keep growing: warned the first time, then at each
   // doubling of the count.
@@ -356,8 +403,39 @@ void Tracker::Scan() {
     }
     pthread_mutex_unlock(&scan_mu_);
   }
+  if (want_metrics) {
+    metrics.totals = table_.GetTotals();
+    pthread_mutex_lock(&scan_mu_);
+    for (int k = 0; k < kMaxKinds; ++k) {
+      metrics.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
+      peak_open_[k] = std::max(peak_open_[k], metrics.open[k]);
+      metrics.peak_open[k] = peak_open_[k];
+      metrics.reported[k] = reported_total_[k].load(std::memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&scan_mu_);
+    const int64_t conn_threshold =
+        threshold_ns_[static_cast<int>(Family::kConn)];
+    std::map<std::pair<const KindDesc*, uint32_t>, size_t> index;
+    for (const Record& c : connections) {
+      auto [it, added] = index.try_emplace({c.kind, c.identity.string_id},
+                                           metrics.connections.size());
+      if (added) {
+        metrics.connections.push_back({c.kind, c.identity.string_id});
+      }
+      MetricsSnapshot::Connections& g = metrics.connections[it->second];
+      ++g.open;
+      if (c.flags & kInCall) {
+        ++g.in_use;
+      } else if (conn_threshold > 0 &&
+                 events.now_ns - c.active_ns >= conn_threshold) {
+        ++g.idle;
+      }
+      if (pinned.count(c.key)) ++g.pinned;
+    }
+    events.metrics = &metrics;
+  }
   if (events.overdue.empty() && events.notes.empty() &&
-      events.growing.empty() && events.notes_dropped == 0) {
+      events.growing.empty() && events.notes_dropped == 0 && !want_metrics) {
     return;
   }
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
@@ -374,7 +452,7 @@ bool Tracker::IsGrowing(uint32_t count, int64_t span_ns) const {
 }
 
 void Tracker::StartWatchdog() {
-  bool any_live = false;
+  bool any_live = !options_.metrics.empty();
   for (int f = 0; f < kNumFamilies; ++f) any_live |= threshold_ns_[f] > 0;
   if (!any_live) return;
   // The watchdog is the agent's own thread: all signals blocked (the host's
@@ -428,7 +506,7 @@ void Tracker::Exit() {
       threshold_ns_[static_cast<int>(Family::kThread)];
   snapshot.shards_skipped = table_.ForEach(
       [&](Record& r) {
-        if (r.flags & kInherited) return;
+        if (r.flags & (kInherited | kIgnored)) return;
         if (IsThread(r) && !(r.flags & kExited)) {
           running.push_back(r);
           if (snapshot.now_ns - r.acquired_ns >= thread_threshold) {

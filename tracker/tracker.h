@@ -50,6 +50,23 @@ struct SiteGrowth {
   int64_t span_ns = 0;        // their creation times span this long
 };
 
+// Counts for live metrics, taken by a scan when LEAKWATCH_METRICS is set.
+struct MetricsSnapshot {
+  uint64_t open[kMaxKinds] = {};            // held now
+  uint64_t peak_open[kMaxKinds] = {};       // highest `open` at any scan
+  uint64_t past_threshold[kMaxKinds] = {};  // held now, past the threshold
+  uint64_t reported[kMaxKinds] = {};        // live warnings since start
+  ShardedTable::Totals totals;              // acquired/released since start
+  const KindDesc* kinds[kMaxKinds] = {};    // kinds seen, by index
+  uint64_t threads_live = 0;                // threads not yet exited
+  struct Connections {                      // per (kind, identity text)
+    const KindDesc* kind = nullptr;
+    uint32_t identity_string_id = 0;
+    uint64_t open = 0, idle = 0, in_use = 0, pinned = 0;
+  };
+  std::vector<Connections> connections;
+};
+
 // What the watchdog found in one scan.
 struct ScanEvents {
   int64_t now_ns = 0;
@@ -57,6 +74,7 @@ struct ScanEvents {
   std::vector<SiteGrowth> growing;  // thread sites that grew past a doubling
   std::vector<LiveNote> notes;   // released or active again since last scan
   uint64_t notes_dropped = 0;    // notes lost because the queue was full
+  const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
 };
 
 // What is left at exit.
@@ -92,6 +110,7 @@ struct AcquireInfo {
                               // thread kExited and kDetached
   uintptr_t code = 0;         // Record::code (a thread's start routine)
   uint32_t serial = 0;        // Record::serial
+  uint32_t query_id = 0;      // Record::query_id
   int64_t exited_ns = 0;      // with kExited: when the thread exited
   uint32_t stack_id = 0;      // if nonzero, this stack (from CaptureStackId)
                               // rather than the caller's
@@ -124,10 +143,12 @@ class Tracker {
   bool Release(uintptr_t key);
 
   // Marks activity on a handle (connections: resets idle time) and ends a
-  // call begun with BeginCall. Stores its identity in `*identity` and its
-  // parent in `*parent` where non-null. Returns false if not tracked.
-  // Hook-safe.
-  bool Touch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr);
+  // call begun with BeginCall. Stores its identity in `*identity`, its
+  // parent in `*parent` and its query in `*query_id` where non-null (before
+  // `set_query_id`, if nonzero, becomes its query). Returns false if not
+  // tracked. Hook-safe.
+  bool Touch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr,
+             uint32_t* query_id = nullptr, uint32_t set_query_id = 0);
 
   // Marks the start of a blocking call on a handle (a query that may run for
   // longer than the threshold): until the next Touch the handle is in use, not
@@ -150,11 +171,22 @@ class Tracker {
   // was not known before the join). Hook-safe.
   bool ReleaseIfExited(uintptr_t key);
 
+  // The program keeps this handle on purpose (leakwatch_ignore): it is never
+  // reported, live or at exit. False if not tracked. Hook-safe.
+  bool Ignore(uintptr_t key);
+
   // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
   bool SetIdentity(uintptr_t key, const Identity& identity);
 
-  // Interns a string (an identity, a query) and returns its id. Hook-safe.
+  // Interns a string (an identity) and returns its id. Hook-safe.
   uint32_t InternString(std::string_view s);
+
+  // Interns a query text (already masked or cut by the caller). Once
+  // kMaxQueries distinct texts are kept, new ones get 0 ("not kept"), so
+  // programs that send endless distinct literals cannot grow the depot
+  // without bound. Hook-safe.
+  static constexpr uint32_t kMaxQueries = 20000;
+  uint32_t InternQuery(std::string_view text);
 
   Depot<uintptr_t>& stacks() { return stacks_; }
   Depot<char>& strings() { return strings_; }
@@ -198,6 +230,7 @@ class Tracker {
   ShardedTable table_;
   Depot<uintptr_t> stacks_;
   Depot<char> strings_;
+  std::atomic<uint32_t> queries_kept_{0};
   std::atomic<const KindDesc*> kinds_[kMaxKinds] = {};
   std::atomic<EventSink*> sink_{nullptr};
 
@@ -205,6 +238,10 @@ class Tracker {
   pthread_mutex_t start_mu_ = PTHREAD_MUTEX_INITIALIZER;
   std::atomic<bool> exiting_{false};
   std::atomic<bool> exit_done_{false};
+
+  // Live-warning totals and peaks per kind, for metrics.
+  std::atomic<uint64_t> reported_total_[kMaxKinds] = {};
+  uint64_t peak_open_[kMaxKinds] = {};  // guarded by scan_mu_
 
   // Thread sites' counts at their last growth warning, by stack id.
   pthread_mutex_t scan_mu_ = PTHREAD_MUTEX_INITIALIZER;

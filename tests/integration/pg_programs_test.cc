@@ -1,5 +1,6 @@
 // Leaky and clean libpq programs (tests/programs) under the agent, against
 // the real PostgreSQL server that scripts/test.sh starts.
+#include <fstream>
 #include <regex>
 #include <string>
 
@@ -55,6 +56,134 @@ TEST(PgPrograms, ResultsNeverClearedInALoopAreCountedExactly) {
   EXPECT_EQ(report.per_kind.count("pg.conn"), 0u);
 }
 
+// The SQL behind a leaked result and the last SQL on a leaked connection:
+// masked by default, whole with LEAKWATCH_SQL=full, absent with off.
+TEST(PgPrograms, SqlBehindLeaksIsMaskedFullOrOff) {
+  if (!RequirePostgres()) return;
+  RunResult masked = RunProgram({ProgramPath("pg_result_loop_leak"), "4"}, {});
+  ASSERT_EQ(masked.exit_code, 0) << masked.err;
+  ExitReport report = ParseExitReport(masked.err);
+  ASSERT_EQ(report.groups.size(), 1u) << masked.err;
+  EXPECT_NE(report.groups[0].example.find(
+                ", SQL: SELECT g FROM generate_series(?, ?) g"),
+            std::string::npos)
+      << report.groups[0].example;
+
+  RunOptions full;
+  full.env = {{"LEAKWATCH_SQL", "full"}};
+  RunResult whole = RunProgram({ProgramPath("pg_result_loop_leak"), "4"}, full);
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  report = ParseExitReport(whole.err);
+  ASSERT_EQ(report.groups.size(), 1u) << whole.err;
+  // Literals kept (the example is one of the four batches).
+  EXPECT_TRUE(std::regex_search(
+      report.groups[0].example,
+      std::regex(R"(, SQL: SELECT g FROM generate_series\(1, [1-4]\) g$)")))
+      << report.groups[0].example;
+
+  RunOptions off;
+  off.env = {{"LEAKWATCH_SQL", "off"}};
+  RunResult none = RunProgram({ProgramPath("pg_result_loop_leak"), "4"}, off);
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.err.find("SQL:"), std::string::npos) << none.err;
+  EXPECT_TRUE(ParseExitReport(none.err).present);
+
+  RunResult conn = RunProgram({ProgramPath("pg_conn_leak"), "3"}, {});
+  ASSERT_EQ(conn.exit_code, 0) << conn.err;
+  report = ParseExitReport(conn.err);
+  ASSERT_EQ(report.groups.size(), 1u) << conn.err;
+  EXPECT_NE(report.groups[0].example.find(
+                ", last SQL: SELECT ? WHERE ? % ? = ?"),
+            std::string::npos)
+      << report.groups[0].example;
+}
+
+// LEAKWATCH_METRICS: the live file shows what the program holds (the file's
+// format is checked by a strict parser in tests/unit/metrics_test.cc), and
+// it is gone once the program has exited.
+TEST(PgPrograms, MetricsFileShowsWhatIsHeldAndGoesAtExit) {
+  if (!RequirePostgres()) return;
+  TempDir dir;
+  std::string pattern = dir.path() + "/leakwatch-%p.prom";
+  std::string copy = dir.path() + "/copy.prom";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_METRICS", pattern},
+                 {"LEAKWATCH_THRESHOLD_MS", "300ms"}};
+  // The program is told the path with its own pid: it reads LEAKWATCH_METRICS
+  // itself after expanding %p.
+  RunResult r = RunProgram(
+      {"/bin/sh", "-c",
+       "exec \"$0\" \"$(printf '%s' \"$1\" | sed \"s/%p/$$/\")\" \"$2\"",
+       ProgramPath("pg_metrics_hold"), pattern, copy},
+      options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string text = ReadFile(copy);
+  auto sample = [&](const std::string& name, const std::string& kind) {
+    std::smatch m;
+    std::regex re(name + R"(\{kind=")" +
+                  std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
+                  R"("[^}]*\} (\d+))");
+    return std::regex_search(text, m, re) ? std::stol(m[1]) : -1L;
+  };
+  EXPECT_EQ(sample("leakwatch_handles_open", "pg.conn"), 3) << text;
+  EXPECT_EQ(sample("leakwatch_handles_open", "pg.result"), 5) << text;
+  EXPECT_EQ(sample("leakwatch_handles_acquired_total", "pg.result"), 6) << text;
+  EXPECT_EQ(sample("leakwatch_handles_released_total", "pg.result"), 1) << text;
+  EXPECT_EQ(sample("leakwatch_handles_past_threshold", "pg.result"), 5) << text;
+  EXPECT_EQ(sample("leakwatch_handles_past_threshold", "pg.conn"), 3) << text;
+  EXPECT_EQ(sample("leakwatch_leak_reports_total", "pg.result"), 5) << text;
+  EXPECT_EQ(sample("leakwatch_connections_open", "pg.conn"), 3) << text;
+  EXPECT_NE(text.find("dbname=\"leakwatch\",user=\"leakwatch\""),
+            std::string::npos)
+      << text;
+  // Removed at exit: no leakwatch-*.prom is left in the directory.
+  RunOptions plain;
+  plain.preload = false;
+  RunResult ls = RunProgram({"/bin/ls", dir.path()}, plain);
+  EXPECT_EQ(ls.out, "copy.prom\n");
+}
+
+// LEAKWATCH_EXITCODE: the CI gate.
+TEST(PgPrograms, ExitCodeIsSetOnlyWhenSomethingUnsuppressedIsHeld) {
+  if (!RequirePostgres()) return;
+  RunOptions gate;
+  gate.env = {{"LEAKWATCH_EXITCODE", "23"}};
+  // Leaking: the status becomes 23, and the program's own buffered stdout
+  // (a pipe here, so fully buffered) still arrives whole.
+  RunResult leaking =
+      RunProgram({ProgramPath("pg_result_loop_leak"), "3"}, gate);
+  EXPECT_EQ(leaking.exit_code, 23) << leaking.err;
+  EXPECT_EQ(leaking.out, "rows 6\n");
+  EXPECT_TRUE(ParseExitReport(leaking.err).present);
+  // Clean: the program's own status.
+  RunResult clean = RunProgram({ProgramPath("pg_clean")}, gate);
+  EXPECT_EQ(clean.exit_code, 7) << clean.err;
+  // Slow, not leaked: a result reported live and released later.
+  TempDir dir;
+  std::string log = dir.path() + "/agent.log";
+  RunOptions slow = gate;
+  slow.env["LEAKWATCH_RESULT_THRESHOLD_MS"] = "1s";
+  slow.env["LEAKWATCH_LOG"] = log;
+  RunResult released = RunProgram({ProgramPath("pg_slow_result"), log}, slow);
+  EXPECT_EQ(released.exit_code, 0) << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("was released after"), std::string::npos);
+  // Everything held is suppressed: nothing counts.
+  std::string supp = dir.path() + "/all.supp";
+  std::ofstream(supp) << "result:count_rows_in_batch\n";
+  RunOptions suppressed = gate;
+  suppressed.env["LEAKWATCH_SUPPRESSIONS"] = supp;
+  RunResult hidden =
+      RunProgram({ProgramPath("pg_result_loop_leak"), "3"}, suppressed);
+  EXPECT_EQ(hidden.exit_code, 0) << hidden.err;
+  // A bad value is said once and the program's status is kept.
+  RunOptions bad;
+  bad.env = {{"LEAKWATCH_EXITCODE", "300"}};
+  RunResult ignored = RunProgram({ProgramPath("pg_result_loop_leak"), "3"}, bad);
+  EXPECT_EQ(ignored.exit_code, 0);
+  EXPECT_EQ(LinesWith(ignored.err, "LEAKWATCH_EXITCODE=\"300\"").size(), 1u)
+      << ignored.err;
+}
+
 TEST(PgPrograms, CancelHandleNeverFreedIsReported) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath("pg_cancel_leak")}, {});
@@ -80,7 +209,7 @@ TEST(PgPrograms, ResultHeldPastThresholdWarnsThenSaysReleased) {
   std::string text = ReadFile(log);
   std::smatch m;
   static const std::regex kWarning(
-      R"(pg\.result 0x([0-9a-f]+) held ([0-9.]+) (s|ms) \(threshold 1 s\) by thread \d+, from connection 0x[0-9a-f]+ \(dbname=leakwatch[^)]*backend_pid=\d+\), acquired at \(site \d+\):)");
+      R"(pg\.result 0x([0-9a-f]+) held ([0-9.]+) (s|ms) \(threshold 1 s\) by thread \d+, from connection 0x[0-9a-f]+ \(dbname=leakwatch[^)]*backend_pid=\d+\), SQL: SELECT g FROM generate_series\(\?, \?\) g, acquired at \(site \d+\):)");
   ASSERT_TRUE(std::regex_search(text, m, kWarning)) << text;
   std::string key = m[1];
   ASSERT_EQ(m[3], "s");

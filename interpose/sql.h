@@ -1,0 +1,35 @@
+// The query text a hook keeps for a handle: cut to kMaxQueryBytes and, by
+// default (LEAKWATCH_SQL=masked), with its literals replaced by `?` so that
+// the same statement with other values is one interned text, and secrets in
+// literals stay out of reports.
+//
+// Thread safety: pure functions; hook-safe (no allocation, no locks besides
+// the tracker's depot).
+#ifndef LEAKWATCH_INTERPOSE_SQL_H_
+#define LEAKWATCH_INTERPOSE_SQL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace leakwatch {
+
+inline constexpr size_t kMaxQueryBytes = 240;
+
+// Writes at most `cap` - 1 bytes of `sql` (length `len`) to `out` with every
+// string literal ('...', E'...', $$...$$, $tag$...$tag$, "..." is an
+// identifier and kept) and numeric literal replaced by `?` and runs of white
+// space folded into one space; appends "..." if it had to cut. Returns the
+// length written (`out` is NUL-terminated).
+size_t MaskSql(const char* sql, size_t len, char* out, size_t cap);
+
+// The query-depot id for `sql` under the LEAKWATCH_SQL mode in force: masked,
+// cut (full), or 0 (off, or null). `len` < 0 means NUL-terminated.
+uint32_t QueryId(const char* sql, long len);
+
+// The query-depot id of a fixed description ("EXECUTE name" for a prepared
+// statement run by name).
+uint32_t DescribedQueryId(const char* prefix, const char* name);
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_INTERPOSE_SQL_H_

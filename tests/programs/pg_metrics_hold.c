@@ -1,0 +1,66 @@
+/* Holds a known set of handles until the agent's metrics file shows them past
+ * the threshold, copies that file, then releases everything.
+ * Usage: pg_metrics_hold METRICS_FILE COPY_TO
+ *   3 connections; 6 results from the first, 5 of them held (1 cleared). */
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_common.h"
+
+static int file_has(const char* path, const char* a, const char* b) {
+  FILE* f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[4096];
+  int found_a = 0, found_b = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    found_a |= strstr(line, a) != NULL;
+    found_b |= strstr(line, b) != NULL;
+  }
+  fclose(f);
+  return found_a && found_b;
+}
+
+static int copy_file(const char* from, const char* to) {
+  FILE* in = fopen(from, "r");
+  FILE* out = fopen(to, "w");
+  if (in == NULL || out == NULL) return 0;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+  fclose(in);
+  return fclose(out) == 0;
+}
+
+__attribute__((noinline)) PGresult* load_page(PGconn* conn, int page) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "SELECT %d", page);
+  return PQexec(conn, sql);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  PGconn* conns[3];
+  for (int i = 0; i < 3; ++i) conns[i] = connect_or_die();
+  PGresult* held[5];
+  for (int i = 0; i < 5; ++i) held[i] = load_page(conns[0], i);
+  PQclear(load_page(conns[0], 99));
+  time_t deadline = time(NULL) + 20;
+  while (!file_has(argv[1],
+                   "leakwatch_handles_past_threshold{kind=\"pg.result\"",
+                   "leakwatch_handles_past_threshold{kind=\"pg.conn\"") ||
+         !file_has(argv[1], "family=\"result\"", "} 5\n")) {
+    if (time(NULL) > deadline) {
+      fprintf(stderr, "metrics never showed the held results\n");
+      return 3;
+    }
+    usleep(20 * 1000);
+  }
+  /* One more scan period, so that every gauge counts all of them. */
+  usleep(400 * 1000);
+  if (!copy_file(argv[1], argv[2])) return 4;
+  for (int i = 0; i < 5; ++i) PQclear(held[i]);
+  for (int i = 0; i < 3; ++i) PQfinish(conns[i]);
+  printf("metrics copied\n");
+  return 0;
+}
