@@ -37,11 +37,11 @@
  * Annotate after the handle is acquired (after PQconnectdb, mysql_init,
  * pthread_create returned). An ignored handle is never reported: not as
  * held too long while the program runs, not in the exit report, and it does
- * not count towards LEAKWATCH_EXITCODE. It is still counted in the acquired /
- * released totals (LEAKWATCH_STATS, LEAKWATCH_METRICS). The mark belongs to
- * that acquisition only: once the handle is released (PQfinish, mysql_close,
- * pthread_join, a detached thread's exit), a new handle that gets the same
- * address is tracked as usual.
+ * not count towards LEAKWATCH_EXITCODE. It still counts in the acquired /
+ * released totals (LEAKWATCH_STATS) and as open in LEAKWATCH_METRICS. The
+ * mark belongs to that acquisition only: once the handle is released
+ * (PQfinish, mysql_close, pthread_join, a detached thread's exit), a new
+ * handle that gets the same address is tracked as usual.
  *
  * Return values: 1 if the agent is loaded and tracks the handle (it is now
  * ignored); 0 if the agent is not loaded, the handle is NULL, or the agent
@@ -129,7 +129,7 @@ static inline int leakwatch_ignore_thread(pthread_t thread) {
 #undef LEAKWATCH_TO_PTR_
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
 #endif /* LEAKWATCH_H_ */

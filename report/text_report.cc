@@ -59,6 +59,9 @@ class ReportLock {
 
 TextReporter::TextReporter(Tracker& tracker, Log& log)
     : tracker_(tracker), log_(log), pid_(getpid()) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  start_wall_ms_ = static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
   const std::string& path = tracker_.options().suppressions;
   if (!path.empty()) {
     std::vector<std::string> errors;
@@ -316,6 +319,78 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
   return out;
 }
 
+TextReporter::ExitModel TextReporter::BuildExitModel(
+    const ExitSnapshot& snapshot) {
+  ExitModel model;
+  // Suppressed handles are counted, not shown.
+  model.held.reserve(snapshot.held.size());
+  for (const Record& r : snapshot.held) {
+    int rule = SuppressionFor(r);
+    if (rule >= 0) {
+      suppressions_.Hit(rule, 1);
+    } else {
+      model.held.push_back(r);
+    }
+  }
+  unsuppressed_at_exit_ = model.held.size();
+  // Connections kept busy by an unbuffered result still held.
+  std::map<uintptr_t, size_t> pinned_by;
+  for (const Record& r : model.held) {
+    if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
+  }
+  std::map<uint64_t, ExitGroup> groups;
+  for (const Record& r : model.held) {
+    auto [it, inserted] = groups.try_emplace(SiteKey(r));
+    ExitGroup& g = it->second;
+    if (inserted) {
+      g.kind = r.kind;
+      g.stack_id = r.stack_id;
+      g.oldest_acquired_ns = r.acquired_ns;
+      g.example = &r;
+    }
+    g.records.push_back(&r);
+    // The example is the oldest record of the group.
+    if (r.acquired_ns < g.oldest_acquired_ns) {
+      g.oldest_acquired_ns = r.acquired_ns;
+      g.example = &r;
+    }
+    int64_t threshold_ns =
+        tracker_.options().ThresholdMs(r.kind->family) * 1000000;
+    bool running_thread =
+        r.kind->family == Family::kThread && !(r.flags & kExited);
+    if (running_thread) ++g.running;
+    int64_t since = FamilyUsesIdleTime(r.kind->family) || (r.flags & kExited)
+                        ? r.active_ns
+                        : r.acquired_ns;
+    if (!running_thread && threshold_ns > 0 &&
+        snapshot.now_ns - since >= threshold_ns) {
+      ++g.past_threshold;
+    }
+    g.pinned += pinned_by.count(r.key);
+  }
+  for (auto& [key, g] : groups) {
+    auto pins = pinned_by.find(g.example->key);
+    g.example_pins = pins != pinned_by.end() ? pins->second : 0;
+    model.groups.push_back(std::move(g));
+  }
+  std::sort(model.groups.begin(), model.groups.end(),
+            [](const ExitGroup& a, const ExitGroup& b) {
+              if (a.records.size() != b.records.size()) {
+                return a.records.size() > b.records.size();
+              }
+              return a.oldest_acquired_ns < b.oldest_acquired_ns;
+            });
+  std::map<std::string, size_t> per_kind;
+  for (const Record& r : model.held) ++per_kind[r.kind->name];
+  model.per_kind.assign(per_kind.begin(), per_kind.end());
+  std::sort(model.per_kind.begin(), model.per_kind.end(),
+            [](const auto& a, const auto& b) {
+              return a.second != b.second ? a.second > b.second
+                                          : a.first < b.first;
+            });
+  return model;
+}
+
 std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
   std::string out;
   const std::string prefix = Prefix();
@@ -324,67 +399,17 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
   pending.notes = snapshot.notes;
   out += FormatScan(pending);
 
-  // Suppressed groups are counted, not printed.
-  std::vector<Record> held;
-  held.reserve(snapshot.held.size());
-  for (const Record& r : snapshot.held) {
-    int rule = SuppressionFor(r);
-    if (rule >= 0) {
-      suppressions_.Hit(rule, 1);
-    } else {
-      held.push_back(r);
-    }
-  }
-
-  unsuppressed_at_exit_ = held.size();
+  ExitModel model = BuildExitModel(snapshot);
+  const std::vector<Record>& held = model.held;
   if (!held.empty()) {
-    struct Group {
-      const KindDesc* kind;
-      uint32_t stack_id;
-      std::vector<const Record*> records;
-      int64_t oldest_acquired_ns;
-      size_t past_threshold = 0;
-    };
-    // Connections kept busy by an unbuffered result still held.
-    std::map<uintptr_t, size_t> pinned_by;
-    for (const Record& r : held) {
-      if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
-    }
-    std::map<uint64_t, Group> groups;
-    for (const Record& r : held) {
-      auto [it, inserted] = groups.try_emplace(
-          SiteKey(r), Group{r.kind, r.stack_id, {}, r.acquired_ns});
-      Group& g = it->second;
-      g.records.push_back(&r);
-      g.oldest_acquired_ns = std::min(g.oldest_acquired_ns, r.acquired_ns);
-      int64_t threshold_ns =
-          tracker_.options().ThresholdMs(r.kind->family) * 1000000;
-      bool running_thread =
-          r.kind->family == Family::kThread && !(r.flags & kExited);
-      int64_t since = FamilyUsesIdleTime(r.kind->family) || (r.flags & kExited)
-                          ? r.active_ns
-                          : r.acquired_ns;
-      if (!running_thread && threshold_ns > 0 &&
-          snapshot.now_ns - since >= threshold_ns) {
-        ++g.past_threshold;
-      }
-    }
-    std::vector<Group*> sorted;
-    for (auto& [key, g] : groups) sorted.push_back(&g);
-    std::sort(sorted.begin(), sorted.end(), [](const Group* a, const Group* b) {
-      if (a->records.size() != b->records.size()) {
-        return a->records.size() > b->records.size();
-      }
-      return a->oldest_acquired_ns < b->oldest_acquired_ns;
-    });
-
     fmt::format_to(std::back_inserter(out),
                    "{}exit report for {}: {} handle{} still held at exit, in "
                    "{} group{} by acquisition stack\n",
                    prefix, ProgramName(), held.size(),
-                   held.size() == 1 ? "" : "s", sorted.size(),
-                   sorted.size() == 1 ? "" : "s");
-    for (const Group* g : sorted) {
+                   held.size() == 1 ? "" : "s", model.groups.size(),
+                   model.groups.size() == 1 ? "" : "s");
+    for (const ExitGroup& group : model.groups) {
+      const ExitGroup* g = &group;
       int64_t threshold_ms = tracker_.options().ThresholdMs(g->kind->family);
       std::string threshold_text =
           threshold_ms > 0
@@ -393,24 +418,20 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                             FamilyUsesIdleTime(g->kind->family) ? "idle " : "")
               : std::string("live threshold off");
       if (g->kind->family == Family::kThread) {
-        size_t running = 0;
-        for (const Record* r : g->records) running += !(r->flags & kExited);
-        size_t exited = g->records.size() - running;
-        if (running == 0) {
+        size_t exited = g->records.size() - g->running;
+        if (g->running == 0) {
           threshold_text += "; exited, never joined";
         } else if (exited == 0) {
           threshold_text = "growing site, still running";
         } else {
           threshold_text += fmt::format(
               "; {} exited, never joined, {} still running (growing site)",
-              exited, running);
+              exited, g->running);
         }
       }
-      size_t pinned = 0;
-      for (const Record* r : g->records) pinned += pinned_by.count(r->key);
-      if (pinned > 0) {
+      if (g->pinned > 0) {
         threshold_text += fmt::format("; {} pinned by unbuffered results",
-                                      pinned);
+                                      g->pinned);
       }
       fmt::format_to(std::back_inserter(out),
                      "\n{}{} {} still held at exit from site {} (oldest held "
@@ -419,36 +440,23 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                      FormatDuration(snapshot.now_ns - g->oldest_acquired_ns),
                      threshold_text);
       AppendStack(&out, g->stack_id);
-      // The example is the oldest record of the group.
-      const Record* example = g->records.front();
-      for (const Record* r : g->records) {
-        if (r->acquired_ns < example->acquired_ns) example = r;
-      }
-      std::string example_text = Describe(*example, snapshot.now_ns, false);
-      auto pins = pinned_by.find(example->key);
-      if (pins != pinned_by.end()) {
-        example_text += fmt::format(", pinned by {} unbuffered result{}",
-                                    pins->second, pins->second == 1 ? "" : "s");
+      std::string example_text = Describe(*g->example, snapshot.now_ns, false);
+      if (g->example_pins > 0) {
+        example_text +=
+            fmt::format(", pinned by {} unbuffered result{}", g->example_pins,
+                        g->example_pins == 1 ? "" : "s");
       }
       fmt::format_to(std::back_inserter(out), "    example: {}\n",
                      example_text);
     }
-    std::map<std::string, size_t> per_kind;
-    for (const Record& r : held) ++per_kind[r.kind->name];
-    std::vector<std::pair<std::string, size_t>> kinds(per_kind.begin(),
-                                                      per_kind.end());
-    std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) {
-      return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
     std::string totals;
-    for (const auto& [name, count] : kinds) {
+    for (const auto& [name, count] : model.per_kind) {
       if (!totals.empty()) totals += ", ";
       totals += fmt::format("{} {}", count, name);
     }
     fmt::format_to(std::back_inserter(out),
                    "\n{}SUMMARY: {} handle{} still held at exit: {}\n", prefix,
-                   held.size(), held.size() == 1 ? "" : "s",
-                   totals);
+                   held.size(), held.size() == 1 ? "" : "s", totals);
   }
   size_t suppressed = 0;
   for (const Suppressions::Rule& rule : suppressions_.rules()) {
@@ -540,7 +548,9 @@ void TextReporter::WriteMetrics(const MetricsSnapshot& snapshot) {
 
 void TextReporter::OnScan(const ScanEvents& events) {
   ReportLock lock(&mu_, 0);
-  std::string text = FormatScan(events);
+  std::string text = tracker_.options().format == kFormatJson
+                         ? FormatScanJson(events)
+                         : FormatScan(events);
   if (!text.empty()) log_.Write(text);
   if (events.metrics != nullptr) WriteMetrics(*events.metrics);
 }
@@ -551,7 +561,9 @@ void TextReporter::OnExit(const ExitSnapshot& snapshot) {
   // symbolizer is then used without the lock, which is only unsafe if that
   // thread is still running, and it is not after exit started.
   ReportLock lock(&mu_, 1000);
-  std::string text = FormatExit(snapshot);
+  std::string text = tracker_.options().format == kFormatJson
+                         ? FormatExitJson(snapshot)
+                         : FormatExit(snapshot);
   if (!text.empty()) log_.Write(text);
   // A finished process's gauges would say forever what it held at the end.
   if (!tracker_.options().metrics.empty()) {

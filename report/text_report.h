@@ -22,6 +22,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "report/log.h"
 #include "report/suppressions.h"
@@ -50,9 +51,33 @@ class TextReporter : public EventSink {
   std::string FormatScan(const ScanEvents& events);
   std::string FormatExit(const ExitSnapshot& snapshot);
 
+  // The exit report's content, before it is written as text or JSON.
+  struct ExitGroup {
+    const KindDesc* kind = nullptr;
+    uint32_t stack_id = 0;
+    std::vector<const Record*> records;  // into ExitModel::held
+    int64_t oldest_acquired_ns = 0;
+    size_t past_threshold = 0;
+    size_t running = 0;       // threads still running (growing site)
+    size_t pinned = 0;        // connections pinned by unbuffered results
+    const Record* example = nullptr;  // the oldest
+    size_t example_pins = 0;
+  };
+  struct ExitModel {
+    std::vector<Record> held;     // unsuppressed; groups point into it
+    std::vector<ExitGroup> groups;  // largest first, then oldest
+    std::vector<std::pair<std::string, size_t>> per_kind;  // largest first
+  };
+  // Applies suppressions (counting their hits) and groups by site.
+  ExitModel BuildExitModel(const ExitSnapshot& snapshot);
+
   // How many held handles (and threads) the exit report showed, suppressed
   // ones not counted: what LEAKWATCH_EXITCODE acts on.
   size_t unsuppressed_at_exit() const { return unsuppressed_at_exit_; }
+
+  // LEAKWATCH_FORMAT=json: the same events as NDJSON (json_report.cc).
+  std::string FormatScanJson(const ScanEvents& events);
+  std::string FormatExitJson(const ExitSnapshot& snapshot);
 
   // "1.2 s", "250 ms", "2 s".
   static std::string FormatDuration(int64_t ns);
@@ -66,6 +91,8 @@ class TextReporter : public EventSink {
   std::string StartRoutine(uintptr_t code);
   // The suppression rule matching a record's site, or -1 (cached per site).
   int SuppressionFor(const Record& r);
+  std::string JsonFrames(uint32_t stack_id);
+  std::string JsonRecordFields(const Record& r, int64_t now_ns);
   // Rewrites the LEAKWATCH_METRICS file from a scan's counts.
   void WriteMetrics(const MetricsSnapshot& snapshot);
 
@@ -79,7 +106,12 @@ class TextReporter : public EventSink {
   std::unordered_map<uint64_t, int> suppression_by_site_;
   bool metrics_error_said_ = false;
   size_t unsuppressed_at_exit_ = 0;
+  int64_t start_wall_ms_ = 0;  // when the agent started (JSON exit report)
 };
+
+// A JSON string literal for `s` (quotes, backslashes, control characters
+// escaped).
+std::string JsonString(std::string_view s);
 
 }  // namespace leakwatch
 

@@ -190,7 +190,42 @@ bool ParseSqlMode(const char* text, SqlMode* mode, std::string* expected) {
   return true;
 }
 
+bool ParseFormat(const char* text, Format* format, std::string* expected) {
+  *expected = "text or json";
+  if (std::strcmp(text, "text") == 0) {
+    *format = kFormatText;
+  } else if (std::strcmp(text, "json") == 0) {
+    *format = kFormatJson;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 namespace {
+
+std::string ShowDuration(int64_t ms) {
+  if (ms == kInheritMs) return "inherit";
+  if (ms == kDerivedMs) return "derived";
+  return std::to_string(ms);
+}
+std::string ShowDepth(int64_t v) { return std::to_string(v); }
+std::string ShowPath(const std::string& p) { return p; }
+std::string ShowLibraryList(uint32_t libraries) {
+  std::string out;
+  if (libraries & kLibPg) out += "pg,";
+  if (libraries & kLibMysql) out += "mysql,";
+  if (libraries & kLibThread) out += "thread,";
+  if (out.empty()) return "none";
+  out.pop_back();
+  return out;
+}
+std::string ShowBool(bool b) { return b ? "1" : "0"; }
+std::string ShowSqlMode(SqlMode m) {
+  return m == kSqlOff ? "off" : m == kSqlFull ? "full" : "masked";
+}
+std::string ShowExitCode(int code) { return std::to_string(code); }
+std::string ShowFormat(Format f) { return f == kFormatJson ? "json" : "text"; }
 
 bool ParseOne(const char* text, Duration* out, std::string* expected) {
   return ParseDuration(text, out, expected);
@@ -226,8 +261,19 @@ bool ParseOne(const char* text, Bool* out, std::string* expected) {
 #define LW_PARSER_Bool ParseOne
 #define LW_PARSER_SqlMode ParseSqlMode
 #define LW_PARSER_ExitCode ParseExitCodeOption
+#define LW_PARSER_Format ParseFormat
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> OptionValues(
+    const Options& options) {
+  return {
+#define LW_OPTION(type, field, var, def, def_text, desc) \
+  {var, Show##type(options.field)},
+#include "tracker/options.inc"
+#undef LW_OPTION
+  };
+}
 
 std::vector<OptionDoc> OptionDocs() {
   return {

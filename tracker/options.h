@@ -40,6 +40,7 @@ using Path = std::string;
 using LibraryList = uint32_t;
 using Bool = bool;
 enum SqlMode : int { kSqlOff = 0, kSqlMasked = 1, kSqlFull = 2 };
+enum Format : int { kFormatText = 0, kFormatJson = 1 };
 
 struct Options {
 #define LW_OPTION(type, field, var, def, def_text, desc) type field = def;
@@ -60,6 +61,10 @@ struct OptionDoc {
 };
 std::vector<OptionDoc> OptionDocs();
 
+// Every option's variable and value in force, as text (for reports).
+std::vector<std::pair<std::string, std::string>> OptionValues(
+    const Options& options);
+
 // Parses every option. `getenv_fn` returns the value of a variable or nullptr.
 // Each bad value appends one line to `errors` (without a trailing newline).
 Options ParseOptions(const std::function<const char*(const char*)>& getenv_fn,
@@ -74,6 +79,7 @@ bool ParseLibraryList(const char* text, uint32_t* libraries,
                       std::string* expected);
 bool ParseBool(const char* text, bool* value, std::string* expected);
 bool ParseSqlMode(const char* text, SqlMode* mode, std::string* expected);
+bool ParseFormat(const char* text, Format* format, std::string* expected);
 
 }  // namespace leakwatch
 

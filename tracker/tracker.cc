@@ -337,8 +337,8 @@ void Tracker::Scan() {
       int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
       bool running_thread = IsThread(r) && !(r.flags & kExited);
       if (running_thread) ++metrics.threads_live;
-      if (!running_thread && !InUse(r) && threshold > 0 &&
-          events.now_ns - RuleStartNs(r) >= threshold) {
+      if (!running_thread && !InUse(r) && !(r.flags & kIgnored) &&
+          threshold > 0 && events.now_ns - RuleStartNs(r) >= threshold) {
         ++metrics.past_threshold[k];
       }
       if (r.kind->family == Family::kConn) connections.push_back(r);

@@ -108,8 +108,8 @@ TEST(Wrapper, PassesExitStatusThrough) {
   // The program is exec'd: a signal death is seen as such by the caller
   // (not as a shell's 128+N exit status).
   for (int sig : {SIGTERM, SIGKILL}) {
-    RunResult r = RunWrapper(
-        {"/bin/sh", "-c", "kill -" + std::to_string(sig) + " $$"});
+    RunResult r =
+        RunWrapper({"/bin/sh", "-c", "kill -" + std::to_string(sig) + " $$"});
     EXPECT_EQ(r.exit_code, -1) << r.err;
     EXPECT_EQ(r.term_signal, sig) << r.err;
   }
@@ -121,8 +121,8 @@ TEST(Wrapper, LogIsNamedAfterTheProgramsPid) {
   std::string log = temp.path() + "/agent.log";
   // (dash leaves with _exit, which skips the agent's exit report: exec a
   // program that exits normally, in the same process.)
-  RunResult r = RunWrapper({"--stats", "--log", log, "/bin/sh", "-c",
-                            "echo $$; exec /bin/true"});
+  RunResult r = RunWrapper(
+      {"--stats", "--log", log, "/bin/sh", "-c", "echo $$; exec /bin/true"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string pid = r.out.substr(0, r.out.find('\n'));
   ASSERT_FALSE(pid.empty());
@@ -151,11 +151,10 @@ TEST(Wrapper, SetsTheVariables) {
   TempDir temp;
   std::string suppressions = temp.path() + "/supp.txt";
   std::ofstream(suppressions) << "# nothing\n";
-  RunResult r = RunWrapper({"--threshold", "5s", "--log", "/tmp/lw-%p.log",
-                            "--json", "--exitcode", "7", "--suppressions",
-                            suppressions, "--metrics", "/tmp/lw.prom",
-                            "--stats", "--track", "pg,thread", "--",
-                            "/usr/bin/env"});
+  RunResult r = RunWrapper(
+      {"--threshold", "5s", "--log", "/tmp/lw-%p.log", "--json", "--exitcode",
+       "7", "--suppressions", suppressions, "--metrics", "/tmp/lw.prom",
+       "--stats", "--track", "pg,thread", "--", "/usr/bin/env"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_THRESHOLD_MS"), "5s");
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_LOG"), "/tmp/lw-%p.log");
@@ -219,13 +218,13 @@ TEST(Wrapper, RelativeFilesAreMadeAbsolute) {
   std::string cwd = fs::current_path().string();
   // A readable relative suppressions file: the test's own source, by a path
   // relative to the current directory.
-  std::string source = std::string(LEAKWATCH_SOURCE_DIR) +
-                       "/tests/integration/wrapper_test.cc";
+  std::string source =
+      std::string(LEAKWATCH_SOURCE_DIR) + "/tests/integration/wrapper_test.cc";
   std::string relative = fs::relative(source, cwd).string();
   ASSERT_NE(relative.front(), '/');
-  RunResult r = RunWrapper({"--suppressions", relative, "--metrics",
-                            "m/leakwatch.prom", "--track", "none",
-                            "/usr/bin/env"});
+  RunResult r =
+      RunWrapper({"--suppressions", relative, "--metrics", "m/leakwatch.prom",
+                  "--track", "none", "/usr/bin/env"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_SUPPRESSIONS"), cwd + "/" + relative);
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_METRICS"), cwd + "/m/leakwatch.prom");
@@ -251,24 +250,23 @@ TEST(Wrapper, HelpListsEveryOption) {
     if (!std::regex_search(line, m, pattern)) continue;
     std::string alternatives = m[1];
     std::regex word(R"(--?[a-z-]+)");
-    for (std::sregex_iterator it(alternatives.begin(), alternatives.end(),
-                                 word),
+    for (std::sregex_iterator
+             it(alternatives.begin(), alternatives.end(), word),
          end;
          it != end; ++it) {
       options.insert((*it)[0]);
     }
   }
-  for (const char* expected :
-       {"--threshold", "--log", "--json", "--exitcode", "--suppressions",
-        "--metrics", "--stats", "--track", "--library", "--help",
-        "--version"}) {
+  for (const char* expected : {"--threshold", "--log", "--json", "--exitcode",
+                               "--suppressions", "--metrics", "--stats",
+                               "--track", "--library", "--help", "--version"}) {
     EXPECT_EQ(options.count(expected), 1u) << expected << " not parsed?";
   }
   for (const std::string& option : options) {
-    std::regex listed("(^|[ ,])" + option + "([ =,]|$)",
-                      std::regex::multiline);
+    std::regex listed("(^|[ ,])" + option + "([ =,]|$)", std::regex::multiline);
     EXPECT_TRUE(std::regex_search(r.out, listed))
-        << option << " is not in --help:\n" << r.out;
+        << option << " is not in --help:\n"
+        << r.out;
   }
   // Each variable the options set is named.
   for (const char* variable :
@@ -285,9 +283,9 @@ TEST(Wrapper, UsageErrorsExitWith2) {
       {"--bogus", "/bin/true"},
       {"-x", "/bin/true"},
       {"--json=yes", "/bin/true"},
-      {"--threshold"},                 // no value
-      {},                              // no program
-      {"--stats", "--"},               // no program after --
+      {"--threshold"},    // no value
+      {},                 // no program
+      {"--stats", "--"},  // no program after --
       {"--suppressions", temp.path() + "/absent", "/bin/true"},
   };
   for (const auto& args : cases) {
@@ -348,7 +346,7 @@ TEST(Wrapper, FindsTheLibraryRelativeToItself) {
   TempDir temp;
   for (const auto& [bin, lib] :
        std::vector<std::pair<std::string, std::string>>{{"bin", "lib"},
-                                                         {"scripts", "build"}}) {
+                                                        {"scripts", "build"}}) {
     std::string root = temp.path() + "/" + bin;
     std::string wrapper = LayOut(root, bin, lib);
     RunResult r = RunProgram({wrapper, "/bin/sh", "-c", "printenv LD_PRELOAD"},
@@ -359,8 +357,7 @@ TEST(Wrapper, FindsTheLibraryRelativeToItself) {
     // Through a symlink to the wrapper (~/bin/leakwatch -> PREFIX/bin/...).
     std::string link = temp.path() + "/link-" + bin;
     fs::create_symlink(wrapper, link);
-    r = RunProgram({link, "/bin/sh", "-c", "printenv LD_PRELOAD"},
-                   NoPreload());
+    r = RunProgram({link, "/bin/sh", "-c", "printenv LD_PRELOAD"}, NoPreload());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, Agent() + "\n") << bin;
   }
@@ -376,8 +373,8 @@ TEST(Wrapper, FindsTheLibraryRelativeToItself) {
 }
 
 TEST(Wrapper, RunsTheAgent) {
-  RunResult r = RunWrapper(
-      {"--stats", ProgramPath("thr_unjoined"), "join", "3", "0"});
+  RunResult r =
+      RunWrapper({"--stats", ProgramPath("thr_unjoined"), "join", "3", "0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "3 threads finished, 3 joined\n");
   KindTotals totals = ParseStats(r.err, "thread");
@@ -385,7 +382,21 @@ TEST(Wrapper, RunsTheAgent) {
   EXPECT_EQ(totals.released, 3) << r.err;
 }
 
-// --- cmake --install ------------------------------------------------------------
+TEST(Wrapper, ExitCodeGatesOnWhatIsNotAnnotated) {
+  // The CI use: --exitcode N fires for the forgotten thread; a thread kept
+  // on purpose and annotated does not count; a clean program keeps its 0.
+  RunResult r = RunWrapper({"--exitcode", "9", ProgramPath("annot_threads")});
+  EXPECT_EQ(r.exit_code, 9) << r.err;
+  EXPECT_EQ(r.out, "loaded=1 kept=1 null=0\n");
+  r = RunWrapper(
+      {"--exitcode", "9", ProgramPath("annot_threads"), "keep-only"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "loaded=1 kept=1 null=0\n");
+  EXPECT_FALSE(ParseExitReport(r.err).present) << r.err;
+}
+
+// --- cmake --install
+// ------------------------------------------------------------
 
 TEST(Install, InstalledWrapperRunsTheInstalledAgent) {
   TempDir temp;
@@ -401,9 +412,9 @@ TEST(Install, InstalledWrapperRunsTheInstalledAgent) {
     EXPECT_TRUE(fs::exists(prefix + file)) << file;
   }
   EXPECT_EQ(access((prefix + "/bin/leakwatch").c_str(), X_OK), 0);
-  EXPECT_EQ(ReadFile(prefix + "/include/leakwatch.h"),
-            ReadFile(std::string(LEAKWATCH_SOURCE_DIR) +
-                     "/include/leakwatch.h"));
+  EXPECT_EQ(
+      ReadFile(prefix + "/include/leakwatch.h"),
+      ReadFile(std::string(LEAKWATCH_SOURCE_DIR) + "/include/leakwatch.h"));
 
   r = RunProgram({prefix + "/bin/leakwatch", "--version"}, NoPreload());
   EXPECT_NE(r.out.find("(library: " + prefix + "/lib/libleakwatch.so)"),
@@ -434,8 +445,7 @@ int main(void) {
 )";
   std::string binary = temp.path() + "/keep";
   r = RunProgram({LEAKWATCH_C_COMPILER, "-Wall", "-Wextra", "-Werror",
-                  "-I" + prefix + "/include", source, "-o", binary,
-                  "-pthread"},
+                  "-I" + prefix + "/include", source, "-o", binary, "-pthread"},
                  NoPreload(120));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   r = RunProgram({binary}, NoPreload());
@@ -447,7 +457,8 @@ int main(void) {
   EXPECT_EQ(r.err, "");
 }
 
-// --- annotations (include/leakwatch.h) ------------------------------------------
+// --- annotations (include/leakwatch.h)
+// ------------------------------------------
 
 // annot_ignore (weak-symbol path) and annot_ignore_nopie (dlsym path).
 class Annotations : public ::testing::TestWithParam<std::string> {};
@@ -456,8 +467,9 @@ TEST_P(Annotations, OnlyTheUnannotatedConnectionIsReported) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath(GetParam())}, {});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "loaded=1 config=1 settings=1 reaper=1\n"
-                   "done server_version\n");
+  EXPECT_EQ(r.out,
+            "loaded=1 config=1 settings=1 reaper=1\n"
+            "done server_version\n");
   ExitReport report = ParseExitReport(r.err);
   ASSERT_TRUE(report.present) << r.err;
   ASSERT_EQ(report.groups.size(), 1u) << r.err;
@@ -473,13 +485,14 @@ TEST_P(Annotations, WithoutAnnotationsEverythingIsReported) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath(GetParam()), "plain"}, {});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "loaded=1 config=-1 settings=-1 reaper=-1\n"
-                   "done server_version\n");
+  EXPECT_EQ(r.out,
+            "loaded=1 config=-1 settings=-1 reaper=-1\n"
+            "done server_version\n");
   ExitReport report = ParseExitReport(r.err);
   ASSERT_EQ(report.groups.size(), 4u) << r.err;
-  EXPECT_EQ(report.per_kind, (std::map<std::string, int>{
-                                 {"pg.conn", 2}, {"pg.result", 1},
-                                 {"thread", 1}}))
+  EXPECT_EQ(report.per_kind,
+            (std::map<std::string, int>{
+                {"pg.conn", 2}, {"pg.result", 1}, {"thread", 1}}))
       << r.err;
   std::set<std::string> functions;
   for (const ExitGroup& g : report.groups) {
@@ -495,8 +508,9 @@ TEST_P(Annotations, RunsWithoutTheAgent) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath(GetParam())}, NoPreload());
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "loaded=0 config=0 settings=0 reaper=0\n"
-                   "done server_version\n");
+  EXPECT_EQ(r.out,
+            "loaded=0 config=0 settings=0 reaper=0\n"
+            "done server_version\n");
   EXPECT_EQ(r.err, "");
 }
 

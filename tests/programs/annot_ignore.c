@@ -24,9 +24,9 @@
 #include "pg_common.h"
 #include "thr_common.h"
 
-static PGconn* config_conn;       /* kept until exit, on purpose */
-static PGresult* settings;        /* likewise */
-static pthread_t reaper;          /* never joined, on purpose */
+static PGconn* config_conn; /* kept until exit, on purpose */
+static PGresult* settings;  /* likewise */
+static pthread_t reaper;    /* never joined, on purpose */
 static atomic_int reaper_tid;
 
 __attribute__((noinline)) void open_config_connection(void) {
@@ -34,8 +34,9 @@ __attribute__((noinline)) void open_config_connection(void) {
 }
 
 __attribute__((noinline)) void load_settings(void) {
-  settings = PQexec(config_conn, "SELECT name, setting FROM pg_settings "
-                                 "WHERE name = 'server_version'");
+  settings = PQexec(config_conn,
+                    "SELECT name, setting FROM pg_settings "
+                    "WHERE name = 'server_version'");
   if (PQresultStatus(settings) != PGRES_TUPLES_OK) {
     fprintf(stderr, "settings: %s", PQerrorMessage(config_conn));
     exit(2);
