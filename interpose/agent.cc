@@ -54,7 +54,8 @@ __attribute__((destructor)) void AgentStop() {
   Tracker& tracker = Tracker::Get();
   tracker.Exit();
   int code = tracker.options().exitcode;
-  if (code != 0 && g_reporter->unsuppressed_at_exit() > 0) {
+  if (code != 0 && (g_reporter->unsuppressed_at_exit() > 0 ||
+                    tracker.misuse_count() > 0)) {
     // The program's status becomes ours: a CI gate. Its buffered output is
     // written first; the remaining destructors are skipped, as LeakSanitizer
     // does.

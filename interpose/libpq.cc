@@ -92,17 +92,27 @@ void OnIdentityChange(PGconn* conn) {
 
 // Before a call that blocks until the server answers: the connection is in
 // use for as long as the query runs, however long that is.
-void OnCallStart(const PGconn* conn) {
+// `function` names the call in a use-after-close report.
+void OnCallStart(const PGconn* conn, const char* function) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().BeginCall(Key(conn));
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.BeginCall(Key(conn))) {
+    tracker.CheckUseMisuse(Key(conn), &kPgConn, function);
+  }
 }
 
 // Activity; `query` (0 = none) becomes the connection's last query.
-void OnActivity(const PGconn* conn, uint32_t query = 0) {
+// With `function`, a call on a closed connection is reported.
+void OnActivity(const PGconn* conn, uint32_t query = 0,
+                const char* function = nullptr) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().Touch(Key(conn), nullptr, nullptr, nullptr, query);
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query) &&
+      function != nullptr) {
+    tracker.CheckUseMisuse(Key(conn), &kPgConn, function);
+  }
 }
 
 // A result (or cancel handle) obtained on `conn`: the connection becomes
@@ -122,10 +132,15 @@ void OnHandleFromConn(const KindDesc* kind, const void* handle,
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
 }
 
-void OnRelease(const void* handle) {
+// A release; a second release of the same handle is reported (before the
+// real call, which may abort the process).
+void OnRelease(const void* handle, const KindDesc* kind, const char* function) {
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().Release(Key(handle));
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack())) {
+    tracker.CheckReleaseMisuse(Key(handle), kind, function);
+  }
 }
 
 }  // namespace
@@ -234,7 +249,7 @@ LW_EXPORT void PQreset(PGconn* conn) {
   auto real = leakwatch::real_PQreset.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQreset");
   real(conn);
   if (scope.record()) leakwatch::OnIdentityChange(conn);
 }
@@ -243,7 +258,7 @@ LW_EXPORT void PQfinish(PGconn* conn) {
   auto real = leakwatch::real_PQfinish.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(conn);
+  if (scope.record()) leakwatch::OnRelease(conn, &leakwatch::kPgConn, "PQfinish");
   real(conn);
 }
 
@@ -253,7 +268,7 @@ LW_EXPORT PGresult* PQexec(PGconn* conn, const char* query) {
   auto real = leakwatch::real_PQexec.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQexec");
   PGresult* res = real(conn, query);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
         leakwatch::QueryId(query, -1));
@@ -268,7 +283,7 @@ LW_EXPORT PGresult* PQexecParams(PGconn* conn, const char* command, int nParams,
   auto real = leakwatch::real_PQexecParams.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQexecParams");
   PGresult* res = real(conn, command, nParams, paramTypes, paramValues,
                        paramLengths, paramFormats, resultFormat);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
@@ -282,7 +297,7 @@ LW_EXPORT PGresult* PQprepare(PGconn* conn, const char* stmtName,
   auto real = leakwatch::real_PQprepare.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQprepare");
   PGresult* res = real(conn, stmtName, query, nParams, paramTypes);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
         leakwatch::QueryId(query, -1));
@@ -296,7 +311,7 @@ LW_EXPORT PGresult* PQexecPrepared(PGconn* conn, const char* stmtName,
   auto real = leakwatch::real_PQexecPrepared.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQexecPrepared");
   PGresult* res = real(conn, stmtName, nParams, paramValues, paramLengths,
                        paramFormats, resultFormat);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
@@ -308,7 +323,7 @@ LW_EXPORT PGresult* PQdescribePrepared(PGconn* conn, const char* stmt) {
   auto real = leakwatch::real_PQdescribePrepared.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQdescribePrepared");
   PGresult* res = real(conn, stmt);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -318,7 +333,7 @@ LW_EXPORT PGresult* PQdescribePortal(PGconn* conn, const char* portal) {
   auto real = leakwatch::real_PQdescribePortal.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQdescribePortal");
   PGresult* res = real(conn, portal);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -328,7 +343,7 @@ LW_EXPORT PGresult* PQgetResult(PGconn* conn) {
   auto real = leakwatch::real_PQgetResult.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQgetResult");
   PGresult* res = real(conn);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
   return res;
@@ -360,7 +375,7 @@ LW_EXPORT PGresult* PQfn(PGconn* conn, int fnid, int* result_buf,
   auto real = leakwatch::real_PQfn.Get();
   if (real == nullptr) return nullptr;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn);
+  if (scope.record()) leakwatch::OnCallStart(conn, "PQfn");
   PGresult* res =
       real(conn, fnid, result_buf, result_len, result_is_int, args, nargs);
   if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
@@ -371,7 +386,7 @@ LW_EXPORT void PQclear(PGresult* res) {
   auto real = leakwatch::real_PQclear.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(res);
+  if (scope.record()) leakwatch::OnRelease(res, &leakwatch::kPgResult, "PQclear");
   real(res);
 }
 
@@ -392,7 +407,7 @@ LW_EXPORT void PQfreeCancel(PGcancel* cancel) {
   auto real = leakwatch::real_PQfreeCancel.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(cancel);
+  if (scope.record()) leakwatch::OnRelease(cancel, &leakwatch::kPgCancel, "PQfreeCancel");
   real(cancel);
 }
 
@@ -408,9 +423,10 @@ LW_EXPORT void PQfreeCancel(PGcancel* cancel) {
     auto real = leakwatch::real_##name.Get();                  \
     if (real == nullptr) return fail;                          \
     HookScope scope(g_libpq, kLibPg, LW_CALLER);               \
-    int ret = real args;                                       \
-    if (scope.record()) leakwatch::OnActivity(conn, (query));  \
-    return ret;                                                \
+    if (scope.record()) {                                      \
+      leakwatch::OnActivity(conn, (query), #name);             \
+    }                                                          \
+    return real args;                                          \
   }
 
 LW_QUERY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),

@@ -173,10 +173,15 @@ void OnAcquireConn(MYSQL* mysql) {
   Tracker::Get().Acquire(&kMysqlConn, Key(mysql), AcquireInfo{});
 }
 
-void OnCallStart(const void* conn) {
+// Before a blocking call; with `function`, a call on a closed connection is
+// reported.
+void OnCallStart(const void* conn, const char* function = nullptr) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().BeginCall(Key(conn));
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.BeginCall(Key(conn)) && function != nullptr) {
+    tracker.CheckUseMisuse(Key(conn), &kMysqlConn, function);
+  }
 }
 
 // Activity on a connection; after a query, also notices a reconnect (the
@@ -213,10 +218,15 @@ void OnHandleFromParent(const KindDesc* kind, const void* handle,
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
 }
 
-void OnRelease(const void* handle) {
+// A release; a second release of the same handle is reported (before the
+// real call, which may abort the process).
+void OnRelease(const void* handle, const KindDesc* kind, const char* function) {
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().Release(Key(handle));
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack())) {
+    tracker.CheckReleaseMisuse(Key(handle), kind, function);
+  }
 }
 
 // A statement call: the statement and its connection are active; a prepare
@@ -353,7 +363,7 @@ LW_EXPORT void mysql_close(MYSQL* sock) {
   auto real = leakwatch::real_mysql_close.Get();
   if (real == nullptr) return;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock);
+  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close");
   real(sock);
 }
 
@@ -361,7 +371,7 @@ LW_EXPORT int mysql_close_start(MYSQL* sock) {
   auto real = leakwatch::real_mysql_close_start.Get();
   if (real == nullptr) return 0;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock);
+  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close_start");
   return real(sock);
 }
 
@@ -379,7 +389,7 @@ LW_EXPORT int mysql_close_cont(MYSQL* sock, int ready_status) {
     auto real = leakwatch::real_##name.Get();                               \
     if (real == nullptr) return nullptr;                                    \
     LW_SCOPE;                                                               \
-    if (scope.record()) leakwatch::OnCallStart(mysql);                      \
+    if (scope.record()) leakwatch::OnCallStart(mysql, #name);               \
     MYSQL_RES* res = real args;                                             \
     if (scope.record()) {                                                   \
       leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, res, mysql,   \
@@ -439,7 +449,7 @@ LW_EXPORT void mysql_free_result(MYSQL_RES* result) {
   auto real = leakwatch::real_mysql_free_result.Get();
   if (real == nullptr) return;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result);
+  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result");
   real(result);
 }
 
@@ -447,7 +457,7 @@ LW_EXPORT int mysql_free_result_start(MYSQL_RES* result) {
   auto real = leakwatch::real_mysql_free_result_start.Get();
   if (real == nullptr) return 0;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result);
+  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result_start");
   return real(result);
 }
 
@@ -474,7 +484,7 @@ LW_EXPORT my_bool mysql_stmt_close(MYSQL_STMT* stmt) {
   auto real = leakwatch::real_mysql_stmt_close.Get();
   if (real == nullptr) return 1;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt);
+  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close");
   return real(stmt);
 }
 
@@ -485,7 +495,7 @@ LW_EXPORT int mysql_stmt_close_start(my_bool* ret, MYSQL_STMT* stmt) {
     return 0;
   }
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt);
+  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close_start");
   return real(ret, stmt);
 }
 
@@ -544,7 +554,7 @@ LW_EXPORT int mysql_stmt_execute(MYSQL_STMT* stmt) {
     auto real = leakwatch::real_##name.Get();                               \
     if (real == nullptr) return fail;                                       \
     LW_SCOPE;                                                               \
-    if (scope.record()) leakwatch::OnCallStart(mysql);                      \
+    if (scope.record()) leakwatch::OnCallStart(mysql, #name);               \
     ret_type ret = real args;                                               \
     if (scope.record()) leakwatch::OnActivity(mysql, after_query, (sql));   \
     return ret;                                                             \

@@ -74,20 +74,29 @@ std::string JsonString(std::string_view s) {
 std::string TextReporter::JsonFrames(uint32_t stack_id) {
   std::string out = "[";
   Depot<uintptr_t>::View frames = tracker_.stacks().Get(stack_id);
+  // A pc with inlined calls gives consecutive objects with the same pc,
+  // innermost first, the inlined ones with "inlined":true.
   for (uint32_t i = 0; i < frames.size; ++i) {
-    const SymbolizedFrame& f = symbolizer_.Symbolize(frames.data[i]);
-    if (i > 0) out += ',';
-    fmt::format_to(std::back_inserter(out), "{{\"pc\":\"0x{:x}\"",
-                   frames.data[i]);
-    if (!f.function.empty()) out += ",\"function\":" + JsonString(f.function);
-    if (!f.file.empty()) out += ",\"file\":" + JsonString(f.file);
-    if (f.line > 0) fmt::format_to(std::back_inserter(out), ",\"line\":{}", f.line);
-    if (!f.module.empty()) {
-      out += ",\"module\":" + JsonString(f.module);
-      fmt::format_to(std::back_inserter(out), ",\"offset\":\"0x{:x}\"",
-                     f.module_offset);
+    for (const SymbolizedFrame& f :
+         symbolizer_.SymbolizeInlined(frames.data[i])) {
+      if (out.size() > 1) out += ',';
+      fmt::format_to(std::back_inserter(out), "{{\"pc\":\"0x{:x}\"",
+                     frames.data[i]);
+      if (!f.function.empty()) {
+        out += ",\"function\":" + JsonString(f.function);
+      }
+      if (!f.file.empty()) out += ",\"file\":" + JsonString(f.file);
+      if (f.line > 0) {
+        fmt::format_to(std::back_inserter(out), ",\"line\":{}", f.line);
+      }
+      if (!f.module.empty()) {
+        out += ",\"module\":" + JsonString(f.module);
+        fmt::format_to(std::back_inserter(out), ",\"offset\":\"0x{:x}\"",
+                       f.module_offset);
+      }
+      if (f.inlined) out += ",\"inlined\":true";
+      out += '}';
     }
-    out += '}';
   }
   out += ']';
   return out;
@@ -232,12 +241,20 @@ std::string TextReporter::FormatScanJson(const ScanEvents& events) {
 }
 
 std::string TextReporter::FormatExitJson(const ExitSnapshot& snapshot) {
-  ScanEvents pending;
-  pending.now_ns = snapshot.now_ns;
-  pending.notes = snapshot.notes;
-  std::string out = FormatScanJson(pending);
+  return FormatHeldJson(snapshot, /*at_exit=*/true);
+}
 
-  ExitModel model = BuildExitModel(snapshot);
+std::string TextReporter::FormatHeldJson(const ExitSnapshot& snapshot,
+                                         bool at_exit) {
+  std::string out;
+  if (at_exit) {
+    ScanEvents pending;
+    pending.now_ns = snapshot.now_ns;
+    pending.notes = snapshot.notes;
+    out = FormatScanJson(pending);
+  }
+  ExitModel model = BuildExitModel(snapshot, at_exit);
+  if (!at_exit && model.held.empty()) return out;
   size_t suppressed = 0;
   for (const Suppressions::Rule& rule : suppressions_.rules()) {
     suppressed += rule.hits;
@@ -247,7 +264,8 @@ std::string TextReporter::FormatExitJson(const ExitSnapshot& snapshot) {
       !tracker_.options().stats) {
     return out;
   }
-  std::string report = "{\"type\":\"exit_report\"";
+  std::string report = at_exit ? "{\"type\":\"exit_report\""
+                               : "{\"type\":\"periodic_report\"";
   fmt::format_to(std::back_inserter(report),
                  ",\"pid\":{},\"program\":{},\"start_time_ms\":{},"
                  "\"end_time_ms\":{}",

@@ -5,8 +5,8 @@
 // time a report needs it, so processes that never report pay nothing and the
 // host's global symbol scope is untouched. libdwfl reads each module's full
 // symbol table (.symtab, so `static` functions have names too) and, where
-// debug info exists, file:line. If libdw cannot be loaded, dladdr() gives the
-// module and the dynamic symbol.
+// debug info exists, file:line and the inlined calls containing the address.
+// If libdw cannot be loaded, dladdr() gives the module and the dynamic symbol.
 //
 // Thread safety: not thread-safe; the report module serialises its use.
 // Results are cached by address.
@@ -28,6 +28,10 @@ struct SymbolizedFrame {
   uintptr_t module_offset = 0;  // pc - module load base
   std::string file;             // source file; empty if no debug info
   int line = 0;                 // 0 if unknown
+  // True if this function was inlined into the next frame of the same pc
+  // (SymbolizeInlined): file:line is then in this function, and the next
+  // frame's file:line is the call site it was inlined at.
+  bool inlined = false;
 };
 
 class Symbolizer {
@@ -38,8 +42,20 @@ class Symbolizer {
   Symbolizer& operator=(const Symbolizer&) = delete;
 
   // Symbolizes a return address (looks up pc - 1 so the call instruction,
-  // not the next one, is described). Never fails: fields it cannot fill stay
+  // not the next one, is described) as source-level frames, innermost first,
+  // the way `addr2line -i` prints them: each function inlined at pc (inlined
+  // set; function is the inlined function's name, file:line the position in
+  // it) and last the function that really contains pc (inlined false;
+  // file:line the call site of the outermost inlined call, or the line table's
+  // position if nothing is inlined there). Without debug info the result is
+  // that one real frame. Every frame carries the same pc, module and
+  // module_offset. Never empty and never fails: fields it cannot fill stay
   // empty. The reference stays valid until the Symbolizer is destroyed.
+  const std::vector<SymbolizedFrame>& SymbolizeInlined(uintptr_t pc);
+
+  // The innermost source-level frame of pc: SymbolizeInlined(pc).front()
+  // (the function containing pc when nothing is inlined there). Same
+  // lifetime as above.
   const SymbolizedFrame& Symbolize(uintptr_t pc);
 
   // Which backend is in use: "libdwfl" or "dladdr".
@@ -48,7 +64,8 @@ class Symbolizer {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::unordered_map<uintptr_t, std::unique_ptr<SymbolizedFrame>> cache_;
+  // Per pc; never empty. Elements of an unordered_map keep their address.
+  std::unordered_map<uintptr_t, std::vector<SymbolizedFrame>> cache_;
 };
 
 // Demangles a C++ symbol and drops a symbol-version suffix ("@@GLIBC_2.34");

@@ -77,7 +77,11 @@ int TextReporter::SuppressionFor(const Record& r) {
   std::vector<const SymbolizedFrame*> frames;
   Depot<uintptr_t>::View stack = tracker_.stacks().Get(r.stack_id);
   for (uint32_t i = 0; i < stack.size; ++i) {
-    frames.push_back(&symbolizer_.Symbolize(stack.data[i]));
+    // Every source-level frame, inlined ones too (pointers into the cache).
+    for (const SymbolizedFrame& f :
+         symbolizer_.SymbolizeInlined(stack.data[i])) {
+      frames.push_back(&f);
+    }
   }
   std::string start =
       r.kind->family == Family::kThread && r.code != 0 ? StartRoutine(r.code)
@@ -106,19 +110,24 @@ void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
     out->append("    (no stack: LEAKWATCH_STACK_DEPTH=0 or capture failed)\n");
     return;
   }
+  // A frame with inlined calls is several lines with its number, innermost
+  // first, each inlined one marked (as LSan and llvm-symbolizer -i show it).
   for (uint32_t i = 0; i < frames.size; ++i) {
-    const SymbolizedFrame& f = symbolizer_.Symbolize(frames.data[i]);
-    fmt::format_to(std::back_inserter(*out), "    #{} 0x{:x} in {}", i,
-                   frames.data[i], f.function.empty() ? "??" : f.function);
-    if (!f.file.empty()) {
-      fmt::format_to(std::back_inserter(*out), " {}", f.file);
-      if (f.line > 0) fmt::format_to(std::back_inserter(*out), ":{}", f.line);
+    for (const SymbolizedFrame& f :
+         symbolizer_.SymbolizeInlined(frames.data[i])) {
+      fmt::format_to(std::back_inserter(*out), "    #{} 0x{:x} in {}", i,
+                     frames.data[i], f.function.empty() ? "??" : f.function);
+      if (!f.file.empty()) {
+        fmt::format_to(std::back_inserter(*out), " {}", f.file);
+        if (f.line > 0) fmt::format_to(std::back_inserter(*out), ":{}", f.line);
+      }
+      if (!f.module.empty()) {
+        fmt::format_to(std::back_inserter(*out), " ({}+0x{:x})", f.module,
+                       f.module_offset);
+      }
+      if (f.inlined) out->append(" [inlined]");
+      out->push_back('\n');
     }
-    if (!f.module.empty()) {
-      fmt::format_to(std::back_inserter(*out), " ({}+0x{:x})", f.module,
-                     f.module_offset);
-    }
-    out->push_back('\n');
   }
 }
 
@@ -320,19 +329,19 @@ std::string TextReporter::FormatScan(const ScanEvents& events) {
 }
 
 TextReporter::ExitModel TextReporter::BuildExitModel(
-    const ExitSnapshot& snapshot) {
+    const ExitSnapshot& snapshot, bool at_exit) {
   ExitModel model;
   // Suppressed handles are counted, not shown.
   model.held.reserve(snapshot.held.size());
   for (const Record& r : snapshot.held) {
     int rule = SuppressionFor(r);
     if (rule >= 0) {
-      suppressions_.Hit(rule, 1);
+      if (at_exit) suppressions_.Hit(rule, 1);
     } else {
       model.held.push_back(r);
     }
   }
-  unsuppressed_at_exit_ = model.held.size();
+  if (at_exit) unsuppressed_at_exit_ = model.held.size();
   // Connections kept busy by an unbuffered result still held.
   std::map<uintptr_t, size_t> pinned_by;
   for (const Record& r : model.held) {
@@ -392,22 +401,37 @@ TextReporter::ExitModel TextReporter::BuildExitModel(
 }
 
 std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
+  return FormatHeld(snapshot, /*at_exit=*/true);
+}
+
+std::string TextReporter::FormatPeriodic(const ExitSnapshot& snapshot) {
+  return FormatHeld(snapshot, /*at_exit=*/false);
+}
+
+std::string TextReporter::FormatHeld(const ExitSnapshot& snapshot,
+                                     bool at_exit) {
   std::string out;
   const std::string prefix = Prefix();
-  ScanEvents pending;
-  pending.now_ns = snapshot.now_ns;
-  pending.notes = snapshot.notes;
-  out += FormatScan(pending);
+  if (at_exit) {
+    ScanEvents pending;
+    pending.now_ns = snapshot.now_ns;
+    pending.notes = snapshot.notes;
+    out += FormatScan(pending);
+  }
+  // The words that differ: at exit everything still held, periodically what
+  // is held past its threshold now.
+  const char* held_where = at_exit ? "still held at exit" : "held past the threshold";
 
-  ExitModel model = BuildExitModel(snapshot);
+  ExitModel model = BuildExitModel(snapshot, at_exit);
   const std::vector<Record>& held = model.held;
   if (!held.empty()) {
     fmt::format_to(std::back_inserter(out),
-                   "{}exit report for {}: {} handle{} still held at exit, in "
-                   "{} group{} by acquisition stack\n",
-                   prefix, ProgramName(), held.size(),
-                   held.size() == 1 ? "" : "s", model.groups.size(),
-                   model.groups.size() == 1 ? "" : "s");
+                   "{}{} for {}: {} handle{} {}, in {} group{} by acquisition "
+                   "stack\n",
+                   prefix, at_exit ? "exit report" : "periodic report",
+                   ProgramName(), held.size(), held.size() == 1 ? "" : "s",
+                   held_where,
+                   model.groups.size(), model.groups.size() == 1 ? "" : "s");
     for (const ExitGroup& group : model.groups) {
       const ExitGroup* g = &group;
       int64_t threshold_ms = tracker_.options().ThresholdMs(g->kind->family);
@@ -434,9 +458,10 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
                                       g->pinned);
       }
       fmt::format_to(std::back_inserter(out),
-                     "\n{}{} {} still held at exit from site {} (oldest held "
-                     "{}; {}), acquired at:\n",
-                     prefix, g->records.size(), g->kind->name, g->stack_id,
+                     "\n{}{} {} {} from site {} (oldest held {}; {}), "
+                     "acquired at:\n",
+                     prefix, g->records.size(), g->kind->name, held_where,
+                     g->stack_id,
                      FormatDuration(snapshot.now_ns - g->oldest_acquired_ns),
                      threshold_text);
       AppendStack(&out, g->stack_id);
@@ -455,8 +480,16 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
       totals += fmt::format("{} {}", count, name);
     }
     fmt::format_to(std::back_inserter(out),
-                   "\n{}SUMMARY: {} handle{} still held at exit: {}\n", prefix,
-                   held.size(), held.size() == 1 ? "" : "s", totals);
+                   "\n{}SUMMARY: {} handle{} {}: {}\n", prefix, held.size(),
+                   held.size() == 1 ? "" : "s", held_where, totals);
+  }
+  if (!at_exit) return out;
+  if (tracker_.misuse_count() > 0) {
+    fmt::format_to(std::back_inserter(out),
+                   "{}{} misuse report{} above (double release, use after "
+                   "close)\n",
+                   prefix, tracker_.misuse_count(),
+                   tracker_.misuse_count() == 1 ? "" : "s");
   }
   size_t suppressed = 0;
   for (const Suppressions::Rule& rule : suppressions_.rules()) {
@@ -492,6 +525,10 @@ std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
       }
     }
     if (stats.empty()) stats = "no handles seen";
+    if (tracker_.unknown_releases() > 0) {
+      stats += fmt::format(", releases of unknown handles {}",
+                           tracker_.unknown_releases());
+    }
     fmt::format_to(std::back_inserter(out), "{}stats: {}", prefix, stats);
     if (snapshot.dropped > 0) {
       fmt::format_to(std::back_inserter(out), " (dropped {} for lack of memory)",
@@ -569,6 +606,21 @@ void TextReporter::OnExit(const ExitSnapshot& snapshot) {
   if (!tracker_.options().metrics.empty()) {
     unlink(Log::ExpandPath(tracker_.options().metrics, getpid()).c_str());
   }
+}
+
+void TextReporter::OnPeriodic(const ExitSnapshot& snapshot) {
+  ReportLock lock(&mu_, 0);
+  std::string text = tracker_.options().format == kFormatJson
+                         ? FormatHeldJson(snapshot, /*at_exit=*/false)
+                         : FormatPeriodic(snapshot);
+  if (!text.empty()) log_.Write(text);
+}
+
+void TextReporter::OnMisuse(const Misuse& misuse) {
+  // Inside the program's call: wait a little for the watchdog if it is
+  // writing, but never block the program for long.
+  ReportLock lock(&mu_, 500);
+  log_.Write(FormatMisuse(misuse));
 }
 
 void TextReporter::PrepareFork() { pthread_mutex_lock(&mu_); }

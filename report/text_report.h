@@ -42,6 +42,11 @@ class TextReporter : public EventSink {
 
   void OnScan(const ScanEvents& events) override;
   void OnExit(const ExitSnapshot& snapshot) override;
+  void OnPeriodic(const ExitSnapshot& snapshot) override;
+  void OnMisuse(const Misuse& misuse) override;
+  // A misuse report: this call's stack, the earlier release's, the
+  // acquisition's (misuse_report.cc).
+  std::string FormatMisuse(const Misuse& misuse);
   void PrepareFork() override;
   void ParentAfterFork() override;
   void ChildAfterFork() override;
@@ -50,6 +55,8 @@ class TextReporter : public EventSink {
   // FormatScan updates which sites have been shown.
   std::string FormatScan(const ScanEvents& events);
   std::string FormatExit(const ExitSnapshot& snapshot);
+  // LEAKWATCH_REPORT_INTERVAL: what is held past its threshold now.
+  std::string FormatPeriodic(const ExitSnapshot& snapshot);
 
   // The exit report's content, before it is written as text or JSON.
   struct ExitGroup {
@@ -68,8 +75,9 @@ class TextReporter : public EventSink {
     std::vector<ExitGroup> groups;  // largest first, then oldest
     std::vector<std::pair<std::string, size_t>> per_kind;  // largest first
   };
-  // Applies suppressions (counting their hits) and groups by site.
-  ExitModel BuildExitModel(const ExitSnapshot& snapshot);
+  // Applies suppressions (counting their hits at exit) and groups by site.
+  ExitModel BuildExitModel(const ExitSnapshot& snapshot, bool at_exit);
+  std::string FormatHeld(const ExitSnapshot& snapshot, bool at_exit);
 
   // How many held handles (and threads) the exit report showed, suppressed
   // ones not counted: what LEAKWATCH_EXITCODE acts on.
@@ -78,6 +86,7 @@ class TextReporter : public EventSink {
   // LEAKWATCH_FORMAT=json: the same events as NDJSON (json_report.cc).
   std::string FormatScanJson(const ScanEvents& events);
   std::string FormatExitJson(const ExitSnapshot& snapshot);
+  std::string FormatHeldJson(const ExitSnapshot& snapshot, bool at_exit);
 
   // "1.2 s", "250 ms", "2 s".
   static std::string FormatDuration(int64_t ns);

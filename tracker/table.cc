@@ -105,6 +105,46 @@ void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
   --shard.count;
 }
 
+bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
+                                    uint32_t release_stack_id,
+                                    uint32_t released_by, int64_t now_ns) {
+  uint64_t hash = Hash(key);
+  Shard& shard = ShardFor(hash);
+  pthread_mutex_lock(&shard.mu);
+  Record* r = FindLocked(shard, key, hash);
+  if (r == nullptr) {
+    pthread_mutex_unlock(&shard.mu);
+    return false;
+  }
+  if (removed != nullptr) *removed = *r;
+  ReleasedRecord& slot = shard.recent[shard.recent_next % kRecentPerShard];
+  slot = ReleasedRecord{r->key,       r->kind, r->stack_id, release_stack_id,
+                        released_by, r->acquired_ns, now_ns};
+  ++shard.recent_next;
+  if (r->kind != nullptr) ++shard.released[r->kind->index];
+  EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
+  pthread_mutex_unlock(&shard.mu);
+  return true;
+}
+
+bool ShardedTable::FindReleased(uintptr_t key, ReleasedRecord* out) {
+  Shard& shard = ShardFor(Hash(key));
+  bool found = false;
+  pthread_mutex_lock(&shard.mu);
+  uint32_t n = shard.recent_next < kRecentPerShard ? shard.recent_next
+                                                   : kRecentPerShard;
+  for (uint32_t i = 1; i <= n && !found; ++i) {
+    const ReleasedRecord& rr =
+        shard.recent[(shard.recent_next - i) % kRecentPerShard];
+    if (rr.key == key) {
+      *out = rr;
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&shard.mu);
+  return found;
+}
+
 int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
                           int64_t lock_deadline_ns) {
   int skipped = 0;

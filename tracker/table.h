@@ -51,8 +51,23 @@ struct Record {
                                 // thread's start routine); 0 = none
 };
 
+// A record as it was released, kept a while to explain a second release or a
+// use after close.
+struct ReleasedRecord {
+  uintptr_t key = 0;
+  const KindDesc* kind = nullptr;
+  uint32_t acquire_stack_id = 0;
+  uint32_t release_stack_id = 0;
+  uint32_t released_by = 0;  // tid
+  int64_t acquired_ns = 0;
+  int64_t released_ns = 0;
+};
+
 class ShardedTable {
  public:
+  // Recently released records kept per shard (a ring; 4,096 in all).
+  static constexpr int kRecentPerShard = 64;
+
   static constexpr int kShardBits = 6;
   static constexpr int kShards = 1 << kShardBits;
 
@@ -71,6 +86,15 @@ class ShardedTable {
   // Removes the record for `key`; copies it to `*removed` and returns true if
   // it was present.
   bool Erase(uintptr_t key, Record* removed);
+
+  // Erase that also remembers the record among the recently released, with
+  // the stack that released it.
+  bool EraseAndRemember(uintptr_t key, Record* removed,
+                        uint32_t release_stack_id, uint32_t released_by,
+                        int64_t now_ns);
+
+  // The most recent release of `key` still remembered; false if none.
+  bool FindReleased(uintptr_t key, ReleasedRecord* out);
 
   // Runs `fn` on the record for `key` under its shard's lock; false if absent.
   // `fn` must not call back into the table.
@@ -120,6 +144,8 @@ class ShardedTable {
     uint64_t acquired[kMaxKinds] = {};
     uint64_t released[kMaxKinds] = {};
     uint64_t replaced[kMaxKinds] = {};  // acquired again without a release
+    ReleasedRecord recent[kRecentPerShard];  // ring, newest at recent_next-1
+    uint32_t recent_next = 0;
   };
 
   static uint64_t Hash(uintptr_t key) {

@@ -125,12 +125,62 @@ uint32_t Tracker::CaptureStackId() {
   return stacks_.Put(frames, static_cast<uint32_t>(n));
 }
 
-bool Tracker::Release(uintptr_t key) {
+bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
   if (key == 0) return false;
   Record removed;
-  if (!table_.Erase(key, &removed)) return false;
+  if (!table_.EraseAndRemember(key, &removed, release_stack_id, CurrentTid(),
+                               NowNs())) {
+    return false;
+  }
   OnRemoved(removed);
   return true;
+}
+
+uint32_t Tracker::CaptureReleaseStack() {
+  int depth = stack_depth_ < kReleaseStackDepth ? stack_depth_
+                                                : kReleaseStackDepth;
+  if (depth <= 0) return 0;
+  uintptr_t frames[kReleaseStackDepth];
+  int n = CaptureStack(frames, depth);
+  return stacks_.Put(frames, static_cast<uint32_t>(n));
+}
+
+namespace {
+
+bool ReportMisuse(Tracker& tracker, std::atomic<EventSink*>& sink,
+                  Misuse::Type type, const ReleasedRecord& first,
+                  const char* function) {
+  Misuse misuse{type,
+                function,
+                first,
+                tracker.CaptureStackId(),
+                Tracker::CurrentTid(),
+                NowNs()};
+  if (EventSink* s = sink.load(std::memory_order_acquire)) s->OnMisuse(misuse);
+  return true;
+}
+
+}  // namespace
+
+bool Tracker::CheckReleaseMisuse(uintptr_t key, const KindDesc* kind,
+                                 const char* function) {
+  if (key == 0) return false;
+  ReleasedRecord first;
+  if (!table_.FindReleased(key, &first) || first.kind != kind) {
+    unknown_releases_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  misuses_.fetch_add(1, std::memory_order_relaxed);
+  return ReportMisuse(*this, sink_, Misuse::kDoubleRelease, first, function);
+}
+
+bool Tracker::CheckUseMisuse(uintptr_t key, const KindDesc* kind,
+                             const char* function) {
+  if (key == 0) return false;
+  ReleasedRecord first;
+  if (!table_.FindReleased(key, &first) || first.kind != kind) return false;
+  misuses_.fetch_add(1, std::memory_order_relaxed);
+  return ReportMisuse(*this, sink_, Misuse::kUseAfterClose, first, function);
 }
 
 bool Tracker::MarkExited(uintptr_t key, int64_t now_ns) {
@@ -452,7 +502,7 @@ bool Tracker::IsGrowing(uint32_t count, int64_t span_ns) const {
 }
 
 void Tracker::StartWatchdog() {
-  bool any_live = !options_.metrics.empty();
+  bool any_live = !options_.metrics.empty() || options_.report_interval > 0;
   for (int f = 0; f < kNumFamilies; ++f) any_live |= threshold_ns_[f] > 0;
   if (!any_live) return;
   // The watchdog is the agent's own thread: all signals blocked (the host's
@@ -473,6 +523,8 @@ void Tracker::StartWatchdog() {
 void* Tracker::WatchdogMain(void* arg) {
   auto* self = static_cast<Tracker*>(arg);
   int64_t period_ns = self->options_.ScanPeriodMs() * 1000000;
+  const int64_t report_every_ns = self->options_.report_interval * 1000000;
+  int64_t next_report_ns = NowNs() + report_every_ns;
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
   while (!self->exiting_.load(std::memory_order_acquire)) {
@@ -483,6 +535,10 @@ void* Tracker::WatchdogMain(void* arg) {
            EINTR) {
     }
     self->Scan();
+    if (report_every_ns > 0 && NowNs() >= next_report_ns) {
+      next_report_ns += report_every_ns;
+      self->PeriodicReport();
+    }
   }
   return nullptr;
 }
@@ -498,44 +554,67 @@ void Tracker::Exit() {
   // handler that interrupted a thread inside a hook.
   int64_t deadline = static_cast<int64_t>(real_now.tv_sec) * 1000000000 +
                      real_now.tv_nsec + 500000000;
+  TakeSnapshot(&snapshot, /*past_threshold_only=*/false, deadline);
+  struct timespec ts{deadline / 1000000000, deadline % 1000000000};
+  if (pthread_mutex_timedlock(&notes_mu_, &ts) == 0) {
+    snapshot.notes.swap(notes_);
+    pthread_mutex_unlock(&notes_mu_);
+  }
+  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+    sink->OnExit(snapshot);
+  }
+}
+
+void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
+                           int64_t lock_deadline_ns) {
   // Running threads are reported only for growing sites: every program exits
   // with its pool running.
   std::vector<Record> running;
   std::unordered_map<uint32_t, SiteAggregate> thread_sites;
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
-  snapshot.shards_skipped = table_.ForEach(
+  const int64_t now = snapshot->now_ns;
+  snapshot->shards_skipped = table_.ForEach(
       [&](Record& r) {
         if (r.flags & (kInherited | kIgnored)) return;
         if (IsThread(r) && !(r.flags & kExited)) {
           running.push_back(r);
-          if (snapshot.now_ns - r.acquired_ns >= thread_threshold) {
+          if (now - r.acquired_ns >= thread_threshold) {
             thread_sites[r.stack_id].Add(r);
           }
           return;
         }
-        snapshot.held.push_back(r);
+        if (past_threshold_only) {
+          int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
+          if (threshold <= 0 || InUse(r) ||
+              now - RuleStartNs(r) < threshold) {
+            return;
+          }
+        }
+        snapshot->held.push_back(r);
       },
-      deadline);
+      lock_deadline_ns);
   for (const Record& r : running) {
     auto site = thread_sites.find(r.stack_id);
     if (site != thread_sites.end() &&
         IsGrowing(site->second.count, site->second.span())) {
-      snapshot.held.push_back(r);
+      snapshot->held.push_back(r);
     }
   }
-  struct timespec ts{deadline / 1000000000, deadline % 1000000000};
-  if (pthread_mutex_timedlock(&notes_mu_, &ts) == 0) {
-    snapshot.notes.swap(notes_);
-    pthread_mutex_unlock(&notes_mu_);
-  }
-  snapshot.totals = table_.GetTotals();
+  snapshot->totals = table_.GetTotals();
   for (int k = 0; k < kMaxKinds; ++k) {
-    snapshot.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
+    snapshot->kinds[k] = kinds_[k].load(std::memory_order_relaxed);
   }
-  snapshot.dropped = table_.dropped();
+  snapshot->dropped = table_.dropped();
+}
+
+void Tracker::PeriodicReport() {
+  if (exiting_.load(std::memory_order_acquire)) return;
+  ExitSnapshot snapshot;
+  snapshot.now_ns = NowNs();
+  TakeSnapshot(&snapshot, /*past_threshold_only=*/true, 0);
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
-    sink->OnExit(snapshot);
+    sink->OnPeriodic(snapshot);
   }
 }
 

@@ -90,6 +90,18 @@ struct ExitSnapshot {
   uint64_t dropped = 0;          // events dropped for lack of memory
 };
 
+// A misuse seen in a hook: a second release of a handle, or a call on a
+// connection that was already closed.
+struct Misuse {
+  enum Type : uint8_t { kDoubleRelease, kUseAfterClose };
+  Type type;
+  const char* function;   // the call that misused it ("PQclear")
+  ReleasedRecord first;   // the earlier release
+  uint32_t stack_id;      // this call's stack
+  uint32_t tid;           // this call's thread
+  int64_t now_ns;
+};
+
 // Implemented by the report module. Called from the watchdog thread (OnScan)
 // or the exiting thread (OnExit), never under a tracker lock, never from a hook.
 class EventSink {
@@ -97,6 +109,12 @@ class EventSink {
   virtual ~EventSink() = default;
   virtual void OnScan(const ScanEvents& events) = 0;
   virtual void OnExit(const ExitSnapshot& snapshot) = 0;
+  // LEAKWATCH_REPORT_INTERVAL: what is held past its threshold now (the
+  // snapshot's `held`), from the watchdog thread.
+  virtual void OnPeriodic(const ExitSnapshot& snapshot) {}
+  // A misuse, reported synchronously from inside the hook, before the real
+  // call (which may abort the process). Not under any tracker lock.
+  virtual void OnMisuse(const Misuse& misuse) {}
   // fork(): the sink takes its own locks before and releases them after.
   virtual void PrepareFork() {}
   virtual void ParentAfterFork() {}
@@ -139,8 +157,30 @@ class Tracker {
   uint32_t CaptureStackId();
 
   // Forgets a handle; returns false if it was not tracked. If it had been
-  // reported live, a note is queued for the watchdog. Hook-safe.
-  bool Release(uintptr_t key);
+  // reported live, a note is queued for the watchdog. The record is kept
+  // among the recently released with `release_stack_id` (from
+  // CaptureReleaseStack), to explain a later misuse. Hook-safe.
+  bool Release(uintptr_t key, uint32_t release_stack_id = 0);
+
+  // A shallower stack (at most kReleaseStackDepth frames) for releases, which
+  // are as frequent as acquisitions. Hook-safe.
+  static constexpr int kReleaseStackDepth = 8;
+  uint32_t CaptureReleaseStack();
+
+  // The misuse path, for a hook whose release (or use) found no live record:
+  // if `key` was released recently as a `kind`, the misuse is reported to the
+  // sink now, synchronously; otherwise an unknown release is counted. Returns
+  // true if a misuse was reported.
+  bool CheckReleaseMisuse(uintptr_t key, const KindDesc* kind,
+                          const char* function);
+  bool CheckUseMisuse(uintptr_t key, const KindDesc* kind,
+                      const char* function);
+  uint64_t misuse_count() const {
+    return misuses_.load(std::memory_order_relaxed);
+  }
+  uint64_t unknown_releases() const {
+    return unknown_releases_.load(std::memory_order_relaxed);
+  }
 
   // Marks activity on a handle (connections: resets idle time) and ends a
   // call begun with BeginCall. Stores its identity in `*identity`, its
@@ -198,6 +238,10 @@ class Tracker {
   // Runs one watchdog scan now (the watchdog thread calls this; tests too).
   void Scan();
 
+  // Passes what is held past its threshold now to the sink (OnPeriodic).
+  // The watchdog calls it every LEAKWATCH_REPORT_INTERVAL; tests too.
+  void PeriodicReport();
+
   // Writes the exit report through the sink, once; later calls do nothing.
   // Takes locks with a deadline. Called from the agent's ELF destructor.
   void Exit();
@@ -209,6 +253,11 @@ class Tracker {
   Tracker();
 
   void EnsureStarted();        // stack capture and watchdog, on first acquire
+  // Fills `snapshot` with the records to report: at exit everything held
+  // (threads: exited-unjoined and growing sites); with `past_threshold_only`
+  // only what is past its threshold now.
+  void TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
+                    int64_t lock_deadline_ns);
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
   void QueueNote(LiveNote::Type type, const Record& record, int64_t at_ns);
@@ -231,6 +280,8 @@ class Tracker {
   Depot<uintptr_t> stacks_;
   Depot<char> strings_;
   std::atomic<uint32_t> queries_kept_{0};
+  std::atomic<uint64_t> misuses_{0};
+  std::atomic<uint64_t> unknown_releases_{0};
   std::atomic<const KindDesc*> kinds_[kMaxKinds] = {};
   std::atomic<EventSink*> sink_{nullptr};
 

@@ -184,6 +184,31 @@ TEST(PgPrograms, ExitCodeIsSetOnlyWhenSomethingUnsuppressedIsHeld) {
       << ignored.err;
 }
 
+// LEAKWATCH_REPORT_INTERVAL: a daemon killed with SIGKILL never reaches the
+// exit report; the periodic report is what tells.
+TEST(PgPrograms, PeriodicReportSurvivesSigkill) {
+  if (!RequirePostgres()) return;
+  TempDir dir;
+  std::string log = dir.path() + "/agent.log";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_REPORT_INTERVAL", "500ms"},
+                 {"LEAKWATCH_RESULT_THRESHOLD_MS", "200ms"},
+                 {"LEAKWATCH_LOG", log}};
+  RunResult r = RunProgram({ProgramPath("pg_killed_daemon"), log}, options);
+  EXPECT_EQ(r.term_signal, 9) << r.err << ReadFile(log);
+  std::string text = ReadFile(log);
+  std::vector<std::string> headers = LinesWith(text, "periodic report for");
+  ASSERT_GE(headers.size(), 1u) << text;
+  EXPECT_NE(headers[0].find("3 handles held past the threshold, in 1 group"),
+            std::string::npos)
+      << headers[0];
+  EXPECT_FALSE(LinesWith(text, "3 pg.result held past the threshold from site")
+                   .empty())
+      << text;
+  EXPECT_NE(text.find(" in poll_job_queue"), std::string::npos) << text;
+  EXPECT_FALSE(ParseExitReport(text).present) << text;  // SIGKILL: none
+}
+
 TEST(PgPrograms, CancelHandleNeverFreedIsReported) {
   if (!RequirePostgres()) return;
   RunResult r = RunProgram({ProgramPath("pg_cancel_leak")}, {});

@@ -32,6 +32,46 @@
   return pc;
 }
 
+// Inlined even at -O0 (always_inline), so the pc it returns lies in an
+// inlined copy of it: the debug info has a DW_TAG_inlined_subroutine there.
+// The line numbers are those of the calls, where the captured pc points.
+[[gnu::always_inline]] static inline uintptr_t InlinedLeaf(int* leaf_line) {
+  *leaf_line = __LINE__ + 1;
+  uintptr_t pc = ReturnAddressOfCall();
+  asm volatile("" ::: "memory");
+  return pc;
+}
+
+[[gnu::noinline]] static uintptr_t CallsInlinedLeaf(int* leaf_line,
+                                                    int* call_line) {
+  *call_line = __LINE__ + 1;
+  uintptr_t pc = InlinedLeaf(leaf_line);
+  asm volatile("" ::: "memory");
+  return pc;
+}
+
+// Two levels: InlinedLeaf inlined into InlinedMiddle, inlined into
+// CallsInlinedMiddle. In a namespace, without a linkage name (internal
+// linkage): the symbolizer qualifies the DWARF name itself.
+namespace {
+[[gnu::always_inline]] inline uintptr_t InlinedMiddle(int* leaf_line,
+                                                      int* mid_line) {
+  *mid_line = __LINE__ + 1;
+  uintptr_t pc = InlinedLeaf(leaf_line);
+  asm volatile("" ::: "memory");
+  return pc;
+}
+}  // namespace
+
+[[gnu::noinline]] static uintptr_t CallsInlinedMiddle(int* leaf_line,
+                                                      int* mid_line,
+                                                      int* call_line) {
+  *call_line = __LINE__ + 1;
+  uintptr_t pc = InlinedMiddle(leaf_line, mid_line);
+  asm volatile("" ::: "memory");
+  return pc;
+}
+
 namespace symbolizer_test_ns {
 [[gnu::noinline]] uintptr_t Func(int x) {
   static_cast<void>(x);
@@ -133,6 +173,81 @@ TEST(SymbolizerTest, NamespacedFunctionIsDemangledWithArguments) {
   EXPECT_GT(f.line, 0);
 }
 
+// A pc in an inlined call expands innermost first, as addr2line -i prints
+// it: the inlined function at the line inside it, then the function it was
+// inlined into at the line of the call.
+TEST(SymbolizerTest, InlinedCallGivesInlinedFrameThenCaller) {
+  if (!LibdwAvailable()) GTEST_SKIP() << "needs libdw for inlined frames";
+  int leaf_line = 0;
+  int call_line = 0;
+  uintptr_t pc = CallsInlinedLeaf(&leaf_line, &call_line);
+  Symbolizer symbolizer;
+  const std::vector<SymbolizedFrame>& frames = symbolizer.SymbolizeInlined(pc);
+  ASSERT_EQ(frames.size(), 2u);
+
+  const SymbolizedFrame& inner = frames[0];
+  EXPECT_TRUE(inner.inlined);
+  // GCC gives a function with internal linkage no DW_AT_linkage_name: the
+  // DWARF name, without parameter types (as addr2line -i prints it).
+  EXPECT_EQ(inner.function, "InlinedLeaf");
+  EXPECT_TRUE(EndsWith(inner.file, "symbolizer_test.cc")) << inner.file;
+  EXPECT_EQ(inner.line, leaf_line);
+
+  const SymbolizedFrame& outer = frames[1];
+  EXPECT_FALSE(outer.inlined);
+  EXPECT_EQ(outer.function, "CallsInlinedLeaf(int*, int*)");
+  EXPECT_EQ(outer.file, inner.file);
+  EXPECT_EQ(outer.line, call_line);
+
+  for (const SymbolizedFrame& f : frames) {
+    EXPECT_EQ(f.pc, pc);
+    EXPECT_EQ(f.module, ExePath());
+    EXPECT_EQ(f.module_offset, pc - LoadBaseOf(pc));
+  }
+  // Symbolize gives the innermost source-level frame, from the same cache.
+  EXPECT_EQ(&symbolizer.Symbolize(pc), &frames[0]);
+  EXPECT_EQ(&symbolizer.SymbolizeInlined(pc), &frames);
+}
+
+TEST(SymbolizerTest, NestedInlinedCallsGiveEachCallSite) {
+  if (!LibdwAvailable()) GTEST_SKIP() << "needs libdw for inlined frames";
+  int leaf_line = 0;
+  int mid_line = 0;
+  int call_line = 0;
+  uintptr_t pc = CallsInlinedMiddle(&leaf_line, &mid_line, &call_line);
+  Symbolizer symbolizer;
+  const std::vector<SymbolizedFrame>& frames = symbolizer.SymbolizeInlined(pc);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(frames[0].function, "InlinedLeaf");
+  EXPECT_EQ(frames[0].line, leaf_line);
+  EXPECT_TRUE(frames[0].inlined);
+  EXPECT_EQ(frames[1].function, "(anonymous namespace)::InlinedMiddle");
+  EXPECT_EQ(frames[1].line, mid_line);
+  EXPECT_TRUE(frames[1].inlined);
+  EXPECT_EQ(frames[2].function, "CallsInlinedMiddle(int*, int*, int*)");
+  EXPECT_EQ(frames[2].line, call_line);
+  EXPECT_FALSE(frames[2].inlined);
+  for (const SymbolizedFrame& f : frames) {
+    EXPECT_TRUE(EndsWith(f.file, "symbolizer_test.cc")) << f.file;
+    EXPECT_EQ(f.module_offset, frames[0].module_offset);
+  }
+}
+
+// Where nothing is inlined there is one frame, the one Symbolize returns.
+TEST(SymbolizerTest, NotInlinedPcGivesOneFrame) {
+  int line = 0;
+  uintptr_t pc = StaticFrame(&line);
+  Symbolizer symbolizer;
+  const std::vector<SymbolizedFrame>& frames = symbolizer.SymbolizeInlined(pc);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_FALSE(frames[0].inlined);
+  EXPECT_EQ(&symbolizer.Symbolize(pc), &frames[0]);
+  if (std::string(symbolizer.backend()) == "libdwfl") {
+    EXPECT_EQ(frames[0].function, "StaticFrame(int*)");
+    EXPECT_EQ(frames[0].line, line);
+  }
+}
+
 TEST(SymbolizerTest, LibcAddressGetsLibcModuleAndOffset) {
   uintptr_t printf_addr = LibcPrintf();
   ASSERT_NE(printf_addr, 0u);
@@ -165,6 +280,7 @@ TEST(SymbolizerTest, GarbagePcsGiveEmptyFrames) {
     const SymbolizedFrame& f = symbolizer.Symbolize(pc);
     EXPECT_EQ(f.pc, pc);
     ExpectEmpty(f);
+    EXPECT_EQ(symbolizer.SymbolizeInlined(pc).size(), 1u);
   }
 }
 

@@ -42,6 +42,22 @@ constexpr int64_t kNow = 5000 * kSec;
 [[gnu::noinline]] int FrameTwo(int x) { return x * 2; }
 [[gnu::noinline]] int FrameThree(int x) { return x - 3; }
 
+// A return address inside an inlined call (always_inline inlines even at
+// -O0): the symbolizer expands it into two frames.
+[[gnu::noinline]] uintptr_t ReturnAddressOf() {
+  return reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+}
+[[gnu::always_inline]] static inline uintptr_t CallInInlined() {
+  uintptr_t pc = ReturnAddressOf();
+  asm volatile("" ::: "memory");
+  return pc;
+}
+[[gnu::noinline]] uintptr_t CallsInlined() {
+  uintptr_t pc = CallInInlined();
+  asm volatile("" ::: "memory");
+  return pc;
+}
+
 uintptr_t Pc(int (*fn)(int), int offset) {
   return reinterpret_cast<uintptr_t>(fn) + offset;
 }
@@ -481,6 +497,51 @@ TEST_F(TextReportTest, ExitWithOneHandle) {
                      "(dbname=one backend_pid=9)\n"),
             std::string::npos)
       << out;
+}
+
+// A frame with inlined calls: one line per function, all with the frame's
+// number and pc, the inlined one marked; in JSON, consecutive objects.
+TEST_F(TextReportTest, ExitShowsInlinedFramesUnderOneNumber) {
+  if (std::string(Symbolizer().backend()) != "libdwfl") {
+    GTEST_SKIP() << "inlined frames need libdw";
+  }
+  uintptr_t stack_frames[] = {CallsInlined(), Pc(FrameOne, 1), 0x100077};
+  uint32_t stack = Tracker::Get().stacks().Put(stack_frames, 3);
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow;
+  snapshot.held = {MakeRecord(&kResult, 0x1000, 2 * kSec, stack)};
+  std::vector<std::string> lines = Lines(reporter_->FormatExit(snapshot));
+  std::vector<std::string> frames;
+  for (const std::string& line : lines) {
+    if (StartsWith(line, "    #")) frames.push_back(line);
+  }
+  ASSERT_EQ(frames.size(), 4u);
+  // (In this file's namespaces; the inlined function has no linkage name,
+  // so the symbolizer qualifies it from the DWARF scopes.)
+  const std::string ns = "leakwatch::(anonymous namespace)::";
+  std::string pc0 = "    #0 " + Hex(stack_frames[0]) + " in ";
+  EXPECT_TRUE(StartsWith(frames[0], pc0 + ns + "CallInInlined ")) << frames[0];
+  EXPECT_NE(frames[0].find("text_report_test.cc:"), std::string::npos);
+  EXPECT_TRUE(frames[0].size() > 11 &&
+              frames[0].compare(frames[0].size() - 11, 11, ") [inlined]") == 0)
+      << frames[0];
+  EXPECT_TRUE(StartsWith(frames[1], pc0 + ns + "CallsInlined()")) << frames[1];
+  EXPECT_EQ(frames[1].find("[inlined]"), std::string::npos) << frames[1];
+  EXPECT_TRUE(StartsWith(frames[2], "    #1 " + Hex(stack_frames[1]) +
+                                        " in " + ns + "FrameOne(int)"))
+      << frames[2];
+  EXPECT_TRUE(StartsWith(frames[3], "    #2 ")) << frames[3];
+
+  std::string json = reporter_->FormatExitJson(snapshot);
+  size_t first = json.find("\"function\":\"" + ns + "CallInInlined\"");
+  size_t second = json.find("\"function\":\"" + ns + "CallsInlined()\"");
+  ASSERT_NE(first, std::string::npos) << json;
+  ASSERT_NE(second, std::string::npos) << json;
+  EXPECT_LT(first, second);
+  EXPECT_NE(json.find("\"inlined\":true}", first), std::string::npos);
+  EXPECT_EQ(Count(json, "\"inlined\":true"), 1u) << json;
+  EXPECT_EQ(Count(json, "\"pc\":\"" + Hex(stack_frames[0]) + "\""), 2u)
+      << json;
 }
 
 TEST_F(TextReportTest, ExitPassesOnPendingNotesAndSkippedShards) {
