@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tracker/stack.h"
+
 namespace leakwatch {
 namespace {
 
@@ -30,29 +32,10 @@ bool Acceptable(void* p) {
 
 void RememberCodeRange(void* fn, ClientLibrary* library) {
   if (library->code_hi.load(std::memory_order_relaxed) != 0) return;
-  Dl_info info;
-  if (dladdr(fn, &info) == 0) return;
-  struct Ctx {
-    uintptr_t base;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-  } ctx{reinterpret_cast<uintptr_t>(info.dli_fbase)};
-  dl_iterate_phdr(
-      [](struct dl_phdr_info* phdr, size_t, void* data) -> int {
-        auto* c = static_cast<Ctx*>(data);
-        if (phdr->dlpi_addr != c->base) return 0;
-        for (int i = 0; i < phdr->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = phdr->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-          uintptr_t start = phdr->dlpi_addr + ph.p_vaddr;
-          if (start < c->lo) c->lo = start;
-          if (start + ph.p_memsz > c->hi) c->hi = start + ph.p_memsz;
-        }
-        return 1;
-      },
-      &ctx);
-  if (ctx.hi == 0) return;
-  library->code_lo.store(ctx.lo, std::memory_order_relaxed);
-  library->code_hi.store(ctx.hi, std::memory_order_relaxed);
+  uintptr_t lo, hi;
+  if (!FindCodeRange(fn, &lo, &hi)) return;
+  library->code_lo.store(lo, std::memory_order_relaxed);
+  library->code_hi.store(hi, std::memory_order_relaxed);
 }
 
 void* LookUpIn(const char* object, const char* name) {

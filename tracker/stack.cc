@@ -18,7 +18,8 @@ std::atomic<uintptr_t> g_self_lo{0}, g_self_hi{0};
 
 int GlibcBacktrace(void** buffer, int size) { return backtrace(buffer, size); }
 
-// Finds the executable segments of the object that contains `addr`.
+}  // namespace
+
 bool FindCodeRange(const void* addr, uintptr_t* lo, uintptr_t* hi) {
   Dl_info info;
   if (dladdr(addr, &info) == 0) return false;
@@ -53,7 +54,6 @@ bool FindCodeRange(const void* addr, uintptr_t* lo, uintptr_t* hi) {
   return true;
 }
 
-}  // namespace
 
 void InitStackCapture() {
   if (g_unwind.load(std::memory_order_acquire) != nullptr) return;

@@ -34,6 +34,11 @@ int CaptureStack(uintptr_t* frames, int max_frames);
 // unit tests, which link the tracker into the test binary, do not).
 void SkipFramesInModuleOf(const void* addr);
 
+// The [lo, hi) range of the executable segments of the loaded object that
+// contains `addr`; false if there is none. Not async-signal-safe (dladdr,
+// dl_iterate_phdr).
+bool FindCodeRange(const void* addr, uintptr_t* lo, uintptr_t* hi);
+
 // True if `pc` lies in the module given to SkipFramesInModuleOf.
 bool IsAgentAddress(uintptr_t pc);
 
