@@ -1,14 +1,20 @@
+// dlopen and dlclose.
+//
 // dlopen, for one purpose: a client library loaded with RTLD_DEEPBIND binds
 // to its own libpq/libmariadb first, past our hooks, so the agent says so
-// once instead of staying silently blind.
+// once instead of staying silently blind. glibc's dlopen looks at its caller
+// (the return address) for the search path (DT_RPATH/DT_RUNPATH) and
+// $ORIGIN. So every path here ends in a tail call to the real dlopen, which
+// then sees the program's return address, not ours; the exception is a
+// RTLD_DEEPBIND load where the caller does not matter (a name without `$`,
+// and either a path or a caller without DT_RPATH/DT_RUNPATH), which is
+// checked after loading.
 //
-// glibc's dlopen looks at its caller (the return address) for the search
-// path (DT_RUNPATH) and $ORIGIN. So every path here ends in a tail call to
-// the real dlopen, which then sees the program's return address, not ours;
-// the one exception is a RTLD_DEEPBIND load by absolute or relative path
-// without `$`, where the caller does not matter, and which is checked after
-// loading.
+// dlclose: a client library that is unloaded and loaded again lands at
+// another address; the real functions resolved before must be forgotten.
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -23,6 +29,23 @@ namespace {
 const char* const kLibdlSonames[] = {"libc.so.6", "libdl.so.2", nullptr};
 ClientLibrary g_libdl{"libc", kLibdlSonames};
 RealFunction<void* (*)(const char*, int)> real_dlopen("dlopen", &g_libdl);
+RealFunction<int (*)(void*)> real_dlclose("dlclose", &g_libdl);
+
+// True if the object containing `caller` has its own library search path,
+// which glibc would use for a name without a slash.
+bool CallerHasSearchPath(const void* caller) {
+  Dl_info info;
+  struct link_map* map = nullptr;
+  if (dladdr1(caller, &info, reinterpret_cast<void**>(&map),
+              RTLD_DL_LINKMAP) == 0 ||
+      map == nullptr || map->l_ld == nullptr) {
+    return true;  // unknown: assume it matters
+  }
+  for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
+    if (d->d_tag == DT_RPATH || d->d_tag == DT_RUNPATH) return true;
+  }
+  return false;
+}
 
 // True if `handle`'s own scope resolves a client library's entry point to a
 // definition that is not ours: its calls bypass the hooks.
@@ -66,11 +89,22 @@ __attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
 }  // namespace leakwatch
 
 LW_EXPORT void* dlopen(const char* file, int mode) {
-  if ((mode & RTLD_DEEPBIND) && file != nullptr && std::strchr(file, '/') &&
-      !std::strchr(file, '$')) {
+  if ((mode & RTLD_DEEPBIND) && file != nullptr && !std::strchr(file, '$') &&
+      (std::strchr(file, '/') ||
+       !leakwatch::CallerHasSearchPath(__builtin_return_address(0)))) {
     return leakwatch::DlopenDeepbindChecked(file, mode);
   }
   auto real = leakwatch::real_dlopen.Get();
   if (real == nullptr) return nullptr;
   return real(file, mode);  // a tail call: glibc sees the program's caller
+}
+
+LW_EXPORT int dlclose(void* handle) {
+  auto real = leakwatch::real_dlclose.Get();
+  if (real == nullptr) return -1;
+  int rc = real(handle);
+  int saved_errno = errno;
+  leakwatch::ForgetUnloadedLibraries();
+  errno = saved_errno;
+  return rc;
 }

@@ -73,6 +73,21 @@ void* Find(const char* name, ClientLibrary* library) {
 
 }  // namespace
 
+void ForgetUnloadedLibraries() {
+  for (ClientLibrary* library : {&g_libpq, &g_mysql}) {
+    uintptr_t lo = library->code_lo.load(std::memory_order_relaxed);
+    if (lo == 0) continue;
+    uintptr_t new_lo, new_hi;
+    if (FindCodeRange(reinterpret_cast<void*>(lo), &new_lo, &new_hi) &&
+        new_lo == lo) {
+      continue;  // still mapped where it was
+    }
+    library->code_lo.store(0, std::memory_order_relaxed);
+    library->code_hi.store(0, std::memory_order_relaxed);
+    library->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
 void* ResolveReal(const char* name, ClientLibrary* library,
                   std::atomic<bool>* warned) {
   int saved_errno = errno;

@@ -29,6 +29,9 @@ struct ClientLibrary {
   const char* const* sonames;     // nullptr-terminated
   std::atomic<uintptr_t> code_lo{0};
   std::atomic<uintptr_t> code_hi{0};
+  // Bumped when the library is unloaded (dlclose): real functions resolved
+  // before are stale and are looked up again on their next call.
+  std::atomic<uint32_t> generation{1};
 
   // True if `pc` lies in the library's code (a call the library made itself).
   bool Contains(const void* pc) const {
@@ -41,6 +44,11 @@ struct ClientLibrary {
 // The client libraries whose hooks exist (interpose/libpq.cc, mysql.cc).
 extern ClientLibrary g_libpq;
 extern ClientLibrary g_mysql;
+
+// After a dlclose: forgets what was resolved in client libraries that are no
+// longer mapped (their code range is gone), so a library loaded again, at
+// another address, is resolved again. Not for hooks' hot paths.
+void ForgetUnloadedLibraries();
 
 // The slow path: resolves `name` in `library`; nullptr if not found (said once
 // per symbol on stderr when `*warned` is false).
@@ -59,10 +67,13 @@ class RealFunction {
   RealFunction& operator=(const RealFunction&) = delete;
 
   Fn Get() {
-    void* p = ptr_.load(std::memory_order_relaxed);
-    if (p == nullptr) {
+    void* p = ptr_.load(std::memory_order_acquire);
+    uint32_t generation = library_->generation.load(std::memory_order_acquire);
+    if (p == nullptr ||
+        resolved_in_.load(std::memory_order_relaxed) != generation) {
       p = ResolveReal(name_, library_, &warned_);
-      if (p != nullptr) ptr_.store(p, std::memory_order_relaxed);
+      resolved_in_.store(generation, std::memory_order_relaxed);
+      ptr_.store(p, std::memory_order_release);
     }
     return reinterpret_cast<Fn>(p);
   }
@@ -72,6 +83,7 @@ class RealFunction {
   const char* name_;
   ClientLibrary* library_;
   std::atomic<void*> ptr_{nullptr};
+  std::atomic<uint32_t> resolved_in_{0};  // the library generation of ptr_
   std::atomic<bool> warned_{false};
 };
 

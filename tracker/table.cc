@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <new>
 
 namespace leakwatch {
@@ -150,9 +151,17 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
   int skipped = 0;
   for (Shard& shard : shards_) {
     if (lock_deadline_ns > 0) {
+      // Once the deadline has passed (an interrupted thread holds a shard),
+      // each remaining shard still gets a short grace: running threads let
+      // go of a shard within microseconds.
+      struct timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 +
+                       now.tv_nsec;
+      int64_t until = std::max(lock_deadline_ns, now_ns + 20000000);
       struct timespec deadline;
-      deadline.tv_sec = lock_deadline_ns / 1000000000;
-      deadline.tv_nsec = lock_deadline_ns % 1000000000;
+      deadline.tv_sec = until / 1000000000;
+      deadline.tv_nsec = until % 1000000000;
       if (pthread_mutex_timedlock(&shard.mu, &deadline) != 0) {
         ++skipped;
         continue;
