@@ -54,13 +54,14 @@ bool ShardedTable::Insert(const Record& record, Record* replaced,
     was_present = true;
     if (replaced != nullptr) *replaced = slot;
     if (slot.kind != nullptr) {
-      ++(replace_is_release ? shard.released : shard.replaced)[slot.kind->index];
+      Bump((replace_is_release ? shard.released
+                                : shard.replaced)[slot.kind->index]);
     }
   } else {
     ++shard.count;
   }
   slot = record;
-  if (record.kind != nullptr) ++shard.acquired[record.kind->index];
+  if (record.kind != nullptr) Bump(shard.acquired[record.kind->index]);
   pthread_mutex_unlock(&shard.mu);
   return was_present;
 }
@@ -79,7 +80,9 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
     return false;
   }
   if (removed != nullptr) *removed = shard.slots[i];
-  if (shard.slots[i].kind != nullptr) ++shard.released[shard.slots[i].kind->index];
+  if (shard.slots[i].kind != nullptr) {
+    Bump(shard.released[shard.slots[i].kind->index]);
+  }
   EraseSlotLocked(shard, i);
   pthread_mutex_unlock(&shard.mu);
   return true;
@@ -122,7 +125,7 @@ bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
   slot = ReleasedRecord{r->key,       r->kind, r->stack_id, release_stack_id,
                         released_by, r->acquired_ns, now_ns};
   ++shard.recent_next;
-  if (r->kind != nullptr) ++shard.released[r->kind->index];
+  if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
   EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
   pthread_mutex_unlock(&shard.mu);
   return true;

@@ -141,12 +141,24 @@ class ShardedTable {
     size_t count = 0;
     // Per-kind totals (by KindDesc::index), kept here rather than in shared
     // atomics so that threads on different shards do not share a cache line.
+    // Written under mu with Bump, read without it by GetTotals: relaxed
+    // atomic loads and stores on both sides (plain increments under the lock
+    // raced with GetTotals' unlocked loads — ThreadSanitizer, issue 6 load
+    // run with a busy watchdog). On x86-64 a relaxed load+store is the same
+    // mov/add/mov as ++; no locked instruction is needed, the lock already
+    // serialises writers.
     uint64_t acquired[kMaxKinds] = {};
     uint64_t released[kMaxKinds] = {};
     uint64_t replaced[kMaxKinds] = {};  // acquired again without a release
     ReleasedRecord recent[kRecentPerShard];  // ring, newest at recent_next-1
     uint32_t recent_next = 0;
   };
+
+  // ++counter for a per-kind total of a shard whose mu is held.
+  static void Bump(uint64_t& counter) {
+    __atomic_store_n(&counter, __atomic_load_n(&counter, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+  }
 
   static uint64_t Hash(uintptr_t key) {
     uint64_t h = static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ull;
@@ -185,7 +197,7 @@ bool ShardedTable::Mutate(uintptr_t key, Fn&& fn, Record* removed,
   Record* r = FindLocked(shard, key, hash);
   if (r != nullptr && fn(*r)) {
     if (removed != nullptr) *removed = *r;
-    if (r->kind != nullptr) ++shard.released[r->kind->index];
+    if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
     EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
     *erased = true;
   }

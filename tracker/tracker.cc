@@ -513,7 +513,14 @@ void Tracker::StartWatchdog() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
+  // 1 MiB, not 256 KiB: symbolizing a live report runs libdw's
+  // dwarf_getsrclines on this thread, which alone took 153 KiB of stack for
+  // a frame of load_my; and glibc carves the static TLS of every loaded
+  // object (libtsan's is several hundred KiB) out of the size asked for here.
+  // With 256 KiB the watchdog overflowed its stack under ThreadSanitizer —
+  // with every signal blocked, so the kernel killed the host with SIGSEGV.
+  // Only the pages touched become resident.
+  pthread_attr_setstacksize(&attr, 1024 * 1024);
   pthread_t thread;
   pthread_create(&thread, &attr, &Tracker::WatchdogMain, this);
   pthread_attr_destroy(&attr);

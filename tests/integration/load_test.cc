@@ -114,6 +114,12 @@ void ReportRss(const LoadRuns& runs, const std::string& what) {
   double ratio = static_cast<double>(with) / static_cast<double>(without);
   std::printf("%s peak RSS: %ld KiB with the agent, %ld KiB without: %.2fx\n",
               what.c_str(), with, without, ratio);
+  std::printf("%s throughput: %ld connections, %ld results with the agent; "
+              "%ld, %ld without\n",
+              what.c_str(), Count(runs.agent.out, "connections opened"),
+              Count(runs.agent.out, "results acquired"),
+              Count(runs.plain.out, "connections opened"),
+              Count(runs.plain.out, "results acquired"));
   ::testing::Test::RecordProperty("peak_rss_ratio", std::to_string(ratio));
   long threads = Count(runs.agent.out, "threads");
   EXPECT_LT(with - without, threads * 320 + 8192)

@@ -19,6 +19,8 @@
  * closed; it is counted in "connect failures" too, and the thread waits a
  * little before the next attempt.
  *
+ * Runs at nice 19 (beside other tests under ctest -j).
+ *
  * Usage: load_pg [SECONDS [THREADS]]
  * Exit status: 0; 2 on a setup error (pthread_create, a failed query on a
  * good connection). */
@@ -183,6 +185,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: load_pg [SECONDS [THREADS]]\n");
     return 2;
   }
+  /* Nice 19 (the threads inherit it), so that 64 busy threads do not starve
+   * the timing-sensitive tests ctest -j runs beside this one. */
+  if (setpriority(PRIO_PROCESS, 0, 19) != 0) perror("setpriority");
   struct worker* workers = calloc((size_t)threads, sizeof *workers);
   if (workers == NULL) return 2;
   double until = now_s() + seconds;
