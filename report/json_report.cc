@@ -22,19 +22,10 @@
 
 #include "report/metrics.h"
 #include "report/text_report.h"
+#include "tracker/clock.h"
 
 namespace leakwatch {
 namespace {
-
-uint64_t SiteKeyOf(const Record& r) {
-  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
-}
-
-int64_t WallMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t Ms(int64_t ns) { return ns < 0 ? 0 : ns / 1000000; }
 
@@ -165,7 +156,7 @@ std::string TextReporter::JsonRecordFields(const Record& r, int64_t now_ns) {
 
 std::string TextReporter::FormatScanJson(const ScanEvents& events) {
   std::string out;
-  const int64_t now_ms = WallMs();
+  const int64_t now_ms = WallClockMs();
   const std::string head =
       fmt::format("\"pid\":{},\"time_ms\":{}", pid_, now_ms);
   // Warnings, per site in order of first appearance, flood-limited as text.
@@ -173,8 +164,8 @@ std::string TextReporter::FormatScanJson(const ScanEvents& events) {
   std::map<uint64_t, std::vector<const Record*>> by_site;
   for (const Record& r : events.overdue) {
     if (SuppressionFor(r) >= 0) continue;
-    auto [it, inserted] = by_site.try_emplace(SiteKeyOf(r));
-    if (inserted) order.push_back(SiteKeyOf(r));
+    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
+    if (inserted) order.push_back(SiteKey(r));
     it->second.push_back(&r);
   }
   for (uint64_t site : order) {
@@ -273,7 +264,7 @@ std::string TextReporter::FormatHeldJson(const ExitSnapshot& snapshot,
                  JsonString(program_invocation_name != nullptr
                                 ? program_invocation_name
                                 : "?"),
-                 start_wall_ms_, WallMs());
+                 start_wall_ms_, WallClockMs());
   report += ",\"options\":{";
   bool first = true;
   for (const auto& [name, value] : OptionValues(tracker_.options())) {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "report/text_report.h"
+#include "tracker/clock.h"
 
 namespace leakwatch {
 
@@ -17,16 +18,13 @@ std::string TextReporter::FormatMisuse(const Misuse& m) {
   const char* closer =
       kind.family == Family::kConn ? "closed" : "released";
   if (tracker_.options().format == kFormatJson) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     return fmt::format(
         "{{\"type\":\"misuse\",\"pid\":{},\"time_ms\":{},\"what\":\"{}\","
         "\"function\":{},\"kind\":{},\"family\":{},\"handle\":\"0x{:x}\","
         "\"thread\":{},\"first_released_ms_ago\":{},\"first_released_by\":{},"
         "\"held_ms\":{},\"site\":{},\"frames\":{},\"released_frames\":{},"
         "\"acquired_frames\":{}}}\n",
-        pid_,
-        static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000,
+        pid_, WallClockMs(),
         twice ? "double_release" : "use_after_close", JsonString(m.function),
         JsonString(kind.name), JsonString(FamilyName(kind.family)), first.key,
         m.tid, (m.now_ns - first.released_ns) / 1000000, first.released_by,

@@ -21,10 +21,6 @@ const char* AcquiredWord(const Record& r) {
   return r.kind->family == Family::kThread ? "created" : "acquired";
 }
 
-uint64_t SiteKey(const Record& r) {
-  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
-}
-
 std::string ProgramName() {
   return program_invocation_name != nullptr ? program_invocation_name : "?";
 }
@@ -59,9 +55,7 @@ class ReportLock {
 
 TextReporter::TextReporter(Tracker& tracker, Log& log)
     : tracker_(tracker), log_(log), pid_(getpid()) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  start_wall_ms_ = static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+  start_wall_ms_ = WallClockMs();
   const std::string& path = tracker_.options().suppressions;
   if (!path.empty()) {
     std::vector<std::string> errors;
@@ -543,10 +537,7 @@ void TextReporter::WriteMetrics(const MetricsSnapshot& snapshot) {
   MetricsInput input;
   input.pid = getpid();
   input.program = ProgramName();
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  input.timestamp_ms =
-      static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+  input.timestamp_ms = WallClockMs();
   for (int k = 0; k < kMaxKinds; ++k) {
     const KindDesc* kind = snapshot.kinds[k];
     if (kind == nullptr) continue;

@@ -118,6 +118,11 @@ class TextReporter : public EventSink {
   int64_t start_wall_ms_ = 0;  // when the agent started (JSON exit report)
 };
 
+// A report site: a kind and an acquisition stack.
+inline uint64_t SiteKey(const Record& r) {
+  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
+}
+
 // A JSON string literal for `s` (quotes, backslashes, control characters
 // escaped).
 std::string JsonString(std::string_view s);

@@ -67,25 +67,7 @@ bool ShardedTable::Insert(const Record& record, Record* replaced,
 }
 
 bool ShardedTable::Erase(uintptr_t key, Record* removed) {
-  uint64_t hash = Hash(key);
-  Shard& shard = ShardFor(hash);
-  pthread_mutex_lock(&shard.mu);
-  if (shard.count == 0) {
-    pthread_mutex_unlock(&shard.mu);
-    return false;
-  }
-  size_t i = Probe(shard, key, hash);
-  if (shard.slots[i].key != key) {
-    pthread_mutex_unlock(&shard.mu);
-    return false;
-  }
-  if (removed != nullptr) *removed = shard.slots[i];
-  if (shard.slots[i].kind != nullptr) {
-    Bump(shard.released[shard.slots[i].kind->index]);
-  }
-  EraseSlotLocked(shard, i);
-  pthread_mutex_unlock(&shard.mu);
-  return true;
+  return EraseImpl(key, removed, /*remember=*/false, 0, 0, 0);
 }
 
 void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
@@ -112,6 +94,13 @@ void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
 bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
                                     uint32_t release_stack_id,
                                     uint32_t released_by, int64_t now_ns) {
+  return EraseImpl(key, removed, /*remember=*/true, release_stack_id,
+                   released_by, now_ns);
+}
+
+bool ShardedTable::EraseImpl(uintptr_t key, Record* removed, bool remember,
+                             uint32_t release_stack_id, uint32_t released_by,
+                             int64_t now_ns) {
   uint64_t hash = Hash(key);
   Shard& shard = ShardFor(hash);
   pthread_mutex_lock(&shard.mu);
@@ -121,10 +110,13 @@ bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
     return false;
   }
   if (removed != nullptr) *removed = *r;
-  ReleasedRecord& slot = shard.recent[shard.recent_next % kRecentPerShard];
-  slot = ReleasedRecord{r->key,       r->kind, r->stack_id, release_stack_id,
-                        released_by, r->acquired_ns, now_ns};
-  ++shard.recent_next;
+  if (remember) {
+    ReleasedRecord& slot = shard.recent[shard.recent_next % kRecentPerShard];
+    slot = ReleasedRecord{r->key,       r->kind,       r->stack_id,
+                          release_stack_id, released_by, r->acquired_ns,
+                          now_ns};
+    ++shard.recent_next;
+  }
   if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
   EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
   pthread_mutex_unlock(&shard.mu);

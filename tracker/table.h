@@ -169,6 +169,9 @@ class ShardedTable {
   static size_t Probe(const Shard& shard, uintptr_t key, uint64_t hash);
   static Record* FindLocked(Shard& shard, uintptr_t key, uint64_t hash);
   bool GrowLocked(Shard& shard);
+  bool EraseImpl(uintptr_t key, Record* removed, bool remember,
+                 uint32_t release_stack_id, uint32_t released_by,
+                 int64_t now_ns);
   // Removes slot `i` of `shard` (backward-shift deletion); mu held.
   static void EraseSlotLocked(Shard& shard, size_t i);
 
