@@ -68,6 +68,7 @@ std::string TextReporter::JsonFrames(uint32_t stack_id) {
   // A pc with inlined calls gives consecutive objects with the same pc,
   // innermost first, the inlined ones with "inlined":true.
   for (uint32_t i = 0; i < frames.size; ++i) {
+    tracker_.NoteExitProgress();
     for (const SymbolizedFrame& f :
          symbolizer_.SymbolizeInlined(frames.data[i])) {
       if (out.size() > 1) out += ',';

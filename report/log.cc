@@ -77,4 +77,11 @@ bool Log::Write(std::string_view text) {
   return ok;
 }
 
+void Log::WriteIfOpen(std::string_view text) {
+  int saved_errno = errno;
+  int fd = (fd_ >= 0 && opened_for_ == getpid()) ? fd_ : STDERR_FILENO;
+  WriteAll(fd, text);
+  errno = saved_errno;
+}
+
 }  // namespace leakwatch

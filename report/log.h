@@ -27,6 +27,10 @@ class Log {
   // cannot be opened; the text then goes to stderr.
   bool Write(std::string_view text);
 
+  // Writes `text` to the log if it is already open in this process, else to
+  // stderr, without allocating (for a thread that may be inside malloc).
+  void WriteIfOpen(std::string_view text);
+
   // Expands %p (pid) and %% in a path pattern.
   static std::string ExpandPath(const std::string& pattern, pid_t pid);
 

@@ -107,6 +107,7 @@ void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
   // A frame with inlined calls is several lines with its number, innermost
   // first, each inlined one marked (as LSan and llvm-symbolizer -i show it).
   for (uint32_t i = 0; i < frames.size; ++i) {
+    tracker_.NoteExitProgress();
     for (const SymbolizedFrame& f :
          symbolizer_.SymbolizeInlined(frames.data[i])) {
       fmt::format_to(std::back_inserter(*out), "    #{} 0x{:x} in {}", i,
@@ -597,6 +598,26 @@ void TextReporter::OnExit(const ExitSnapshot& snapshot) {
   if (!tracker_.options().metrics.empty()) {
     unlink(Log::ExpandPath(tracker_.options().metrics, getpid()).c_str());
   }
+}
+
+void TextReporter::OnExitAbandoned(int64_t waited_ms) {
+  // No allocation here: this runs on the exiting thread.
+  char line[256];
+  int n = tracker_.options().format == kFormatJson
+              ? snprintf(line, sizeof line,
+                         "{\"type\":\"exit_abandoned\",\"pid\":%d,"
+                         "\"stalled_ms\":%lld}\n",
+                         static_cast<int>(pid_),
+                         static_cast<long long>(waited_ms))
+              : snprintf(line, sizeof line,
+                         "leakwatch[%d]: exit report abandoned: the report "
+                         "thread made no progress for %lld ms (a lock it "
+                         "needs is held by a thread that will not run again: "
+                         "exit() from a signal handler, or a thread stuck "
+                         "in the dynamic loader or malloc)\n",
+                         static_cast<int>(pid_),
+                         static_cast<long long>(waited_ms));
+  if (n > 0) log_.WriteIfOpen(std::string_view(line, std::min<size_t>(n, sizeof line - 1)));
 }
 
 void TextReporter::OnPeriodic(const ExitSnapshot& snapshot) {

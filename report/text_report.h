@@ -9,9 +9,10 @@
 // site carries the symbolized stack, later ones are one line, and past
 // kWarningsPerSitePerScan in one scan a site gets one "... and N more" line.
 //
-// Thread safety: OnScan and OnExit may race (watchdog vs exiting thread); one
-// mutex serialises them and the symbolizer. OnExit waits for it with a
-// deadline and writes the report without it if it cannot be had.
+// Thread safety: OnScan and OnExit both run on the watchdog thread (OnExit on
+// the exiting thread only when there is no watchdog); one mutex serialises
+// them, OnMisuse and the symbolizer. OnExit waits for it with a deadline and
+// writes the report without it if it cannot be had.
 #ifndef LEAKWATCH_REPORT_TEXT_REPORT_H_
 #define LEAKWATCH_REPORT_TEXT_REPORT_H_
 
@@ -42,6 +43,7 @@ class TextReporter : public EventSink {
 
   void OnScan(const ScanEvents& events) override;
   void OnExit(const ExitSnapshot& snapshot) override;
+  void OnExitAbandoned(int64_t waited_ms) override;
   void OnPeriodic(const ExitSnapshot& snapshot) override;
   void OnMisuse(const Misuse& misuse) override;
   // A misuse report: this call's stack, the earlier release's, the

@@ -141,8 +141,21 @@ bool ShardedTable::FindReleased(uintptr_t key, ReleasedRecord* out) {
   return found;
 }
 
+bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up) {
+  for (;;) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 10000000;  // look at the flag every 10 ms
+    until.tv_sec += until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    if (pthread_mutex_timedlock(&mu, &until) == 0) return true;
+    if (give_up.load(std::memory_order_acquire)) return false;
+  }
+}
+
 int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
-                          int64_t lock_deadline_ns) {
+                          int64_t lock_deadline_ns,
+                          const std::atomic<bool>* give_up) {
   int skipped = 0;
   for (Shard& shard : shards_) {
     if (lock_deadline_ns > 0) {
@@ -158,6 +171,11 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
       deadline.tv_sec = until / 1000000000;
       deadline.tv_nsec = until % 1000000000;
       if (pthread_mutex_timedlock(&shard.mu, &deadline) != 0) {
+        ++skipped;
+        continue;
+      }
+    } else if (give_up != nullptr) {
+      if (!LockUnlessGivenUp(shard.mu, *give_up)) {
         ++skipped;
         continue;
       }

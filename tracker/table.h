@@ -63,6 +63,11 @@ struct ReleasedRecord {
   int64_t released_ns = 0;
 };
 
+// Locks `mu`, or returns false once `give_up` is true while waiting (the
+// watchdog at exit: the lock may belong to a thread that will never run
+// again).
+bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up);
+
 class ShardedTable {
  public:
   // Recently released records kept per shard (a ring; 4,096 in all).
@@ -111,9 +116,12 @@ class ShardedTable {
   // Visits every record, shard by shard, under each shard's lock. `fn` must not
   // call back into the table. If `lock_deadline_ns` > 0 (CLOCK_REALTIME), a
   // shard whose lock cannot be had by then is skipped and counted in the
-  // return value (the number of shards skipped).
+  // return value (the number of shards skipped). Without a deadline, a
+  // shard is skipped (and counted) once `*give_up` becomes true while its
+  // lock is awaited.
   int ForEach(const std::function<void(Record&)>& fn,
-              int64_t lock_deadline_ns = 0);
+              int64_t lock_deadline_ns = 0,
+              const std::atomic<bool>* give_up = nullptr);
 
   // Per-kind totals of inserts, erases and replacements since start; takes
   // no lock (values may be slightly stale while other threads run).

@@ -1,5 +1,6 @@
 #include "tracker/tracker.h"
 
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -317,7 +318,8 @@ void Tracker::QueueNote(LiveNote::Type type, const Record& record,
 
 std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
   std::vector<LiveNote> out;
-  pthread_mutex_lock(&notes_mu_);
+  *dropped = 0;
+  if (!LockUnlessGivenUp(notes_mu_, exiting_)) return out;
   out.swap(notes_);
   *dropped = notes_dropped_;
   notes_dropped_ = 0;
@@ -409,11 +411,12 @@ void Tracker::Scan() {
     bool has_parent = r.kind->lives_with_parent && r.parent != 0;
     if (!has_parent && events.now_ns - RuleStartNs(r) < threshold) return;
     candidates.push_back(r);
-  });
+  }, 0, &exiting_);
   // Phase 2, one shard lock at a time (never nested: fork's prepare handler
   // takes them all in order): restart the clock of handles whose parent is
   // still alive, and mark the rest reported unless they changed meanwhile.
   for (const Record& c : candidates) {
+    if (exiting_.load(std::memory_order_acquire)) break;
     bool parent_alive = c.kind->lives_with_parent && c.parent != 0 &&
                         table_.Update(c.parent, [](Record&) {});
     Record marked;
@@ -502,11 +505,9 @@ bool Tracker::IsGrowing(uint32_t count, int64_t span_ns) const {
 }
 
 void Tracker::StartWatchdog() {
-  bool any_live = !options_.metrics.empty() || options_.report_interval > 0;
-  for (int f = 0; f < kNumFamilies; ++f) any_live |= threshold_ns_[f] > 0;
-  if (!any_live) return;
   // The watchdog is the agent's own thread: all signals blocked (the host's
-  // handlers never run on it), detached, never joined at exit.
+  // handlers never run on it), detached, never joined at exit. It runs even
+  // with every live feature off: the exit report is written on it.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -521,38 +522,114 @@ void Tracker::StartWatchdog() {
   // with every signal blocked, so the kernel killed the host with SIGSEGV.
   // Only the pages touched become resident.
   pthread_attr_setstacksize(&attr, 1024 * 1024);
-  pthread_t thread;
-  pthread_create(&thread, &attr, &Tracker::WatchdogMain, this);
+  if (pthread_create(&watchdog_thread_, &attr, &Tracker::WatchdogMain,
+                     this) == 0) {
+    watchdog_running_.store(true, std::memory_order_release);
+  }
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
+namespace {
+
+// Waits while `*word` == `expected`, until the CLOCK_MONOTONIC time `until`
+// (null: no limit), a wake-up, or a signal.
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
+               const struct timespec* until) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word),
+          FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, until, nullptr,
+          FUTEX_BITSET_MATCH_ANY);
+}
+
+void FutexWakeAll(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word),
+          FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, nullptr, nullptr, 0);
+}
+
+void AddNs(struct timespec* t, int64_t ns) {
+  t->tv_nsec += ns % 1000000000;
+  t->tv_sec += ns / 1000000000 + t->tv_nsec / 1000000000;
+  t->tv_nsec %= 1000000000;
+}
+
+}  // namespace
+
+bool Tracker::WaitUntil(const struct timespec* until) {
+  for (;;) {
+    if (exit_state_.load(std::memory_order_acquire) != kExitNone) return false;
+    FutexWait(&exit_state_, kExitNone, until);
+    if (exit_state_.load(std::memory_order_acquire) != kExitNone) return false;
+    if (until == nullptr) continue;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > until->tv_sec ||
+        (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec)) {
+      return true;
+    }
+  }
+}
+
 void* Tracker::WatchdogMain(void* arg) {
   auto* self = static_cast<Tracker*>(arg);
+  bool any_live = !self->options_.metrics.empty() ||
+                  self->options_.report_interval > 0;
+  for (int f = 0; f < kNumFamilies; ++f) {
+    any_live |= self->threshold_ns_[f] > 0;
+  }
   int64_t period_ns = self->options_.ScanPeriodMs() * 1000000;
   const int64_t report_every_ns = self->options_.report_interval * 1000000;
   int64_t next_report_ns = NowNs() + report_every_ns;
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
-  while (!self->exiting_.load(std::memory_order_acquire)) {
-    next.tv_nsec += period_ns % 1000000000;
-    next.tv_sec += period_ns / 1000000000 + next.tv_nsec / 1000000000;
-    next.tv_nsec %= 1000000000;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) ==
-           EINTR) {
-    }
+  AddNs(&next, period_ns);
+  while (self->WaitUntil(any_live ? &next : nullptr)) {
     self->Scan();
     if (report_every_ns > 0 && NowNs() >= next_report_ns) {
       next_report_ns += report_every_ns;
       self->PeriodicReport();
     }
+    AddNs(&next, period_ns);
   }
+  self->WriteExitReport();
+  self->exit_state_.store(kExitWritten, std::memory_order_release);
+  FutexWakeAll(&self->exit_state_);
   return nullptr;
 }
 
 void Tracker::Exit() {
   if (exit_done_.exchange(true)) return;
   exiting_.store(true, std::memory_order_release);
+  if (!watchdog_running_.load(std::memory_order_acquire) ||
+      pthread_equal(pthread_self(), watchdog_thread_)) {
+    WriteExitReport();
+    return;
+  }
+  // Nothing below allocates: see the comment in tracker.h.
+  exit_state_.store(kExitRequested, std::memory_order_release);
+  FutexWakeAll(&exit_state_);
+  uint64_t progress = exit_progress_.load(std::memory_order_relaxed);
+  int64_t stalled_since = NowNs();
+  while (exit_state_.load(std::memory_order_acquire) != kExitWritten) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    AddNs(&until, 50000000);
+    FutexWait(&exit_state_, kExitRequested, &until);
+    int64_t now = NowNs();
+    uint64_t seen = exit_progress_.load(std::memory_order_relaxed);
+    if (seen != progress) {
+      progress = seen;
+      stalled_since = now;
+    } else if (now - stalled_since > kExitStallMs * 1000000 &&
+               exit_state_.load(std::memory_order_acquire) != kExitWritten) {
+      if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+        sink->OnExitAbandoned((now - stalled_since) / 1000000);
+      }
+      return;
+    }
+  }
+}
+
+void Tracker::WriteExitReport() {
   ExitSnapshot snapshot;
   snapshot.now_ns = NowNs();
   struct timespec real_now;
@@ -567,6 +644,7 @@ void Tracker::Exit() {
     snapshot.notes.swap(notes_);
     pthread_mutex_unlock(&notes_mu_);
   }
+  exit_progress_.fetch_add(1, std::memory_order_relaxed);
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
     sink->OnExit(snapshot);
   }
@@ -600,7 +678,7 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
         }
         snapshot->held.push_back(r);
       },
-      lock_deadline_ns);
+      lock_deadline_ns, &exiting_);
   for (const Record& r : running) {
     auto site = thread_sites.find(r.stack_id);
     if (site != thread_sites.end() &&
@@ -660,6 +738,8 @@ void Tracker::ForkChild() {
   pthread_mutex_unlock(&t.notes_mu_);
   // The watchdog thread does not exist in the child: start it again lazily.
   t.started_.store(false, std::memory_order_relaxed);
+  t.watchdog_running_.store(false, std::memory_order_relaxed);
+  t.exit_state_.store(kExitNone, std::memory_order_relaxed);
   pthread_mutex_unlock(&t.start_mu_);
   // What the parent holds is the parent's business.
   t.table_.ForEach([](Record& r) { r.flags |= kInherited; });

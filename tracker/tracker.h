@@ -115,6 +115,10 @@ class EventSink {
   // A misuse, reported synchronously from inside the hook, before the real
   // call (which may abort the process). Not under any tracker lock.
   virtual void OnMisuse(const Misuse& misuse) {}
+  // The exit report was handed to the watchdog thread and it made no
+  // progress for `waited_ms`: one line, written without allocating memory
+  // (the exiting thread may have interrupted malloc).
+  virtual void OnExitAbandoned(int64_t waited_ms) {}
   // fork(): the sink takes its own locks before and releases them after.
   virtual void PrepareFork() {}
   virtual void ParentAfterFork() {}
@@ -244,7 +248,22 @@ class Tracker {
 
   // Writes the exit report through the sink, once; later calls do nothing.
   // Takes locks with a deadline. Called from the agent's ELF destructor.
+  //
+  // The report is written by the watchdog thread, while the exiting thread
+  // waits without allocating: exit() is often called from a signal handler
+  // that may have interrupted this very thread inside malloc, and the report
+  // allocates (a SIGTERM handler calling exit() crashed the host in glibc's
+  // tcache that way, 1 run in ~200 under load). If the watchdog makes no
+  // progress for kExitStallMs (it may wait for a malloc arena lock that the
+  // interrupted thread holds), the report is abandoned with one line.
   void Exit();
+  static constexpr int64_t kExitStallMs = 10000;
+
+  // The sink calls this as it writes the exit report (per stack frame), so
+  // that a long but progressing report is waited for. Hook-safe.
+  void NoteExitProgress() {
+    exit_progress_.fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Kernel id of the calling thread (cached per thread). Hook-safe.
   static uint32_t CurrentTid();
@@ -260,6 +279,10 @@ class Tracker {
                     int64_t lock_deadline_ns);
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
+  void WriteExitReport();  // the exit report, on the calling thread
+  // The watchdog's sleep: until the CLOCK_MONOTONIC time `until` (null: no
+  // limit) — true — or an exit request — false.
+  bool WaitUntil(const struct timespec* until);
   void QueueNote(LiveNote::Type type, const Record& record, int64_t at_ns);
   // After a record left the table: a note if it had been reported live.
   void OnRemoved(const Record& removed);
@@ -289,6 +312,12 @@ class Tracker {
   pthread_mutex_t start_mu_ = PTHREAD_MUTEX_INITIALIZER;
   std::atomic<bool> exiting_{false};
   std::atomic<bool> exit_done_{false};
+  // Exit handoff (futex word): kExitNone, kExitRequested, kExitWritten.
+  enum : uint32_t { kExitNone = 0, kExitRequested = 1, kExitWritten = 2 };
+  std::atomic<uint32_t> exit_state_{kExitNone};
+  std::atomic<uint64_t> exit_progress_{0};
+  std::atomic<bool> watchdog_running_{false};
+  pthread_t watchdog_thread_{};
 
   // Live-warning totals and peaks per kind, for metrics.
   std::atomic<uint64_t> reported_total_[kMaxKinds] = {};

@@ -13,6 +13,11 @@
  *       process sends itself SIGTERM, which only the workers take. The
  *       handler calls exit(CODE) on whichever worker it interrupted, maybe
  *       in the middle of a hook, while the others keep going.
+ *   hostile_exit loader-stuck N
+ *       leaks N results; a thread enters dl_iterate_phdr (which holds the
+ *       dynamic loader's lock while its callback runs) and never leaves;
+ *       main prints "done" and returns 0. Whoever writes the exit report
+ *       needs that lock to read the module list.
  *   hostile_exit spawn PARENT_LEAKS CHILD_LEAKS
  *       leaks PARENT_LEAKS results, then runs `sh -c "SELF return
  *       CHILD_LEAKS"` with system() (the shell and the child inherit the
@@ -22,6 +27,7 @@
  * Prints "pid PID" first (the child of spawn too), then what its mode says. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <link.h>
 #include <libpq-fe.h>
 #include <mysql.h>
 #include <pthread.h>
@@ -123,6 +129,34 @@ static int sigterm_exit(int code, int threads) {
   for (;;) pause();
 }
 
+/* --- a thread that keeps the dynamic loader's lock -------------------------- */
+
+static atomic_int g_in_loader;
+
+static int stay_in_loader(struct dl_phdr_info* info, size_t size, void* data) {
+  (void)info;
+  (void)size;
+  (void)data;
+  atomic_store(&g_in_loader, 1);
+  for (;;) pause();
+  return 0;
+}
+
+static void* loader_sitter(void* arg) {
+  (void)arg;
+  dl_iterate_phdr(stay_in_loader, NULL);
+  return NULL;
+}
+
+static int loader_stuck(int n) {
+  leak_results(n);
+  pthread_t t;
+  if (pthread_create(&t, NULL, loader_sitter, NULL) != 0) return 2;
+  while (!atomic_load(&g_in_loader)) sleep_ms(1);
+  say("done\n");
+  return 0;
+}
+
 /* --- children that inherit the agent ----------------------------------------
  */
 
@@ -144,7 +178,7 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: hostile_exit return|_exit|abort N | hold N MS | "
-            "sigterm-exit CODE THREADS | spawn PARENT_LEAKS CHILD_LEAKS\n");
+            "sigterm-exit CODE THREADS | loader-stuck N | spawn PARENT_LEAKS CHILD_LEAKS\n");
     return 2;
   }
   const char* mode = argv[1];
@@ -154,6 +188,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "sigterm-exit") == 0 && argc > 3) {
     return sigterm_exit(n, atoi(argv[3]));
   }
+  if (strcmp(mode, "loader-stuck") == 0) return loader_stuck(n);
   if (strcmp(mode, "spawn") == 0 && argc > 3) {
     return spawn(argv[0], n, atoi(argv[3]));
   }
