@@ -33,7 +33,7 @@ class HookScope {
   // `caller` is __builtin_return_address(0) of the exported hook. The
   // library's code range must be known (resolve the real function first).
   HookScope(ClientLibrary& library, uint32_t library_bit, const void* caller)
-      : counted_(!library.Contains(caller)) {
+      : caller_(caller), counted_(!library.Contains(caller)) {
     record_ = counted_ && t_hook_depth++ == 0 &&
               Tracker::Get().Tracks(library_bit);
   }
@@ -45,11 +45,29 @@ class HookScope {
 
   // True if this call is to be recorded.
   bool record() const { return record_; }
+  // The program's call site: the hooked call's return address.
+  const void* caller() const { return caller_; }
 
  private:
+  const void* caller_;
   bool counted_;
   bool record_;
 };
+
+// The address of the stack slot that holds the return address of the
+// exported hook this is expanded in (directly, or in an always_inline helper
+// inlined into it): the anchor of Tracker::CaptureStackIdAt. 0 if the slot
+// does not hold the return address (an unexpected frame layout).
+#define LW_HOOK_ANCHOR()                                      \
+  ::leakwatch::HookAnchor(__builtin_frame_address(0),         \
+                          __builtin_return_address(0))
+
+inline uintptr_t HookAnchor(const void* frame, const void* return_address) {
+  // With the frame pointer that __builtin_frame_address forces: the saved
+  // frame pointer at `frame`, the return address just above it.
+  uintptr_t slot = reinterpret_cast<uintptr_t>(frame) + sizeof(void*);
+  return *reinterpret_cast<void* const*>(slot) == return_address ? slot : 0;
+}
 
 // Restores errno on scope exit: whatever the tracker does, the program sees
 // the errno the real function left.

@@ -117,11 +117,16 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
 
 // A result (or cancel handle) obtained on `conn`: the connection becomes
 // active, and the new handle remembers which connection it came from.
-void OnHandleFromConn(const KindDesc* kind, const void* handle,
-                      const PGconn* conn, uint32_t query = 0) {
+// Inlined into the hook, which captures the stack itself (see CaptureStack).
+__attribute__((always_inline)) inline void OnHandleFromConn(
+    const KindDesc* kind, const void* handle, const PGconn* conn,
+    uint32_t query = 0) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
+  if (handle != nullptr) {
+    info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  }
   if (conn != nullptr) {
     info.parent = Key(conn);
     // The connection's last query (set here if this call sent one) is the
@@ -134,11 +139,12 @@ void OnHandleFromConn(const KindDesc* kind, const void* handle,
 
 // A release; a second release of the same handle is reported (before the
 // real call, which may abort the process).
-void OnRelease(const void* handle, const KindDesc* kind, const char* function) {
+void OnRelease(const void* handle, const KindDesc* kind, const char* function,
+               const void* caller) {
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack())) {
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
     tracker.CheckReleaseMisuse(Key(handle), kind, function);
   }
 }
@@ -258,7 +264,7 @@ LW_EXPORT void PQfinish(PGconn* conn) {
   auto real = leakwatch::real_PQfinish.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(conn, &leakwatch::kPgConn, "PQfinish");
+  if (scope.record()) leakwatch::OnRelease(conn, &leakwatch::kPgConn, "PQfinish", scope.caller());
   real(conn);
 }
 
@@ -386,7 +392,7 @@ LW_EXPORT void PQclear(PGresult* res) {
   auto real = leakwatch::real_PQclear.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(res, &leakwatch::kPgResult, "PQclear");
+  if (scope.record()) leakwatch::OnRelease(res, &leakwatch::kPgResult, "PQclear", scope.caller());
   real(res);
 }
 
@@ -407,7 +413,7 @@ LW_EXPORT void PQfreeCancel(PGcancel* cancel) {
   auto real = leakwatch::real_PQfreeCancel.Get();
   if (real == nullptr) return;
   HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(cancel, &leakwatch::kPgCancel, "PQfreeCancel");
+  if (scope.record()) leakwatch::OnRelease(cancel, &leakwatch::kPgCancel, "PQfreeCancel", scope.caller());
   real(cancel);
 }
 

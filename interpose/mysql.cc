@@ -204,11 +204,16 @@ void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
 }
 
 // A result or statement obtained from `parent` (a connection or statement).
-void OnHandleFromParent(const KindDesc* kind, const void* handle,
-                        const void* parent, uint16_t flags) {
+// Inlined into the hook, which captures the stack itself (see CaptureStack).
+__attribute__((always_inline)) inline void OnHandleFromParent(
+    const KindDesc* kind, const void* handle, const void* parent,
+    uint16_t flags) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
+  if (handle != nullptr) {
+    info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  }
   info.flags = flags;
   if (parent != nullptr) {
     info.parent = Key(parent);
@@ -220,11 +225,12 @@ void OnHandleFromParent(const KindDesc* kind, const void* handle,
 
 // A release; a second release of the same handle is reported (before the
 // real call, which may abort the process).
-void OnRelease(const void* handle, const KindDesc* kind, const char* function) {
+void OnRelease(const void* handle, const KindDesc* kind, const char* function,
+               const void* caller) {
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack())) {
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
     tracker.CheckReleaseMisuse(Key(handle), kind, function);
   }
 }
@@ -363,7 +369,7 @@ LW_EXPORT void mysql_close(MYSQL* sock) {
   auto real = leakwatch::real_mysql_close.Get();
   if (real == nullptr) return;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close");
+  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close", scope.caller());
   real(sock);
 }
 
@@ -371,7 +377,7 @@ LW_EXPORT int mysql_close_start(MYSQL* sock) {
   auto real = leakwatch::real_mysql_close_start.Get();
   if (real == nullptr) return 0;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close_start");
+  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close_start", scope.caller());
   return real(sock);
 }
 
@@ -449,7 +455,7 @@ LW_EXPORT void mysql_free_result(MYSQL_RES* result) {
   auto real = leakwatch::real_mysql_free_result.Get();
   if (real == nullptr) return;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result");
+  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result", scope.caller());
   real(result);
 }
 
@@ -457,7 +463,7 @@ LW_EXPORT int mysql_free_result_start(MYSQL_RES* result) {
   auto real = leakwatch::real_mysql_free_result_start.Get();
   if (real == nullptr) return 0;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result_start");
+  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result_start", scope.caller());
   return real(result);
 }
 
@@ -484,7 +490,7 @@ LW_EXPORT my_bool mysql_stmt_close(MYSQL_STMT* stmt) {
   auto real = leakwatch::real_mysql_stmt_close.Get();
   if (real == nullptr) return 1;
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close");
+  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close", scope.caller());
   return real(stmt);
 }
 
@@ -495,7 +501,7 @@ LW_EXPORT int mysql_stmt_close_start(my_bool* ret, MYSQL_STMT* stmt) {
     return 0;
   }
   LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close_start");
+  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close_start", scope.caller());
   return real(ret, stmt);
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "tracker/thread_block.h"
 #include "tracker/tracker.h"
 
 namespace leakwatch {
@@ -11,6 +12,86 @@ namespace {
 
 bool IsIdentChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
+}
+
+// isspace for the "C" locale, without the call.
+bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// --- the per-thread cache of masked texts ----------------------------------
+//
+// Masking costs ~40 instructions a byte, on every query a program sends, and
+// pgbench-like loops send one statement with new numbers each time. A thread
+// keeps the last few texts it masked: a text that differs from a cached one
+// only in the value of digits — at the same positions, every byte that is not
+// a digit equal — masks to the same text, provided masking replaced every
+// digit of the cached one. Digits are alike to every rule of MaskSql (digit,
+// alphanumeric, identifier character; never part of a $tag$), so the two
+// texts have the same structure and only masked bytes differ. Whether
+// masking replaced every digit is known exactly by masking the text a second
+// time with each digit changed to another: a digit kept verbatim changes the
+// result. Texts with a kept digit (t1, $1, "col2") must match exactly.
+
+constexpr size_t kCachedBytes = 232;
+constexpr int kCacheEntries = 8;
+
+struct CachedQuery {
+  uint32_t query_id;
+  uint16_t len;        // 0 = empty entry
+  bool digits_matter;  // a digit was kept by masking: exact match only
+  bool full;           // made under LEAKWATCH_SQL=full (never mixed)
+  char text[kCachedBytes];
+};
+
+static_assert(sizeof(CachedQuery) * kCacheEntries <= kQueryCacheBytes);
+
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighs = 0x8080808080808080ull;
+
+// Up to 8 bytes at `p` (`avail` of them readable), zero-padded: one load
+// when 8 are there.
+uint64_t LoadWord(const char* p, size_t avail) {
+  uint64_t w = 0;
+  if (avail >= 8) {
+    std::memcpy(&w, p, 8);
+  } else {
+    for (size_t i = 0; i < avail; ++i) {
+      w |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+    }
+  }
+  return w;
+}
+
+// The high bit of each byte of `w` that is an ASCII digit.
+uint64_t DigitBytes(uint64_t w) {
+  uint64_t y = w ^ (0x30 * kOnes);  // digits become 0..9
+  return ~(((y & (0x7f * kOnes)) + (0x76 * kOnes)) | y) & kHighs;
+}
+
+// The high bit of each nonzero byte of `x`.
+uint64_t NonzeroBytes(uint64_t x) {
+  return (((x & (0x7f * kOnes)) + (0x7f * kOnes)) | x) & kHighs;
+}
+
+int CacheSlot(const char* sql, size_t len) {
+  uint64_t w = LoadWord(sql, len);
+  w &= ~((DigitBytes(w) >> 7) * 0xff);
+  uint64_t h = (w ^ len) * 0x9e3779b97f4a7c15ull;
+  return static_cast<int>(h >> 61);
+}
+
+// True if `sql` masks to the same text as `entry`'s.
+bool Matches(const CachedQuery& entry, const char* sql, size_t len) {
+  if (entry.len != len) return false;
+  if (entry.digits_matter) return std::memcmp(entry.text, sql, len) == 0;
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t a = LoadWord(sql + i, len - i);
+    uint64_t b = LoadWord(entry.text + i, len - i);
+    uint64_t x = a ^ b;
+    if (x != 0 && (NonzeroBytes(x) & ~(DigitBytes(a) & DigitBytes(b))) != 0) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -30,8 +111,8 @@ size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
   size_t i = 0;
   while (i < len && !cut) {
     char c = sql[i];
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      while (i < len && std::isspace(static_cast<unsigned char>(sql[i]))) ++i;
+    if (IsSpace(c)) {
+      while (i < len && IsSpace(sql[i])) ++i;
       if (o > 0 && i < len) put(' ');
       continue;
     }
@@ -119,16 +200,43 @@ uint32_t QueryId(const char* sql, long len) {
   SqlMode mode = tracker.options().sql;
   if (sql == nullptr || mode == kSqlOff) return 0;
   size_t n = len < 0 ? std::strlen(sql) : static_cast<size_t>(len);
+  const bool full = mode != kSqlMasked;
+  CachedQuery* entry = nullptr;
+  unsigned char* block = ThreadBlock();
+  if (n > 0 && n <= kCachedBytes && block != nullptr) {
+    auto* queries = reinterpret_cast<CachedQuery*>(block + kQueryCacheOffset);
+    entry = &queries[CacheSlot(sql, n)];
+    if (entry->full == full && Matches(*entry, sql, n)) return entry->query_id;
+  }
   char buf[kMaxQueryBytes + 1];
   size_t out;
-  if (mode == kSqlMasked) {
+  bool digits_matter = full;
+  if (!full) {
     out = MaskSql(sql, n, buf, sizeof buf);
+    if (entry != nullptr) {
+      char changed[kCachedBytes];
+      for (size_t i = 0; i < n; ++i) {
+        char c = sql[i];
+        changed[i] = c >= '0' && c <= '9' ? (c == '0' ? '1' : '0') : c;
+      }
+      char other[kMaxQueryBytes + 1];
+      size_t other_len = MaskSql(changed, n, other, sizeof other);
+      digits_matter = other_len != out || std::memcmp(other, buf, out) != 0;
+    }
   } else {
     out = n < kMaxQueryBytes ? n : kMaxQueryBytes;
     std::memcpy(buf, sql, out);
     if (out < n && out >= 3) std::memcpy(buf + out - 3, "...", 3);
   }
-  return tracker.InternQuery(std::string_view(buf, out));
+  uint32_t id = tracker.InternQuery(std::string_view(buf, out));
+  if (entry != nullptr) {
+    entry->query_id = id;
+    entry->len = static_cast<uint16_t>(n);
+    entry->digits_matter = digits_matter;
+    entry->full = full;
+    std::memcpy(entry->text, sql, n);
+  }
+  return id;
 }
 
 uint32_t DescribedQueryId(const char* prefix, const char* name) {

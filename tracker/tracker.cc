@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <algorithm>
 #include <map>
 #include <new>
@@ -15,6 +16,7 @@
 
 #include "tracker/clock.h"
 #include "tracker/stack.h"
+#include "tracker/thread_block.h"
 
 namespace leakwatch {
 namespace {
@@ -42,11 +44,14 @@ void WriteStderr(const std::string& line) {
 
 }  // namespace
 
-Tracker& Tracker::Get() {
+std::atomic<Tracker*> Tracker::instance_{nullptr};
+
+Tracker& Tracker::Create() {
   pthread_once(&g_once, [] {
     g_tracker = new (g_storage) Tracker();
     pthread_atfork(&Tracker::ForkPrepare, &Tracker::ForkParent,
                    &Tracker::ForkChild);
+    instance_.store(g_tracker, std::memory_order_release);
   });
   return *g_tracker;
 }
@@ -61,6 +66,7 @@ Tracker::Tracker() {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
   }
   stack_depth_ = static_cast<int>(options_.stack_depth);
+  release_stack_depth_ = static_cast<int>(options_.release_stack_depth);
   notes_.reserve(64);
   errno = saved_errno;
 }
@@ -74,7 +80,7 @@ void Tracker::EnsureStarted() {
   if (started_.load(std::memory_order_acquire)) return;
   pthread_mutex_lock(&start_mu_);
   if (!started_.load(std::memory_order_relaxed)) {
-    if (stack_depth_ > 0) InitStackCapture();
+    if (stack_depth_ > 0 || release_stack_depth_ > 1) InitStackCapture();
     StartWatchdog();
     started_.store(true, std::memory_order_release);
   }
@@ -118,12 +124,66 @@ void Tracker::OnRemoved(const Record& removed) {
   }
 }
 
-uint32_t Tracker::CaptureStackId() {
+
+namespace {
+
+// Per-thread stacks by call site, for CaptureStackIdAt.
+constexpr int kCachedStackDepth = 24;  // deeper settings bypass the cache
+constexpr int kCachedStacks = 16;
+struct CachedStack {
+  uintptr_t return_address;  // frame 0; 0 = empty
+  uint32_t stack_id;
+  uint32_t frames;
+  uint32_t offsets[kCachedStackDepth];  // slot of frame i, above the anchor
+};
+static_assert(sizeof(CachedStack) * kCachedStacks <= kStackCacheBytes);
+
+}  // namespace
+
+uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
   if (stack_depth_ <= 0) return 0;
+  uintptr_t lo, hi;
+  if (anchor == 0 || stack_depth_ > kCachedStackDepth ||
+      !CurrentStackBounds(&lo, &hi) || anchor < lo ||
+      anchor + sizeof(uintptr_t) > hi) {
+    return CaptureStackId();
+  }
   EnsureStarted();
-  uintptr_t frames[kMaxFrames];
-  int n = CaptureStack(frames, stack_depth_);
-  return stacks_.Put(frames, static_cast<uint32_t>(n));
+  unsigned char* block = ThreadBlock();
+  if (block == nullptr) return CaptureStackId();
+  auto* stacks = reinterpret_cast<CachedStack*>(block + kStackCacheOffset);
+  const uintptr_t ret = *reinterpret_cast<const uintptr_t*>(anchor);
+  CachedStack& cached = stacks[(ret ^ (ret >> 9)) % kCachedStacks];
+  if (cached.return_address == ret) {
+    // The same stack if every return address is where it was: the reads
+    // stay inside this thread's stack, above the hook's frame.
+    Depot<uintptr_t>::View stack = stacks_.Get(cached.stack_id);
+    bool same = stack.size == cached.frames && stack.size > 0 &&
+                stack.data[0] == ret;
+    for (uint32_t i = 1; same && i < cached.frames; ++i) {
+      uintptr_t slot = anchor + cached.offsets[i];
+      same = slot + sizeof(uintptr_t) <= hi &&
+             *reinterpret_cast<const uintptr_t*>(slot) == stack.data[i];
+    }
+    if (same) return cached.stack_id;
+  }
+  uintptr_t frames[kCachedStackDepth];
+  uint32_t offsets[kCachedStackDepth];
+  int n = CaptureStackWithSlots(anchor, frames, offsets, stack_depth_);
+  if (n <= 0 || frames[0] != ret) return CaptureStackId();
+  uint32_t id = stacks_.Put(frames, static_cast<uint32_t>(n));
+  if (id != 0) {
+    // A hook in a signal handler on this thread may look at the entry
+    // half-written: it is then empty, or checked against the stack it names.
+    cached.return_address = 0;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    cached.stack_id = id;
+    cached.frames = static_cast<uint32_t>(n);
+    std::memcpy(cached.offsets, offsets, sizeof(uint32_t) * n);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    cached.return_address = ret;
+  }
+  return id;
 }
 
 bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
@@ -137,12 +197,14 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
   return true;
 }
 
-uint32_t Tracker::CaptureReleaseStack() {
-  int depth = stack_depth_ < kReleaseStackDepth ? stack_depth_
-                                                : kReleaseStackDepth;
-  if (depth <= 0) return 0;
-  uintptr_t frames[kReleaseStackDepth];
-  int n = CaptureStack(frames, depth);
+uint32_t Tracker::CaptureReleaseStack(const void* caller) {
+  if (release_stack_depth_ <= 0) return 0;
+  if (release_stack_depth_ == 1) {
+    uintptr_t site = reinterpret_cast<uintptr_t>(caller);
+    return site != 0 ? stacks_.Put(&site, 1) : 0;
+  }
+  uintptr_t frames[kMaxFrames];
+  int n = CaptureStack(frames, release_stack_depth_);
   return stacks_.Put(frames, static_cast<uint32_t>(n));
 }
 

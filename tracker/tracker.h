@@ -27,6 +27,7 @@
 #include "tracker/depot.h"
 #include "tracker/kinds.h"
 #include "tracker/options.h"
+#include "tracker/stack.h"
 #include "tracker/table.h"
 
 namespace leakwatch {
@@ -144,7 +145,10 @@ class Tracker {
  public:
   // The one instance; created on first call (parses the options and prints a
   // line on stderr per bad value). Hook-safe.
-  static Tracker& Get();
+  static Tracker& Get() {
+    Tracker* t = instance_.load(std::memory_order_acquire);
+    return t != nullptr ? *t : Create();
+  }
 
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
@@ -157,8 +161,24 @@ class Tracker {
   void Acquire(const KindDesc* kind, uintptr_t key, const AcquireInfo& info);
 
   // Captures the caller's stack and interns it (0 if stacks are off), for an
-  // Acquire made later or on another thread. Hook-safe.
-  uint32_t CaptureStackId();
+  // Acquire made later or on another thread, or for AcquireInfo::stack_id.
+  // Inlined, so that a hook capturing through inlined helpers is the only
+  // agent frame unwound. Hook-safe.
+  __attribute__((always_inline)) uint32_t CaptureStackId() {
+    if (stack_depth_ <= 0) return 0;
+    EnsureStarted();
+    uintptr_t frames[kMaxFrames];
+    int n = CaptureStack(frames, stack_depth_);
+    return stacks_.Put(frames, static_cast<uint32_t>(n));
+  }
+
+  // As CaptureStackId, for a hook whose return address is stored at
+  // `anchor` (LW_HOOK_ANCHOR; 0 = unknown): through a per-thread cache of
+  // stacks by call site that checks a stack by reading the return addresses
+  // where the cached stack found them (one load and compare per frame)
+  // instead of unwinding. A miss unwinds with libunwind's cursor, which also
+  // says where each return address is stored. Hook-safe.
+  uint32_t CaptureStackIdAt(uintptr_t anchor);
 
   // Forgets a handle; returns false if it was not tracked. If it had been
   // reported live, a note is queued for the watchdog. The record is kept
@@ -166,10 +186,11 @@ class Tracker {
   // CaptureReleaseStack), to explain a later misuse. Hook-safe.
   bool Release(uintptr_t key, uint32_t release_stack_id = 0);
 
-  // A shallower stack (at most kReleaseStackDepth frames) for releases, which
-  // are as frequent as acquisitions. Hook-safe.
-  static constexpr int kReleaseStackDepth = 8;
-  uint32_t CaptureReleaseStack();
+  // The release's stack, LEAKWATCH_RELEASE_STACK_DEPTH frames: releases are
+  // as frequent as acquisitions, so by default only `caller` (the return
+  // address of the hooked release call: the program's call site), which
+  // costs no unwinding. Hook-safe.
+  uint32_t CaptureReleaseStack(const void* caller);
 
   // The misuse path, for a hook whose release (or use) found no live record:
   // if `key` was released recently as a `kind`, the misuse is reported to the
@@ -270,6 +291,8 @@ class Tracker {
 
  private:
   Tracker();
+  static Tracker& Create();
+  static std::atomic<Tracker*> instance_;
 
   void EnsureStarted();        // stack capture and watchdog, on first acquire
   // Fills `snapshot` with the records to report: at exit everything held
@@ -298,6 +321,7 @@ class Tracker {
   Options options_;
   int64_t threshold_ns_[kNumFamilies] = {};
   int stack_depth_ = 0;
+  int release_stack_depth_ = 0;
 
   ShardedTable table_;
   Depot<uintptr_t> stacks_;

@@ -1,0 +1,40 @@
+// A per-thread block of scratch memory for the hooks' caches (the stack cache
+// in the tracker, the masked-query cache in interpose/sql.cc), mapped on a
+// thread's first use and unmapped when the thread exits.
+//
+// Not in static TLS: the agent may be loaded with dlopen (the hook benchmark
+// does, and a program may), and glibc then has only a small surplus of static
+// TLS for initial-exec variables — kilobytes of caches there made that dlopen
+// fail with "cannot allocate memory in static TLS block".
+//
+// Thread safety: each thread has its own block. Hook-safe: mmap, no malloc.
+#ifndef LEAKWATCH_TRACKER_THREAD_BLOCK_H_
+#define LEAKWATCH_TRACKER_THREAD_BLOCK_H_
+
+#include <cstddef>
+
+namespace leakwatch {
+
+inline constexpr size_t kThreadBlockBytes = 4096;
+// Where each user's part of the block starts.
+inline constexpr size_t kStackCacheOffset = 0;
+inline constexpr size_t kStackCacheBytes = 2048;
+inline constexpr size_t kQueryCacheOffset = 2048;
+inline constexpr size_t kQueryCacheBytes = 2048;
+
+namespace thread_block_internal {
+extern __attribute__((tls_model("initial-exec"))) __thread unsigned char*
+    t_block;
+unsigned char* MapBlock();
+}  // namespace thread_block_internal
+
+// The calling thread's block (zeroed when mapped), or null if it could not
+// be mapped.
+inline unsigned char* ThreadBlock() {
+  unsigned char* block = thread_block_internal::t_block;
+  return block != nullptr ? block : thread_block_internal::MapBlock();
+}
+
+}  // namespace leakwatch
+
+#endif  // LEAKWATCH_TRACKER_THREAD_BLOCK_H_
