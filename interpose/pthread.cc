@@ -180,14 +180,16 @@ void InsertThread(ThreadState* ts, pthread_t thread) {
   ts->Unref();
 }
 
-// Before the real create: what the record will say of the creation.
-void PrepareThread(ThreadState* ts, uintptr_t code) {
+// Before the real create: what the record will say of the creation. Inlined
+// into the exported hook, whose frame anchors the stack cache.
+__attribute__((always_inline)) inline void PrepareThread(ThreadState* ts,
+                                                         uintptr_t code) {
   ErrnoGuard errno_guard;
   static std::atomic<uint32_t> next_serial{1};
   Tracker& tracker = Tracker::Get();
   ts->code = code;
   ts->serial = next_serial.fetch_add(1, std::memory_order_relaxed);
-  ts->stack_id = tracker.CaptureStackId();
+  ts->stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   ts->creator_tid = Tracker::CurrentTid();
 }
 

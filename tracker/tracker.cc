@@ -201,7 +201,25 @@ uint32_t Tracker::CaptureReleaseStack(const void* caller) {
   if (release_stack_depth_ <= 0) return 0;
   if (release_stack_depth_ == 1) {
     uintptr_t site = reinterpret_cast<uintptr_t>(caller);
-    return site != 0 ? stacks_.Put(&site, 1) : 0;
+    if (site == 0) return 0;
+    // Release sites are few: a per-thread cache spares the depot lookup.
+    struct SiteId {
+      uintptr_t site;
+      uint32_t id;
+    };
+    constexpr size_t kSites = kReleaseSiteCacheBytes / sizeof(SiteId);
+    unsigned char* block = ThreadBlock();
+    if (block == nullptr) return stacks_.Put(&site, 1);
+    auto* sites = reinterpret_cast<SiteId*>(block + kReleaseSiteCacheOffset);
+    SiteId& entry = sites[(site ^ (site >> 9)) % kSites];
+    if (entry.site == site) return entry.id;
+    uint32_t id = stacks_.Put(&site, 1);
+    entry.site = 0;  // a signal handler's hook may look at it meanwhile
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    entry.id = id;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    entry.site = site;
+    return id;
   }
   uintptr_t frames[kMaxFrames];
   int n = CaptureStack(frames, release_stack_depth_);
