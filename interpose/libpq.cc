@@ -109,8 +109,10 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  if (!tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query) &&
-      function != nullptr) {
+  bool found = query != 0
+                   ? tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query)
+                   : tracker.TouchActivity(Key(conn));
+  if (!found && function != nullptr) {
     tracker.CheckUseMisuse(Key(conn), &kPgConn, function);
   }
 }

@@ -44,6 +44,15 @@ void WriteStderr(const std::string& line) {
 
 }  // namespace
 
+namespace {
+
+// The last activity this thread recorded (Touch), for TouchActivity: the
+// handle and NowNs() then. Cleared by BeginCall and by a release of it.
+__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
+__attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns = 0;
+
+}  // namespace
+
 std::atomic<Tracker*> Tracker::instance_{nullptr};
 
 Tracker& Tracker::Create() {
@@ -188,6 +197,7 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
 
 bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
   if (key == 0) return false;
+  if (key == t_touched_key) t_touched_key = 0;
   Record removed;
   if (!table_.EraseAndRemember(key, &removed, release_stack_id, CurrentTid(),
                                NowNs())) {
@@ -320,6 +330,15 @@ bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
   return erased;
 }
 
+bool Tracker::TouchActivity(uintptr_t key) {
+  // Within one tick of the coarse clock a second Touch would store the same
+  // time, and nothing else it does can be pending: no call was begun (that
+  // clears the memo), and the watchdog cannot have found the handle idle
+  // within the tick it was last active.
+  if (key != 0 && key == t_touched_key && NowNs() == t_touched_ns) return true;
+  return Touch(key, nullptr);
+}
+
 bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent,
                     uint32_t* query_id, uint32_t set_query_id) {
   if (key == 0) return false;
@@ -345,11 +364,16 @@ bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent,
   if (was_reported && !(reported.flags & kInherited)) {
     QueueNote(LiveNote::kActiveAgain, reported, now);
   }
+  if (found) {
+    t_touched_key = key;
+    t_touched_ns = now;
+  }
   return found;
 }
 
 bool Tracker::BeginCall(uintptr_t key) {
   if (key == 0) return false;
+  t_touched_key = 0;
   int64_t now = NowNs();
   return table_.Update(key, [&](Record& r) {
     r.active_ns = now;

@@ -207,6 +207,14 @@ class Tracker {
     return unknown_releases_.load(std::memory_order_relaxed);
   }
 
+  // Touch(key, nullptr) for activity with nothing else to record, skipped
+  // when this thread recorded activity on `key` within the current tick of
+  // the coarse clock and has begun no call since (PQconsumeInput in an event
+  // loop: many calls a millisecond). Then returns true without looking, so a
+  // use after close by another thread within that tick goes unnoticed.
+  // Hook-safe.
+  bool TouchActivity(uintptr_t key);
+
   // Marks activity on a handle (connections: resets idle time) and ends a
   // call begun with BeginCall. Stores its identity in `*identity`, its
   // parent in `*parent` and its query in `*query_id` where non-null (before
