@@ -22,24 +22,24 @@ bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 // Masking costs ~40 instructions a byte, on every query a program sends, and
 // pgbench-like loops send one statement with new numbers each time. A thread
 // keeps the last few texts it masked: a text that differs from a cached one
-// only in the value of digits — at the same positions, every byte that is not
-// a digit equal — masks to the same text, provided masking replaced every
-// digit of the cached one. Digits are alike to every rule of MaskSql (digit,
-// alphanumeric, identifier character; never part of a $tag$), so the two
-// texts have the same structure and only masked bytes differ. Whether
-// masking replaced every digit is known exactly by masking the text a second
-// time with each digit changed to another: a digit kept verbatim changes the
-// result. Texts with a kept digit (t1, $1, "col2") must match exactly.
+// only in the value of digits that masking replaced — same length, every
+// other byte equal, digits at the same positions — masks to the same text.
+// Digits are alike to every rule of MaskSql (digit, alphanumeric, identifier
+// character; never part of a $tag$), so the two texts have the same
+// structure and only replaced bytes differ. Masking marks the digits it
+// copies verbatim (t1, $1, "col2"): those must be equal too.
 
-constexpr size_t kCachedBytes = 232;
+constexpr size_t kCachedBytes = 200;
 constexpr int kCacheEntries = 8;
 
 struct CachedQuery {
   uint32_t query_id;
-  uint16_t len;        // 0 = empty entry
-  bool digits_matter;  // a digit was kept by masking: exact match only
-  bool full;           // made under LEAKWATCH_SQL=full (never mixed)
+  uint16_t len;  // 0 = empty entry
+  bool full;     // made under LEAKWATCH_SQL=full (never mixed)
   char text[kCachedBytes];
+  // Digits that masking kept (bit i: text[i]), which must match exactly;
+  // under LEAKWATCH_SQL=full every byte must.
+  uint64_t kept[(kCachedBytes + 63) / 64];
 };
 
 static_assert(sizeof(CachedQuery) * kCacheEntries <= kQueryCacheBytes);
@@ -79,15 +79,32 @@ int CacheSlot(const char* sql, size_t len) {
   return static_cast<int>(h >> 61);
 }
 
-// True if `sql` masks to the same text as `entry`'s.
+// Byte masks from bit masks: kByteMask[b] has byte k = 0xff iff bit k of b.
+struct ByteMasks {
+  uint64_t of[256];
+  constexpr ByteMasks() : of() {
+    for (int b = 0; b < 256; ++b) {
+      for (int k = 0; k < 8; ++k) {
+        if (b & (1 << k)) of[b] |= uint64_t{0xff} << (8 * k);
+      }
+    }
+  }
+};
+constexpr ByteMasks kByteMask;
+
+// True if `sql` masks to the same text as `entry`'s: equal but for digits
+// that masking replaced.
 bool Matches(const CachedQuery& entry, const char* sql, size_t len) {
   if (entry.len != len) return false;
-  if (entry.digits_matter) return std::memcmp(entry.text, sql, len) == 0;
+  if (entry.full) return std::memcmp(entry.text, sql, len) == 0;
   for (size_t i = 0; i < len; i += 8) {
     uint64_t a = LoadWord(sql + i, len - i);
     uint64_t b = LoadWord(entry.text + i, len - i);
     uint64_t x = a ^ b;
-    if (x != 0 && (NonzeroBytes(x) & ~(DigitBytes(a) & DigitBytes(b))) != 0) {
+    if (x == 0) continue;
+    uint64_t kept = kByteMask.of[(entry.kept[i / 64] >> (i % 64)) & 0xff];
+    if ((x & kept) != 0 ||
+        (NonzeroBytes(x) & ~(DigitBytes(a) & DigitBytes(b))) != 0) {
       return false;
     }
   }
@@ -96,7 +113,19 @@ bool Matches(const CachedQuery& entry, const char* sql, size_t len) {
 
 }  // namespace
 
-size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
+namespace {
+
+// MaskSql, also setting in `kept` (if not null; bit i of word i / 64) the
+// position of every digit it copies verbatim rather than masks (t1, $1,
+// "col2"), for the query cache. Positions past kCachedBytes are not marked.
+size_t MaskSqlMarking(const char* sql, size_t len, char* out, size_t cap,
+                      uint64_t* kept) {
+  auto mark = [&](size_t at) {
+    if (kept != nullptr && at < kCachedBytes && sql[at] >= '0' &&
+        sql[at] <= '9') {
+      kept[at / 64] |= uint64_t{1} << (at % 64);
+    }
+  };
   if (cap == 0) return 0;
   size_t o = 0;
   const size_t limit = cap - 1;
@@ -143,6 +172,7 @@ size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
       put(c);
       ++i;
       while (i < len && !cut) {
+        mark(i);
         char d = sql[i++];
         put(d);
         if (d == c) break;
@@ -182,6 +212,7 @@ size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
       put('?');
       continue;
     }
+    mark(i);
     put(c);
     ++i;
   }
@@ -193,6 +224,12 @@ size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
   }
   out[o] = '\0';
   return o;
+}
+
+}  // namespace
+
+size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
+  return MaskSqlMarking(sql, len, out, cap, nullptr);
 }
 
 uint32_t QueryId(const char* sql, long len) {
@@ -210,19 +247,9 @@ uint32_t QueryId(const char* sql, long len) {
   }
   char buf[kMaxQueryBytes + 1];
   size_t out;
-  bool digits_matter = full;
+  uint64_t kept[(kCachedBytes + 63) / 64] = {};
   if (!full) {
-    out = MaskSql(sql, n, buf, sizeof buf);
-    if (entry != nullptr) {
-      char changed[kCachedBytes];
-      for (size_t i = 0; i < n; ++i) {
-        char c = sql[i];
-        changed[i] = c >= '0' && c <= '9' ? (c == '0' ? '1' : '0') : c;
-      }
-      char other[kMaxQueryBytes + 1];
-      size_t other_len = MaskSql(changed, n, other, sizeof other);
-      digits_matter = other_len != out || std::memcmp(other, buf, out) != 0;
-    }
+    out = MaskSqlMarking(sql, n, buf, sizeof buf, kept);
   } else {
     out = n < kMaxQueryBytes ? n : kMaxQueryBytes;
     std::memcpy(buf, sql, out);
@@ -230,11 +257,14 @@ uint32_t QueryId(const char* sql, long len) {
   }
   uint32_t id = tracker.InternQuery(std::string_view(buf, out));
   if (entry != nullptr) {
+    entry->len = 0;  // a signal handler's hook may look at it meanwhile
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     entry->query_id = id;
-    entry->len = static_cast<uint16_t>(n);
-    entry->digits_matter = digits_matter;
     entry->full = full;
     std::memcpy(entry->text, sql, n);
+    std::memcpy(entry->kept, kept, sizeof kept);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    entry->len = static_cast<uint16_t>(n);
   }
   return id;
 }

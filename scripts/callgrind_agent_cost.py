@@ -6,12 +6,23 @@ Usage: scripts/callgrind_agent_cost.py FILE [OBJECT_REGEX]
 Prints one number: the self cost of every function in the agent's object
 (libleakwatch.so unless OBJECT_REGEX says otherwise) plus the inclusive cost of
 every call it makes outside itself (locks, clock, libunwind, libc), except the
-call each hook makes to the real function of the same name. Reads callgrind's
+call each hook makes to the real function of the same name (symbol versions
+aside) and the thread trampoline's call of the thread's start routine. Reads callgrind's
 format (name compression, "calls=" lines followed by the call's inclusive
 cost); used by scripts/bench-instructions.
 """
 import re
 import sys
+
+
+def bare(function):
+    """A function name without its symbol version (mysql_close@@libmysqlclient_18)."""
+    return function.split("@", 1)[0] if function else function
+
+
+def forwards(function):
+    """True for the agent's thread trampoline, whose call out runs the thread."""
+    return function is not None and "Trampoline" in function
 
 
 def agent_cost(path, agent):
@@ -59,7 +70,8 @@ def agent_cost(path, agent):
             if in_call:
                 in_call = False
                 callee = cob if cob is not None else ob
-                if mine and not agent.search(callee) and cfn != fn:
+                if (mine and not agent.search(callee) and
+                        bare(cfn) != bare(fn) and not forwards(fn)):
                     total += cost
                 cob = None
             elif mine:

@@ -79,6 +79,15 @@ TEST(QueryIdTest, SameStatementWithOtherNumbersIsOneIdThroughTheCache) {
   EXPECT_EQ(QueryText(a), "SELECT abalance FROM pgbench_accounts WHERE aid = ?;");
 }
 
+TEST(QueryIdTest, KeptDigitsElsewhereDoNotDefeatTheCache) {
+  uint32_t a = QueryId("SELECT c FROM sbtest1 WHERE id=5005", -1);
+  uint32_t b = QueryId("SELECT c FROM sbtest1 WHERE id=6116", -1);
+  uint32_t c = QueryId("SELECT c FROM sbtest2 WHERE id=6116", -1);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_EQ(QueryText(c), "SELECT c FROM sbtest2 WHERE id=?");
+}
+
 TEST(QueryIdTest, DigitsThatMaskingKeepsAreNeverConfused) {
   EXPECT_EQ(QueryText(QueryId("SELECT c FROM t1 WHERE x = 5", -1)),
             "SELECT c FROM t1 WHERE x = ?");
