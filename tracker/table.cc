@@ -1,5 +1,7 @@
 #include "tracker/table.h"
 
+#include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
@@ -7,63 +9,103 @@
 
 namespace leakwatch {
 
-size_t ShardedTable::Probe(const Shard& shard, uintptr_t key, uint64_t hash) {
-  size_t mask = shard.capacity - 1;
-  size_t i = hash & mask;
-  while (shard.slots[i].key != 0 && shard.slots[i].key != key) {
-    i = (i + 1) & mask;
+namespace {
+
+// An index of `size` slots, zeroed: from malloc while smaller than a page,
+// else mapped, like the records and for the same reason (the host's heap).
+uint64_t* NewSlots(size_t size) {
+  if (size * sizeof(uint64_t) < 4096) {
+    return new (std::nothrow) uint64_t[size]();
   }
-  return i;
+  void* p = mmap(nullptr, size * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : static_cast<uint64_t*>(p);
 }
 
-Record* ShardedTable::FindLocked(Shard& shard, uintptr_t key, uint64_t hash) {
-  if (shard.count == 0) return nullptr;
-  Record& r = shard.slots[Probe(shard, key, hash)];
-  return r.key == key ? &r : nullptr;
+void DeleteSlots(uint64_t* slots, size_t size) {
+  if (size * sizeof(uint64_t) < 4096) {
+    delete[] slots;
+  } else {
+    munmap(slots, size * sizeof(uint64_t));
+  }
 }
 
-bool ShardedTable::GrowLocked(Shard& shard) {
-  size_t new_capacity = shard.capacity == 0 ? 16 : shard.capacity * 2;
-  Record* slots = new (std::nothrow) Record[new_capacity];
+}  // namespace
+
+bool ShardedTable::GrowSlotsLocked(Shard& shard) {
+  size_t old_size = shard.slots == nullptr ? 0 : size_t{shard.slot_mask} + 1;
+  size_t new_size = old_size == 0 ? 16 : old_size * 2;
+  if (new_size > (size_t{1} << 32)) return false;
+  uint64_t* slots = NewSlots(new_size);
   if (slots == nullptr) return false;
-  Record* old = shard.slots;
-  size_t old_capacity = shard.capacity;
-  shard.slots = slots;
-  shard.capacity = new_capacity;
-  for (size_t i = 0; i < old_capacity; ++i) {
-    if (old[i].key == 0) continue;
-    shard.slots[Probe(shard, old[i].key, Hash(old[i].key))] = old[i];
+  size_t mask = new_size - 1;
+  for (size_t j = 0; j < old_size; ++j) {
+    uint64_t s = shard.slots[j];
+    if (s == 0) continue;
+    size_t i = (s >> 32) & mask;
+    while (slots[i] != 0) i = (i + 1) & mask;
+    slots[i] = s;
   }
-  delete[] old;
+  if (old_size != 0) DeleteSlots(shard.slots, old_size);
+  shard.slots = slots;
+  shard.slot_mask = static_cast<uint32_t>(mask);
+  return true;
+}
+
+bool ShardedTable::AddRecordLocked(Shard& shard, uint32_t* n) {
+  if (shard.used == UINT32_MAX - 1) return false;
+  uint32_t k = ChunkOf(shard.used);
+  if (shard.chunk_origin[k] == 0) {
+    size_t bytes = ChunkRecords(k) * sizeof(Record);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    // Huge pages would make up to 2 MiB resident at the first touch.
+    if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_NOHUGEPAGE);
+    shard.chunk_origin[k] = reinterpret_cast<uintptr_t>(p) -
+                            uintptr_t{ChunkBase(k)} * sizeof(Record);
+  }
+  *n = shard.used++;
+  new (&RecordAt(shard, *n)) Record();
   return true;
 }
 
 bool ShardedTable::Insert(const Record& record, Record* replaced,
                           bool replace_is_release) {
-  uint64_t hash = Hash(record.key);
-  Shard& shard = ShardFor(hash);
-  bool was_present = false;
-  pthread_mutex_lock(&shard.mu);
-  if ((shard.count + 1) * 2 > shard.capacity && !GrowLocked(shard)) {
-    pthread_mutex_unlock(&shard.mu);
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  Record& slot = shard.slots[Probe(shard, record.key, hash)];
-  if (slot.key == record.key) {
-    was_present = true;
-    if (replaced != nullptr) *replaced = slot;
-    if (slot.kind != nullptr) {
+  uint32_t tag = static_cast<uint32_t>(Hash(record.key));
+  Shard& shard = ShardFor(record.key);
+  shard.mu.Lock();
+  bool found = false;
+  size_t i = 0;
+  if (shard.slots != nullptr) i = Probe(shard, record.key, tag, &found);
+  if (found) {
+    Record& old = RecordAt(shard, SlotRecord(shard.slots[i]));
+    if (replaced != nullptr) *replaced = old;
+    if (old.kind != nullptr) {
       Bump((replace_is_release ? shard.released
-                                : shard.replaced)[slot.kind->index]);
+                                : shard.replaced)[old.kind->index]);
     }
+    old = record;
   } else {
+    uint32_t n;
+    // Grow at 3/4 load: linear probing stays short (an absent key: 8.5
+    // slots on average, about one cache line of 8-byte slots).
+    bool grow = shard.slots == nullptr ||
+                (shard.count + uint64_t{1}) * 4 >
+                    (shard.slot_mask + uint64_t{1}) * 3;
+    if ((grow && !GrowSlotsLocked(shard)) || !TakeRecordLocked(shard, &n)) {
+      shard.mu.Unlock();
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (grow) i = Probe(shard, record.key, tag, &found);
+    shard.slots[i] = Slot(tag, n);
+    RecordAt(shard, n) = record;
     ++shard.count;
   }
-  slot = record;
   if (record.kind != nullptr) Bump(shard.acquired[record.kind->index]);
-  pthread_mutex_unlock(&shard.mu);
-  return was_present;
+  shard.mu.Unlock();
+  return found;
 }
 
 bool ShardedTable::Erase(uintptr_t key, Record* removed) {
@@ -71,24 +113,29 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
 }
 
 void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
-  size_t mask = shard.capacity - 1;
-  // Backward-shift deletion: pull later entries of the cluster into the hole
-  // when their home slot does not lie cyclically in (hole, j].
+  uint32_t n = SlotRecord(shard.slots[i]);
+  Record& r = RecordAt(shard, n);
+  r.key = 0;
+  r.parent = shard.free_head;
+  shard.free_head = n + 1;
+  --shard.count;
+  // Backward-shift deletion: pull later slots of the cluster into the hole.
+  size_t mask = shard.slot_mask;
   size_t hole = i;
   size_t j = i;
   while (true) {
     j = (j + 1) & mask;
-    if (shard.slots[j].key == 0) break;
-    size_t home = Hash(shard.slots[j].key) & mask;
-    bool home_in_range = hole <= j ? (hole < home && home <= j)
-                                   : (hole < home || home <= j);
-    if (!home_in_range) {
-      shard.slots[hole] = shard.slots[j];
+    uint64_t s = shard.slots[j];
+    if (s == 0) break;
+    // It moves into the hole unless its home lies cyclically in (hole, j],
+    // that is, if it is at least as far from its home as from the hole.
+    size_t home = (s >> 32) & mask;
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      shard.slots[hole] = s;
       hole = j;
     }
   }
-  shard.slots[hole] = Record{};
-  --shard.count;
+  shard.slots[hole] = 0;
 }
 
 bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
@@ -101,44 +148,99 @@ bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
 bool ShardedTable::EraseImpl(uintptr_t key, Record* removed, bool remember,
                              uint32_t release_stack_id, uint32_t released_by,
                              int64_t now_ns) {
-  uint64_t hash = Hash(key);
-  Shard& shard = ShardFor(hash);
-  pthread_mutex_lock(&shard.mu);
-  Record* r = FindLocked(shard, key, hash);
+  Shard& shard = ShardFor(key);
+  size_t slot;
+  shard.mu.Lock();
+  Record* r = FindLocked(shard, key, &slot);
   if (r == nullptr) {
-    pthread_mutex_unlock(&shard.mu);
+    shard.mu.Unlock();
     return false;
   }
   if (removed != nullptr) *removed = *r;
   if (remember) {
-    ReleasedRecord& slot = shard.recent[shard.recent_next % kRecentPerShard];
-    slot = ReleasedRecord{r->key,       r->kind,       r->stack_id,
-                          release_stack_id, released_by, r->acquired_ns,
-                          now_ns};
-    ++shard.recent_next;
+    // In place of an earlier release of the same key, else of the set's
+    // least recent; then this way becomes the set's most recent.
+    int s = RecentSetOf(key);
+    ReleasedRecord* set = &shard.recent[s * kRecentWays];
+    uint32_t order = shard.recent_order[s];
+    uint32_t way = 0;
+    while (way < kRecentWays && set[way].key != key) ++way;
+    if (way == kRecentWays) way = order >> (2 * (kRecentWays - 1));
+    set[way] = ReleasedRecord{r->key,           r->kind,     r->stack_id,
+                              release_stack_id, released_by, r->acquired_ns,
+                              now_ns};
+    uint32_t rank = 0;
+    while (((order >> (2 * rank)) & 3) != way) ++rank;
+    uint32_t newer = order & ((1u << (2 * rank)) - 1);
+    uint32_t older = order & ~((1u << (2 * rank + 2)) - 1);
+    shard.recent_order[s] = static_cast<uint8_t>(older | newer << 2 | way);
   }
   if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
-  EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
-  pthread_mutex_unlock(&shard.mu);
+  EraseSlotLocked(shard, slot);
+  shard.mu.Unlock();
   return true;
 }
 
 bool ShardedTable::FindReleased(uintptr_t key, ReleasedRecord* out) {
-  Shard& shard = ShardFor(Hash(key));
+  Shard& shard = ShardFor(key);
+  const ReleasedRecord* set = &shard.recent[RecentSetOf(key) * kRecentWays];
   bool found = false;
-  pthread_mutex_lock(&shard.mu);
-  uint32_t n = shard.recent_next < kRecentPerShard ? shard.recent_next
-                                                   : kRecentPerShard;
-  for (uint32_t i = 1; i <= n && !found; ++i) {
-    const ReleasedRecord& rr =
-        shard.recent[(shard.recent_next - i) % kRecentPerShard];
-    if (rr.key == key) {
-      *out = rr;
+  shard.mu.Lock();
+  for (int way = 0; way < kRecentWays && !found; ++way) {
+    if (set[way].key == key) {
+      *out = set[way];
       found = true;
     }
   }
-  pthread_mutex_unlock(&shard.mu);
+  shard.mu.Unlock();
   return found;
+}
+
+namespace {
+
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+int64_t RealtimeNs() {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+}  // namespace
+
+bool ShardLock::Wait(int64_t deadline_ns, const std::atomic<bool>* give_up) {
+  for (int round = 0;; round = std::min(round + 1, 1000)) {
+    if (TryOnce()) return true;
+    if (round < 64) {
+      CpuRelax();
+      continue;
+    }
+    if ((deadline_ns > 0 && RealtimeNs() >= deadline_ns) ||
+        (give_up != nullptr && give_up->load(std::memory_order_acquire))) {
+      return TryOnce();
+    }
+    if (round < 96) {
+      sched_yield();
+    } else {
+      struct timespec nap = {0, 50000};
+      nanosleep(&nap, nullptr);
+    }
+  }
+}
+
+bool ShardLock::LockWaiting(int64_t deadline_ns,
+                            const std::atomic<bool>* give_up) {
+  LW_TSAN_MUTEX(pre_lock, __tsan_mutex_try_lock);
+  bool locked = TryOnce() || Wait(deadline_ns, give_up);
+  LW_TSAN_MUTEX(post_lock,
+                __tsan_mutex_try_lock |
+                    (locked ? 0 : __tsan_mutex_try_lock_failed),
+                0);
+  return locked;
 }
 
 bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up) {
@@ -158,34 +260,31 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
                           const std::atomic<bool>* give_up) {
   int skipped = 0;
   for (Shard& shard : shards_) {
+    bool locked;
     if (lock_deadline_ns > 0) {
       // Once the deadline has passed (an interrupted thread holds a shard),
       // each remaining shard still gets a short grace: running threads let
       // go of a shard within microseconds.
-      struct timespec now;
-      clock_gettime(CLOCK_REALTIME, &now);
-      int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1000000000 +
-                       now.tv_nsec;
-      int64_t until = std::max(lock_deadline_ns, now_ns + 20000000);
-      struct timespec deadline;
-      deadline.tv_sec = until / 1000000000;
-      deadline.tv_nsec = until % 1000000000;
-      if (pthread_mutex_timedlock(&shard.mu, &deadline) != 0) {
-        ++skipped;
-        continue;
-      }
+      locked = shard.mu.LockBefore(
+          std::max(lock_deadline_ns, RealtimeNs() + 20000000));
     } else if (give_up != nullptr) {
-      if (!LockUnlessGivenUp(shard.mu, *give_up)) {
-        ++skipped;
-        continue;
-      }
+      locked = shard.mu.LockUnlessGivenUp(*give_up);
     } else {
-      pthread_mutex_lock(&shard.mu);
+      shard.mu.Lock();
+      locked = true;
     }
-    for (size_t i = 0; i < shard.capacity; ++i) {
-      if (shard.slots[i].key != 0) fn(shard.slots[i]);
+    if (!locked) {
+      ++skipped;
+      continue;
     }
-    pthread_mutex_unlock(&shard.mu);
+    for (uint32_t k = 0; k < kMaxChunks && ChunkBase(k) < shard.used; ++k) {
+      Record* chunk = &RecordAt(shard, ChunkBase(k));
+      uint32_t n = std::min(ChunkRecords(k), shard.used - ChunkBase(k));
+      for (uint32_t i = 0; i < n; ++i) {
+        if (chunk[i].key != 0) fn(chunk[i]);
+      }
+    }
+    shard.mu.Unlock();
   }
   return skipped;
 }
@@ -213,16 +312,32 @@ size_t ShardedTable::size() const {
 
 size_t ShardedTable::bytes() const {
   size_t n = 0;
-  for (const Shard& shard : shards_) n += shard.capacity * sizeof(Record);
+  for (const Shard& shard : shards_) {
+    if (shard.slots != nullptr) {
+      n += (size_t{shard.slot_mask} + 1) * sizeof(uint64_t);
+    }
+    n += size_t{shard.used} * sizeof(Record);  // the chunks' touched part
+  }
   return n;
 }
 
+ShardedTable::~ShardedTable() {
+  for (Shard& shard : shards_) {
+    if (shard.slots != nullptr) {
+      DeleteSlots(shard.slots, size_t{shard.slot_mask} + 1);
+    }
+    for (uint32_t k = 0; k < kMaxChunks && shard.chunk_origin[k] != 0; ++k) {
+      munmap(&RecordAt(shard, ChunkBase(k)), ChunkRecords(k) * sizeof(Record));
+    }
+  }
+}
+
 void ShardedTable::LockAllForFork() {
-  for (Shard& shard : shards_) pthread_mutex_lock(&shard.mu);
+  for (Shard& shard : shards_) shard.mu.Lock();
 }
 
 void ShardedTable::UnlockAllAfterFork() {
-  for (Shard& shard : shards_) pthread_mutex_unlock(&shard.mu);
+  for (Shard& shard : shards_) shard.mu.Unlock();
 }
 
 }  // namespace leakwatch

@@ -1,23 +1,60 @@
-// The live-handle table: a fixed number of shards, each a small open-addressing
-// hash map (linear probing, backward-shift deletion) guarded by its own mutex.
-// The shard is picked from high bits of the key's hash, the slot from low bits,
-// so there is no global lock on the acquire/release path.
+// The live-handle table: a fixed number of shards, each guarded by its own
+// lock (ShardLock), so there is no global lock on the acquire/release path.
+// A shard holds
+//   - a pool of records in chunks mapped for the shard (mmap; chunk sizes
+//     double: kFirstChunkRecords, as many again, twice as many, ...), never
+//     moved or unmapped: a released record goes on the shard's free list and
+//     is the next one reused (while its lines are still in cache);
+//   - an index over the pool: an open-addressing array (linear probing,
+//     backward-shift deletion) of 8-byte slots {32 bits of the key's hash,
+//     record number + 1}, grown by doubling at 3/4 load;
+//   - per-kind totals and the recently released (kRecentPerShard).
 //
-// Thread safety: every public method may be called from any thread, from a hook.
-// Memory: records are stored inline (sizeof(Record) bytes), tables grow by
-// doubling at 50% load. If growing fails (out of memory) the insert is dropped
-// and counted in dropped().
+// Which shard: a hash of the key's 256 KiB granule (key >> kGranuleBits),
+// not of the whole key. Allocators give each thread memory of its own (glibc:
+// a heap per arena; thread stacks, where pthread_t points, lie apart), so
+// threads working on their own handles mostly stay on shards of their own,
+// and do not pull each other's locks, index and pool lines across cores at
+// every call. With the whole key hashed, every thread used all 64 shards and
+// two threads met on nearly every shard they touched: 2 threads did 0.84x
+// the table work of 1 (issue 7, tests/bench/run_tracker_bench.sh; 4 KiB
+// granules: 1.05x, as a thread holding 1,000 handles still spans every
+// shard; 256 KiB: 1.98x). A program's handles still spread over many shards
+// once they take a few MiB (the watchdog's scan locks one shard at a time).
+//
+// Thread safety: every public method may be called from any thread, from a
+// hook.
+// Memory per live record: sizeof(Record) in the pool and 8 bytes / load in
+// the index (10.7-21.3 bytes); measured 94-96 bytes per live handle in all
+// (tests/load/measure_memory.sh). Only the pages of a chunk that records
+// have reached are resident, so a shard's last chunk costs at most a page
+// beyond its records. The pool, and an index of a page or more, are mapped
+// rather than taken from malloc: among the program's own blocks they would
+// keep glibc from trimming its heap once the program freed them. Nothing is
+// returned while the process lives (a table that once held N records keeps
+// room for N). If memory cannot be had, an insert is dropped and counted in
+// dropped().
 #ifndef LEAKWATCH_TRACKER_TABLE_H_
 #define LEAKWATCH_TRACKER_TABLE_H_
 
 #include <pthread.h>
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <numeric>
 
 #include "tracker/kinds.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+// ThreadSanitizer does not see through ShardLock's atomics: tell it.
+#define LW_TSAN_MUTEX(what, ...) __tsan_mutex_##what(this, __VA_ARGS__)
+#else
+#define LW_TSAN_MUTEX(what, ...) ((void)0)
+#endif
 
 namespace leakwatch {
 
@@ -34,7 +71,7 @@ enum RecordFlags : uint16_t {
 };
 
 struct Record {
-  uintptr_t key = 0;            // the handle's address; 0 = empty slot
+  uintptr_t key = 0;            // the handle's address; 0 = free pool entry
   const KindDesc* kind = nullptr;
   int64_t acquired_ns = 0;      // NowNs() at acquisition
   int64_t active_ns = 0;        // last activity (connections), else acquired_ns
@@ -68,15 +105,79 @@ struct ReleasedRecord {
 // again).
 bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up);
 
+// A shard's lock: one byte, taken with one locked instruction and released
+// with a plain store. pthread_mutex_unlock is a second locked instruction
+// (it must learn whether to wake a waiter): with pthread mutexes an
+// Insert+Erase pair took 34 ns, with this lock 21 ns (issue 7, this
+// machine). Waiters are not woken: they spin a little, then yield, then nap
+// 50 us at a time. That suits a lock held for tens of nanoseconds by a hook,
+// and for one shard's scan by the watchdog. Not recursive; as with any lock,
+// a signal handler that takes one its thread holds waits forever.
+class ShardLock {
+ public:
+  constexpr ShardLock() = default;
+  ShardLock(const ShardLock&) = delete;
+  ShardLock& operator=(const ShardLock&) = delete;
+
+  void Lock() {
+    LW_TSAN_MUTEX(pre_lock, 0);
+    if (!TryOnce()) Wait(0, nullptr);
+    LW_TSAN_MUTEX(post_lock, 0, 0);
+  }
+  void Unlock() {
+    LW_TSAN_MUTEX(pre_unlock, 0);
+    held_.store(0, std::memory_order_release);
+    LW_TSAN_MUTEX(post_unlock, 0);
+  }
+  // Locks unless the CLOCK_REALTIME time `deadline_ns` passes first; a free
+  // lock is taken even after the deadline.
+  bool LockBefore(int64_t deadline_ns) {
+    return LockWaiting(deadline_ns, nullptr);
+  }
+  // Locks unless `give_up` becomes true while waiting.
+  bool LockUnlessGivenUp(const std::atomic<bool>& give_up) {
+    return LockWaiting(0, &give_up);
+  }
+
+ private:
+  bool TryOnce() {
+    return held_.load(std::memory_order_relaxed) == 0 &&
+           held_.exchange(1, std::memory_order_acquire) == 0;
+  }
+  // Until locked (true), the deadline (if > 0) or `*give_up` (if non-null).
+  bool Wait(int64_t deadline_ns, const std::atomic<bool>* give_up);
+  // Lock() that may fail, as Wait says.
+  bool LockWaiting(int64_t deadline_ns, const std::atomic<bool>* give_up);
+
+  std::atomic<uint8_t> held_{0};
+};
+
 class ShardedTable {
  public:
-  // Recently released records kept per shard (a ring; 4,096 in all).
-  static constexpr int kRecentPerShard = 64;
+  // Recently released records kept per shard (4,096 in all), in kRecentSets
+  // sets of kRecentWays picked by a hash of the key. A release replaces an
+  // earlier one of the same key, else the least recent of its set: a key's
+  // last release is forgotten only after kRecentWays releases of other keys
+  // of its shard and set, and a program that keeps releasing the same few
+  // addresses (malloc hands them out again) does not push the others out.
+  // (A ring per shard did: a shard holds whole granules, so a closed
+  // connection's neighbours, released again and again, evicted it within 64
+  // releases.)
+  static constexpr int kRecentWays = 4;  // recent_order holds 4 2-bit ways
+  static constexpr int kRecentSets = 16;
+  static constexpr int kRecentPerShard = kRecentWays * kRecentSets;
 
   static constexpr int kShardBits = 6;
   static constexpr int kShards = 1 << kShardBits;
+  // Keys in one aligned 2^kGranuleBits-byte range share a shard.
+  static constexpr int kGranuleBits = 18;
+  // Records of a shard's first chunk (a whole number of 4 KiB pages: 256
+  // records, 20 KiB); chunk k > 0 holds kFirstChunkRecords << (k - 1).
+  static constexpr uint32_t kFirstChunkRecords =
+      std::lcm(sizeof(Record), size_t{4096}) / sizeof(Record);
 
   constexpr ShardedTable() = default;
+  ~ShardedTable();  // for tests: the tracker's table is never destroyed
   ShardedTable(const ShardedTable&) = delete;
   ShardedTable& operator=(const ShardedTable&) = delete;
 
@@ -134,19 +235,54 @@ class ShardedTable {
 
   size_t size() const;          // live records (racy sum, for stats)
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  size_t bytes() const;         // memory held by slot arrays
+  // Memory held by the shards' pools and indexes (racy sum, for stats).
+  size_t bytes() const;
+
+  // The shard that holds `key` (for tests that aim keys at one shard).
+  static int ShardOf(uintptr_t key) {
+    return static_cast<int>(Hash(key >> kGranuleBits) >> (64 - kShardBits));
+  }
+  // The set of the recently released that `key` goes to (for tests).
+  static int RecentSetOf(uintptr_t key) {
+    return static_cast<int>(Hash(key) >> 32) & (kRecentSets - 1);
+  }
+  // Where `key`'s probe starts in an index of `slots` slots (a power of two).
+  static size_t HomeSlot(uintptr_t key, size_t slots) {
+    return static_cast<uint32_t>(Hash(key)) & (slots - 1);
+  }
 
   // fork(): lock every shard in index order before, unlock after.
   void LockAllForFork();
   void UnlockAllAfterFork();
 
  private:
+  // Chunk k holds records [ChunkBase(k), ChunkBase(k) + ChunkRecords(k)).
+  static constexpr int kMaxChunks =
+      std::bit_width(UINT32_MAX / kFirstChunkRecords) + 1;
+  static uint32_t ChunkOf(uint32_t n) {
+    return static_cast<uint32_t>(std::bit_width(n / kFirstChunkRecords));
+  }
+  static uint32_t ChunkBase(uint32_t k) {
+    return k == 0 ? 0 : kFirstChunkRecords << (k - 1);
+  }
+  static uint32_t ChunkRecords(uint32_t k) {
+    return k == 0 ? kFirstChunkRecords : kFirstChunkRecords << (k - 1);
+  }
+
   struct alignas(64) Shard {
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    // The lock and what every operation reads share the first cache line.
+    ShardLock mu;
     // Guarded by mu:
-    Record* slots = nullptr;  // capacity entries, power of two
-    size_t capacity = 0;
-    size_t count = 0;
+    uint64_t* slots = nullptr;  // slot_mask + 1 slots (none before the first
+                                // insert); 0 = empty, else Slot()
+    uint32_t slot_mask = 0;
+    uint32_t count = 0;         // live records
+    uint32_t free_head = 0;     // record number + 1 of the first free record
+                                // (linked through Record::parent); 0 = none
+    uint32_t used = 0;          // records handed out from the chunks so far
+    // Chunk k's address minus ChunkBase(k) records (0 = not mapped yet):
+    // record n is at chunk_origin[ChunkOf(n)] + n * sizeof(Record).
+    uintptr_t chunk_origin[kMaxChunks] = {};
     // Per-kind totals (by KindDesc::index), kept here rather than in shared
     // atomics so that threads on different shards do not share a cache line.
     // Written under mu with Bump, read without it by GetTotals: relaxed
@@ -158,8 +294,13 @@ class ShardedTable {
     uint64_t acquired[kMaxKinds] = {};
     uint64_t released[kMaxKinds] = {};
     uint64_t replaced[kMaxKinds] = {};  // acquired again without a release
-    ReleasedRecord recent[kRecentPerShard];  // ring, newest at recent_next-1
-    uint32_t recent_next = 0;
+    // Set s is [s * kRecentWays, (s + 1) * kRecentWays); recent_order[s]
+    // lists its ways from the most recently written (bits 1..0) to the least
+    // (bits 7..6).
+    ReleasedRecord recent[kRecentPerShard];
+    uint8_t recent_order[kRecentSets] = {
+        0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
+        0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4};
   };
 
   // ++counter for a per-kind total of a shard whose mu is held.
@@ -172,15 +313,60 @@ class ShardedTable {
     uint64_t h = static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ull;
     return h ^ (h >> 31);
   }
-  Shard& ShardFor(uint64_t hash) { return shards_[hash >> (64 - kShardBits)]; }
-  // Index of `key` in `shard`, or of the empty slot where it would go.
-  static size_t Probe(const Shard& shard, uintptr_t key, uint64_t hash);
-  static Record* FindLocked(Shard& shard, uintptr_t key, uint64_t hash);
-  bool GrowLocked(Shard& shard);
+  Shard& ShardFor(uintptr_t key) { return shards_[ShardOf(key)]; }
+
+  // A slot: the low 32 bits of the key's hash (which also give its home
+  // slot) above the record number + 1.
+  static uint64_t Slot(uint32_t tag, uint32_t n) {
+    return (static_cast<uint64_t>(tag) << 32) | (n + 1);
+  }
+  static uint32_t SlotRecord(uint64_t slot) {
+    return static_cast<uint32_t>(slot) - 1;
+  }
+  static Record& RecordAt(const Shard& shard, uint32_t n) {
+    return *reinterpret_cast<Record*>(shard.chunk_origin[ChunkOf(n)] +
+                                      uintptr_t{n} * sizeof(Record));
+  }
+  // Index of `key`'s slot in `shard` (*found), or of the empty slot where it
+  // would go; mu held, shard.slots non-null.
+  static size_t Probe(const Shard& shard, uintptr_t key, uint32_t tag,
+                      bool* found) {
+    size_t mask = shard.slot_mask;
+    size_t i = tag & mask;
+    for (;; i = (i + 1) & mask) {
+      uint64_t s = shard.slots[i];
+      if (s == 0) break;
+      if (static_cast<uint32_t>(s >> 32) == tag &&
+          RecordAt(shard, SlotRecord(s)).key == key) {
+        *found = true;
+        return i;
+      }
+    }
+    *found = false;
+    return i;
+  }
+  // The record for `key` and its slot in `*slot`, or null; mu held.
+  static Record* FindLocked(const Shard& shard, uintptr_t key, size_t* slot) {
+    if (shard.count == 0) return nullptr;
+    bool found;
+    *slot = Probe(shard, key, static_cast<uint32_t>(Hash(key)), &found);
+    return found ? &RecordAt(shard, SlotRecord(shard.slots[*slot])) : nullptr;
+  }
+  static bool GrowSlotsLocked(Shard& shard);
+  // A free record's number: from the free list, else the pool (a new chunk
+  // if need be). False if out of memory.
+  static bool TakeRecordLocked(Shard& shard, uint32_t* n) {
+    if (shard.free_head == 0) return AddRecordLocked(shard, n);
+    *n = shard.free_head - 1;
+    shard.free_head = static_cast<uint32_t>(RecordAt(shard, *n).parent);
+    return true;
+  }
+  static bool AddRecordLocked(Shard& shard, uint32_t* n);
   bool EraseImpl(uintptr_t key, Record* removed, bool remember,
                  uint32_t release_stack_id, uint32_t released_by,
                  int64_t now_ns);
-  // Removes slot `i` of `shard` (backward-shift deletion); mu held.
+  // Removes the record of slot `i` of `shard`: its record to the free list,
+  // the slot by backward-shift deletion; mu held.
   static void EraseSlotLocked(Shard& shard, size_t i);
 
   Shard shards_[kShards];
@@ -189,30 +375,30 @@ class ShardedTable {
 
 template <typename Fn>
 bool ShardedTable::Update(uintptr_t key, Fn&& fn) {
-  uint64_t hash = Hash(key);
-  Shard& shard = ShardFor(hash);
-  pthread_mutex_lock(&shard.mu);
-  Record* r = FindLocked(shard, key, hash);
+  Shard& shard = ShardFor(key);
+  size_t slot;
+  shard.mu.Lock();
+  Record* r = FindLocked(shard, key, &slot);
   if (r != nullptr) fn(*r);
-  pthread_mutex_unlock(&shard.mu);
+  shard.mu.Unlock();
   return r != nullptr;
 }
 
 template <typename Fn>
 bool ShardedTable::Mutate(uintptr_t key, Fn&& fn, Record* removed,
                           bool* erased) {
-  uint64_t hash = Hash(key);
-  Shard& shard = ShardFor(hash);
+  Shard& shard = ShardFor(key);
+  size_t slot;
   *erased = false;
-  pthread_mutex_lock(&shard.mu);
-  Record* r = FindLocked(shard, key, hash);
+  shard.mu.Lock();
+  Record* r = FindLocked(shard, key, &slot);
   if (r != nullptr && fn(*r)) {
     if (removed != nullptr) *removed = *r;
     if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
-    EraseSlotLocked(shard, static_cast<size_t>(r - shard.slots));
+    EraseSlotLocked(shard, slot);
     *erased = true;
   }
-  pthread_mutex_unlock(&shard.mu);
+  shard.mu.Unlock();
   return r != nullptr;
 }
 

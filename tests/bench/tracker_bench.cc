@@ -15,9 +15,10 @@
 //     CaptureStack's 8-frame slack, so the unwinder walks 32 frames, as it
 //     does in the agent.
 //   - Distinct handle keys: each thread cycles through 4096 malloc-like fake
-//     addresses of its own and keeps 1024 handles live (each iteration
-//     acquires one key and releases the one acquired 1024 iterations earlier),
-//     so the table has a steady population and the pair touches two shards.
+//     addresses of its own (160 bytes apart, 640 KiB in all, in a region of
+//     its own as a malloc arena's would be) and keeps 1024 handles live (each
+//     iteration acquires one key and releases the one acquired 1024
+//     iterations earlier), so the table has a steady population.
 //   - main() checks once before running that the 100 captured stacks and
 //     their tracker stack ids are distinct, 24 frames deep, and that the depot
 //     holds them, and exits 2 if not; BM_AcquireRelease checks that the stack

@@ -10,8 +10,9 @@
 #   per handle ((held - warm)(agent) - (held - warm)(plain)) / N
 #   kept       (cleared - warm)(agent) - (cleared - warm)(plain): what is
 #              still resident once every handle is released — the agent's
-#              table (it never shrinks), plus program heap that glibc could
-#              not trim because the agent's arrays sit above it
+#              table (it never shrinks; its pool and large indexes are
+#              mapped apart from the malloc heap, so they do not keep glibc
+#              from trimming the program's freed blocks)
 #   churn      growth over CHURN acquire/release pairs, agent minus plain
 #              (the recently-released set is a fixed ring: ~0)
 #   again      per handle as above, for N held a second time, from warm

@@ -51,15 +51,7 @@ uint32_t TidOf(ShardedTable& table, uintptr_t key) {
   return tid;
 }
 
-// The table's hash, copied here only to aim keys at one shard and slot; if
-// the table's hash changes, the tests below still hold, just less pointedly.
-uint64_t TableHash(uintptr_t key) {
-  uint64_t h = static_cast<uint64_t>(key) * 0x9e3779b97f4a7c15ull;
-  return h ^ (h >> 31);
-}
-int ShardOf(uintptr_t key) {
-  return static_cast<int>(TableHash(key) >> (64 - ShardedTable::kShardBits));
-}
+int ShardOf(uintptr_t key) { return ShardedTable::ShardOf(key); }
 
 TEST(ShardedTableTest, InsertUpdateErase) {
   auto table = NewTable();
@@ -177,6 +169,186 @@ TEST(ShardedTableTest, ManyKeysRandomEraseOrder) {
   EXPECT_EQ(totals.released[kResultKind.index], kCount);
 }
 
+// The documented bound (table.h): per live record its Record and 8 bytes
+// per index slot at no less than 3/8 load; per shard at most a 16-slot
+// index's worth of rounding.
+TEST(ShardedTableTest, MemoryPerRecordIsBounded) {
+  constexpr size_t kPerShard = 16 * sizeof(uint64_t);
+  for (size_t count : {100, 1000, 10000, 100000, 300000}) {
+    auto table = NewTable();
+    // Malloc-like: 160 bytes apart, in one thread's arena.
+    for (size_t i = 0; i < count; ++i) {
+      ASSERT_FALSE(
+          table->Insert(MakeRecord(0x7f3a00000010 + i * 160), nullptr));
+    }
+    size_t bound = count * (sizeof(Record) + sizeof(uint64_t) * 8 / 3) +
+                   ShardedTable::kShards * kPerShard;
+    EXPECT_LE(table->bytes(), bound) << count;
+    EXPECT_GE(table->bytes(), count * (sizeof(Record) + sizeof(uint64_t)))
+        << count;
+    if (count >= 100000) {  // the per-shard parts are small by then
+      EXPECT_LE(table->bytes() / count, 112u) << count;
+    }
+  }
+}
+
+// A released record is reused: churn does not grow the table, and visiting
+// skips the free records.
+TEST(ShardedTableTest, ReleasedRecordsAreReused) {
+  constexpr size_t kCount = 5000;
+  auto table = NewTable();
+  auto key = [](size_t i) { return 0x7f3a00000010 + i * 160; };
+  for (size_t i = 0; i < kCount; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+  }
+  size_t bytes = table->bytes();
+  for (size_t i = 0; i < kCount; i += 2)
+    ASSERT_TRUE(table->Erase(key(i), nullptr));
+  size_t visited = 0;
+  table->ForEach([&](Record& r) {
+    ++visited;
+    EXPECT_EQ(r.key % 320, key(1) % 320) << r.key;  // odd ones only
+  });
+  EXPECT_EQ(visited, kCount / 2);
+  // Churn over the same keys, in another order.
+  std::vector<size_t> order(kCount);
+  for (size_t i = 0; i < kCount; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(5));
+  for (int round = 0; round < 20; ++round) {
+    for (size_t i : order) {
+      if (i % 2 == 0) {
+        ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+      }
+    }
+    for (size_t i : order) {
+      if (i % 2 == 0) {
+        ASSERT_TRUE(table->Erase(key(i), nullptr));
+      }
+    }
+  }
+  EXPECT_EQ(table->bytes(), bytes);
+  EXPECT_EQ(table->size(), kCount / 2);
+  for (size_t i = 1; i < kCount; i += 2) ASSERT_TRUE(Contains(*table, key(i)));
+}
+
+// Up to `n` keys of recent-release set `set` in [from, from + 4096), which
+// must lie in one granule (so in one shard).
+std::vector<uintptr_t> KeysOfSet(uintptr_t from, int set, size_t n) {
+  std::vector<uintptr_t> keys;
+  EXPECT_EQ(ShardOf(from), ShardOf(from + 4095));
+  for (uintptr_t k = from; keys.size() < n && k < from + 4096; k += 16) {
+    if (ShardedTable::RecentSetOf(k) == set) keys.push_back(k);
+  }
+  return keys;
+}
+
+// The recently released: kept with their release stacks, the newest release
+// of a key; a plain Erase is not kept.
+TEST(ShardedTableTest, RemembersRecentReleases) {
+  auto table = NewTable();
+  ReleasedRecord rr;
+  EXPECT_FALSE(table->FindReleased(0x4000, &rr));
+  ASSERT_FALSE(table->Insert(MakeRecord(0x4000, &kConnKind, 1), nullptr));
+  Record removed;
+  ASSERT_TRUE(table->EraseAndRemember(0x4000, &removed, 77, 5, 9000));
+  EXPECT_EQ(removed.tid, 1u);
+  ASSERT_TRUE(table->FindReleased(0x4000, &rr));
+  EXPECT_EQ(rr.key, 0x4000u);
+  EXPECT_EQ(rr.kind, &kConnKind);
+  EXPECT_EQ(rr.acquire_stack_id, 3u);
+  EXPECT_EQ(rr.release_stack_id, 77u);
+  EXPECT_EQ(rr.released_by, 5u);
+  EXPECT_EQ(rr.acquired_ns, removed.acquired_ns);
+  EXPECT_EQ(rr.released_ns, 9000);
+  // Acquired and released again: the newest release is found.
+  ASSERT_FALSE(table->Insert(MakeRecord(0x4000, &kResultKind, 2), nullptr));
+  ASSERT_TRUE(table->EraseAndRemember(0x4000, nullptr, 78, 6, 9500));
+  ASSERT_TRUE(table->FindReleased(0x4000, &rr));
+  EXPECT_EQ(rr.kind, &kResultKind);
+  EXPECT_EQ(rr.release_stack_id, 78u);
+  // A plain Erase is not remembered; a missing key is not either.
+  ASSERT_FALSE(table->Insert(MakeRecord(0x4010), nullptr));
+  ASSERT_TRUE(table->Erase(0x4010, nullptr));
+  EXPECT_FALSE(table->FindReleased(0x4010, &rr));
+  EXPECT_FALSE(table->EraseAndRemember(0x4020, nullptr, 1, 1, 1));
+  EXPECT_FALSE(table->FindReleased(0x4020, &rr));
+}
+
+// A key's release is forgotten only once kRecentWays other keys of its shard
+// and set have been released after it: not by other sets' releases, nor by
+// the same few keys released again and again.
+TEST(ShardedTableTest, RecentReleasesEvictTheLeastRecentOfASet) {
+  constexpr uintptr_t kFrom = 0x7f0000001000;  // 4 KiB in one granule
+  const int set = ShardedTable::RecentSetOf(kFrom + 0x10);
+  std::vector<uintptr_t> same =
+      KeysOfSet(kFrom, set, 1 + ShardedTable::kRecentWays);
+  ASSERT_EQ(same.size(), 1u + ShardedTable::kRecentWays);
+  const uintptr_t x = same[0];
+  auto table = NewTable();
+  auto release = [&](uintptr_t key, uint32_t stack) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key), nullptr));
+    ASSERT_TRUE(table->EraseAndRemember(key, nullptr, stack, 1, 1));
+  };
+  ReleasedRecord rr;
+  release(x, 100);
+  // Every other set of the shard, many times over.
+  for (int round = 0; round < 10; ++round) {
+    for (uintptr_t k = kFrom; k < kFrom + 4096; k += 16) {
+      if (ShardedTable::RecentSetOf(k) != set) release(k, 1);
+    }
+  }
+  ASSERT_TRUE(table->FindReleased(x, &rr));
+  EXPECT_EQ(rr.release_stack_id, 100u);
+  // kRecentWays - 1 other keys of the set, released again and again.
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 1; i < ShardedTable::kRecentWays; ++i) release(same[i], 2);
+  }
+  ASSERT_TRUE(table->FindReleased(x, &rr));
+  EXPECT_EQ(rr.release_stack_id, 100u);
+  // x again: it is now the newest; then kRecentWays - 1 others keep it, one
+  // more (the kRecentWays-th other key) pushes it out.
+  release(x, 101);
+  for (int i = 1; i < ShardedTable::kRecentWays; ++i) release(same[i], 3);
+  ASSERT_TRUE(table->FindReleased(x, &rr));
+  EXPECT_EQ(rr.release_stack_id, 101u);
+  release(same[ShardedTable::kRecentWays], 4);
+  EXPECT_FALSE(table->FindReleased(x, &rr));
+  for (int i = 1; i <= ShardedTable::kRecentWays; ++i) {
+    ASSERT_TRUE(table->FindReleased(same[i], &rr)) << i;
+  }
+}
+
+// Mutate: the callback decides whether the record goes.
+TEST(ShardedTableTest, MutateErasesWhenTheCallbackSaysSo) {
+  auto table = NewTable();
+  ASSERT_FALSE(table->Insert(MakeRecord(0x6000, &kConnKind, 4), nullptr));
+  Record removed;
+  bool erased = true;
+  EXPECT_TRUE(table->Mutate(
+      0x6000,
+      [](Record& r) {
+        r.serial = 9;
+        return false;
+      },
+      &removed, &erased));
+  EXPECT_FALSE(erased);
+  EXPECT_EQ(table->size(), 1u);
+  EXPECT_TRUE(table->Mutate(
+      0x6000, [](Record& r) { return r.serial == 9; }, &removed, &erased));
+  EXPECT_TRUE(erased);
+  EXPECT_EQ(removed.tid, 4u);
+  EXPECT_EQ(table->size(), 0u);
+  EXPECT_EQ(table->GetTotals().released[kConnKind.index], 1u);
+  EXPECT_FALSE(table->Mutate(
+      0x6000,
+      [](Record&) {
+        ADD_FAILURE();
+        return true;
+      },
+      &removed, &erased));
+  EXPECT_FALSE(erased);
+}
+
 // Keys that are multiples of 2^40 all hash to a few home slots per shard, so
 // every shard holds long collision clusters; erasing from their middles must
 // not lose anything.
@@ -205,21 +377,21 @@ TEST(ShardedTableTest, CollidingKeysRandomEraseOrder) {
   }
 }
 
-// Clusters that wrap around the end of a shard's slot array: keys aimed at
-// shard 0 with home slots near the end of a 16-slot array, inserted and
-// erased in random orders.
+// Clusters that wrap around the end of a shard's index: keys aimed at shard 0
+// with home slots near the end of a 16-slot index, inserted and erased in
+// random orders.
 TEST(ShardedTableTest, WrappingClustersSurviveErases) {
   std::vector<uintptr_t> pool;
   for (uintptr_t k = 1; pool.size() < 64; ++k) {
     uintptr_t key = k * 8;
-    uint64_t home = TableHash(key) & 15;
+    size_t home = ShardedTable::HomeSlot(key, 16);
     if (ShardOf(key) == 0 && (home >= 13 || home <= 1)) pool.push_back(key);
   }
   auto table = NewTable();
   std::mt19937 rng(3);
   for (int iteration = 0; iteration < 3000; ++iteration) {
     std::shuffle(pool.begin(), pool.end(), rng);
-    // At most 8 keys: a 16-slot shard does not grow below 50% load.
+    // At most 8 keys: a 16-slot index does not grow below 3/4 load.
     std::vector<uintptr_t> keys(pool.begin(), pool.begin() + 2 + iteration % 7);
     for (uintptr_t k : keys)
       ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
@@ -346,7 +518,12 @@ TEST(ShardedTableTest, ForEachWithDeadlineSkipsALockedShard) {
   auto table = NewTable();
   constexpr uintptr_t kHeldKey = 0x7000;
   std::set<uintptr_t> keys;
-  for (uintptr_t i = 1; i <= 2000; ++i) keys.insert(0x7000 + (i - 1) * 16);
+  // A quarter granule apart: 2,000 keys over 500 granules, so over every
+  // shard.
+  constexpr uintptr_t kStride =
+      (uintptr_t{1} << ShardedTable::kGranuleBits) / 4;
+  for (uintptr_t i = 1; i <= 2000; ++i)
+    keys.insert(kHeldKey + (i - 1) * kStride);
   for (uintptr_t k : keys) ASSERT_FALSE(table->Insert(MakeRecord(k), nullptr));
 
   std::atomic<bool> holding{false};
@@ -504,6 +681,44 @@ TEST(ShardedTableTest, ConcurrentAcquireRelease) {
   EXPECT_EQ(table->ForEach([&](Record&) { ++visited; }), 0);
   EXPECT_EQ(visited, table->size());
   EXPECT_EQ(table->dropped(), 0u);
+}
+
+// ShardLock: a waiter gets the lock once it is let go; a deadline or a
+// give-up flag ends the wait without it.
+TEST(ShardLockTest, WaitsGivesUpAndTimesOut) {
+  ShardLock lock;
+  lock.Lock();
+  std::atomic<bool> give_up{false};
+  std::atomic<int> state{0};  // 1: waiting, 2: gave up, 3: locked
+  std::thread quitter([&] {
+    state = 1;
+    state = lock.LockUnlessGivenUp(give_up) ? 3 : 2;
+  });
+  while (state == 0) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(state.load(), 1);
+  give_up = true;
+  quitter.join();
+  EXPECT_EQ(state.load(), 2);
+
+  int64_t start = RealtimeNs();
+  EXPECT_FALSE(lock.LockBefore(start + 30 * 1000000));
+  EXPECT_GE(RealtimeNs() - start, 30 * 1000000);
+
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    lock.Lock();
+    got = true;
+    lock.Unlock();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(got.load());
+  lock.Unlock();
+  waiter.join();
+  EXPECT_TRUE(got.load());
+  // Free: taken even with a deadline already past.
+  EXPECT_TRUE(lock.LockBefore(RealtimeNs() - 1000000));
+  lock.Unlock();
 }
 
 TEST(ShardedTableTest, LockAllForForkAndUnlock) {
