@@ -65,21 +65,28 @@ Identity ReadIdentity(const PGconn* conn) {
   return identity;
 }
 
-// A connect that completes (successfully or not) inside the call.
-void OnConnect(PGconn* conn) {
+// A connect that completes (successfully or not) inside the call. Inlined
+// into the hook, whose frame anchors the stack cache (as all acquisitions
+// in hooks are: no hook then unwinds with unw_backtrace, whose per-thread
+// cache is 256 KiB).
+__attribute__((always_inline)) inline void OnConnect(PGconn* conn) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
   AcquireInfo info;
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   info.identity = ReadIdentity(conn);
-  Tracker::Get().Acquire(&kPgConn, Key(conn), info);
+  tracker.Acquire(&kPgConn, Key(conn), info);
 }
 
 // A connect that starts here and completes in PQconnectPoll.
-void OnConnectStart(PGconn* conn) {
+__attribute__((always_inline)) inline void OnConnectStart(PGconn* conn) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
   AcquireInfo info;
-  Tracker::Get().Acquire(&kPgConn, Key(conn), info);
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  tracker.Acquire(&kPgConn, Key(conn), info);
 }
 
 void OnIdentityChange(PGconn* conn) {

@@ -167,10 +167,14 @@ void OnSessionChange(MYSQL* mysql, const char* user, const char* db) {
   tracker.SetIdentity(Key(mysql), identity);
 }
 
-void OnAcquireConn(MYSQL* mysql) {
+// Inlined into the hook, whose frame anchors the stack cache.
+__attribute__((always_inline)) inline void OnAcquireConn(MYSQL* mysql) {
   if (mysql == nullptr) return;
   ErrnoGuard errno_guard;
-  Tracker::Get().Acquire(&kMysqlConn, Key(mysql), AcquireInfo{});
+  Tracker& tracker = Tracker::Get();
+  AcquireInfo info;
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  tracker.Acquire(&kMysqlConn, Key(mysql), info);
 }
 
 // Before a blocking call; with `function`, a call on a closed connection is
