@@ -181,7 +181,7 @@ piece("  machine's 2-thread scaling on it", scaling(24, CHAIN), "x", 2)
 piece("  threads running (CPU/real)", concurrency(24, CHAIN.format(2)), "", 2)
 CAPTURE = "BM_Part_CaptureStack/real_time/threads:{}"
 DEPOT = "BM_Part_DepotPut/real_time/threads:{}"
-piece("CaptureStack(24) (walks 24+8 frames), net", net(CAPTURE.format(1)))
+piece("CaptureStack(24) (walks 24+4 frames), net", net(CAPTURE.format(1)))
 piece("  scaling 2 threads / 1 thread (with chain)", scaling(24, CAPTURE), "x", 2)
 piece("  threads running (CPU/real)", concurrency(24, CAPTURE.format(2)), "", 2)
 piece("unw_backtrace 24 frames, net", net("BM_Part_Unwind/frames:24"))
