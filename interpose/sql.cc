@@ -239,8 +239,8 @@ uint32_t QueryId(const char* sql, long len) {
   size_t n = len < 0 ? std::strlen(sql) : static_cast<size_t>(len);
   const bool full = mode != kSqlMasked;
   CachedQuery* entry = nullptr;
-  unsigned char* block = ThreadBlock();
-  if (n > 0 && n <= kCachedBytes && block != nullptr) {
+  unsigned char* block = n > 0 && n <= kCachedBytes ? ThreadBlock() : nullptr;
+  if (block != nullptr) {
     auto* queries = reinterpret_cast<CachedQuery*>(block + kQueryCacheOffset);
     entry = &queries[CacheSlot(sql, n)];
     if (entry->full == full && Matches(*entry, sql, n)) return entry->query_id;
@@ -257,14 +257,12 @@ uint32_t QueryId(const char* sql, long len) {
   }
   uint32_t id = tracker.InternQuery(std::string_view(buf, out));
   if (entry != nullptr) {
-    entry->len = 0;  // a signal handler's hook may look at it meanwhile
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    entry->query_id = id;
-    entry->full = full;
-    std::memcpy(entry->text, sql, n);
-    std::memcpy(entry->kept, kept, sizeof kept);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    entry->len = static_cast<uint16_t>(n);
+    RewriteCacheEntry(entry->len, static_cast<uint16_t>(n), [&] {
+      entry->query_id = id;
+      entry->full = full;
+      std::memcpy(entry->text, sql, n);
+      std::memcpy(entry->kept, kept, sizeof kept);
+    });
   }
   return id;
 }

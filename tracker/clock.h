@@ -18,13 +18,14 @@ inline int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// Wall-clock time in ms since the epoch, for reports and metrics (never for
-// measuring durations). Async-signal-safe.
-inline int64_t WallClockMs() {
+// Wall-clock time since the epoch, for reports, metrics and lock deadlines
+// (never for measuring durations). Async-signal-safe.
+inline int64_t WallClockNs() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
+inline int64_t WallClockMs() { return WallClockNs() / 1000000; }
 
 }  // namespace leakwatch
 

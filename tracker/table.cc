@@ -2,10 +2,11 @@
 
 #include <sched.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include <algorithm>
 #include <new>
+
+#include "tracker/clock.h"
 
 namespace leakwatch {
 
@@ -204,12 +205,6 @@ void CpuRelax() {
 #endif
 }
 
-int64_t RealtimeNs() {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-}
-
 }  // namespace
 
 bool ShardLock::Wait(int64_t deadline_ns, const std::atomic<bool>* give_up) {
@@ -219,7 +214,7 @@ bool ShardLock::Wait(int64_t deadline_ns, const std::atomic<bool>* give_up) {
       CpuRelax();
       continue;
     }
-    if ((deadline_ns > 0 && RealtimeNs() >= deadline_ns) ||
+    if ((deadline_ns > 0 && WallClockNs() >= deadline_ns) ||
         (give_up != nullptr && give_up->load(std::memory_order_acquire))) {
       return TryOnce();
     }
@@ -243,18 +238,6 @@ bool ShardLock::LockWaiting(int64_t deadline_ns,
   return locked;
 }
 
-bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up) {
-  for (;;) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 10000000;  // look at the flag every 10 ms
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
-    if (pthread_mutex_timedlock(&mu, &until) == 0) return true;
-    if (give_up.load(std::memory_order_acquire)) return false;
-  }
-}
-
 int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
                           int64_t lock_deadline_ns,
                           const std::atomic<bool>* give_up) {
@@ -266,7 +249,7 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
       // each remaining shard still gets a short grace: running threads let
       // go of a shard within microseconds.
       locked = shard.mu.LockBefore(
-          std::max(lock_deadline_ns, RealtimeNs() + 20000000));
+          std::max(lock_deadline_ns, WallClockNs() + 20000000));
     } else if (give_up != nullptr) {
       locked = shard.mu.LockUnlessGivenUp(*give_up);
     } else {

@@ -100,12 +100,7 @@ struct ReleasedRecord {
   int64_t released_ns = 0;
 };
 
-// Locks `mu`, or returns false once `give_up` is true while waiting (the
-// watchdog at exit: the lock may belong to a thread that will never run
-// again).
-bool LockUnlessGivenUp(pthread_mutex_t& mu, const std::atomic<bool>& give_up);
-
-// A shard's lock: one byte, taken with one locked instruction and released
+// A short lock (the table's shards, the tracker's notes): one byte, taken with one locked instruction and released
 // with a plain store. pthread_mutex_unlock is a second locked instruction
 // (it must learn whether to wake a waiter): with pthread mutexes an
 // Insert+Erase pair took 34 ns, with this lock 21 ns (issue 7, this

@@ -11,6 +11,7 @@
 #ifndef LEAKWATCH_TRACKER_THREAD_BLOCK_H_
 #define LEAKWATCH_TRACKER_THREAD_BLOCK_H_
 
+#include <atomic>
 #include <cstddef>
 
 namespace leakwatch {
@@ -35,6 +36,18 @@ unsigned char* MapBlock();
 inline unsigned char* ThreadBlock() {
   unsigned char* block = thread_block_internal::t_block;
   return block != nullptr ? block : thread_block_internal::MapBlock();
+}
+
+// Rewrites a cache entry in the block with `fill`, so that a hook in a
+// signal handler on this thread sees it empty or whole: `tag` (the entry's
+// key; 0 = empty) is cleared first and set to `value` last.
+template <typename Tag, typename Fill>
+void RewriteCacheEntry(Tag& tag, Tag value, Fill&& fill) {
+  tag = 0;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  fill();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  tag = value;
 }
 
 }  // namespace leakwatch

@@ -133,7 +133,6 @@ void Tracker::OnRemoved(const Record& removed) {
   }
 }
 
-
 namespace {
 
 // Per-thread stacks by call site, for CaptureStackIdAt.
@@ -182,15 +181,11 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
   if (n <= 0 || frames[0] != ret) return CaptureStackId();
   uint32_t id = stacks_.Put(frames, static_cast<uint32_t>(n));
   if (id != 0) {
-    // A hook in a signal handler on this thread may look at the entry
-    // half-written: it is then empty, or checked against the stack it names.
-    cached.return_address = 0;
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    cached.stack_id = id;
-    cached.frames = static_cast<uint32_t>(n);
-    std::memcpy(cached.offsets, offsets, sizeof(uint32_t) * n);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    cached.return_address = ret;
+    RewriteCacheEntry(cached.return_address, ret, [&] {
+      cached.stack_id = id;
+      cached.frames = static_cast<uint32_t>(n);
+      std::memcpy(cached.offsets, offsets, sizeof(uint32_t) * n);
+    });
   }
   return id;
 }
@@ -224,11 +219,7 @@ uint32_t Tracker::CaptureReleaseStack(const void* caller) {
     SiteId& entry = sites[(site ^ (site >> 9)) % kSites];
     if (entry.site == site) return entry.id;
     uint32_t id = stacks_.Put(&site, 1);
-    entry.site = 0;  // a signal handler's hook may look at it meanwhile
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    entry.id = id;
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    entry.site = site;
+    RewriteCacheEntry(entry.site, site, [&] { entry.id = id; });
     return id;
   }
   uintptr_t frames[kMaxFrames];
@@ -335,14 +326,15 @@ bool Tracker::TouchActivity(uintptr_t key) {
   // time, and nothing else it does can be pending: no call was begun (that
   // clears the memo), and the watchdog cannot have found the handle idle
   // within the tick it was last active.
-  if (key != 0 && key == t_touched_key && NowNs() == t_touched_ns) return true;
-  return Touch(key, nullptr);
+  int64_t now = NowNs();
+  if (key != 0 && key == t_touched_key && now == t_touched_ns) return true;
+  return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
 }
 
-bool Tracker::Touch(uintptr_t key, Identity* identity, uintptr_t* parent,
-                    uint32_t* query_id, uint32_t set_query_id) {
+bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
+                      uintptr_t* parent, uint32_t* query_id,
+                      uint32_t set_query_id) {
   if (key == 0) return false;
-  int64_t now = NowNs();
   Record reported;
   bool was_reported = false;
   bool found = table_.Update(key, [&](Record& r) {
@@ -411,23 +403,23 @@ uint32_t Tracker::InternQuery(std::string_view text) {
 
 void Tracker::QueueNote(LiveNote::Type type, const Record& record,
                         int64_t at_ns) {
-  pthread_mutex_lock(&notes_mu_);
+  notes_mu_.Lock();
   if (notes_.size() < kMaxNotes) {
     notes_.push_back(LiveNote{type, record, at_ns});
   } else {
     ++notes_dropped_;
   }
-  pthread_mutex_unlock(&notes_mu_);
+  notes_mu_.Unlock();
 }
 
 std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
   std::vector<LiveNote> out;
   *dropped = 0;
-  if (!LockUnlessGivenUp(notes_mu_, exiting_)) return out;
+  if (!notes_mu_.LockUnlessGivenUp(exiting_)) return out;
   out.swap(notes_);
   *dropped = notes_dropped_;
   notes_dropped_ = 0;
-  pthread_mutex_unlock(&notes_mu_);
+  notes_mu_.Unlock();
   return out;
 }
 
@@ -736,17 +728,13 @@ void Tracker::Exit() {
 void Tracker::WriteExitReport() {
   ExitSnapshot snapshot;
   snapshot.now_ns = NowNs();
-  struct timespec real_now;
-  clock_gettime(CLOCK_REALTIME, &real_now);
   // At most ~0.5 s in all for the shard locks: exit may come from a signal
   // handler that interrupted a thread inside a hook.
-  int64_t deadline = static_cast<int64_t>(real_now.tv_sec) * 1000000000 +
-                     real_now.tv_nsec + 500000000;
+  int64_t deadline = WallClockNs() + 500000000;
   TakeSnapshot(&snapshot, /*past_threshold_only=*/false, deadline);
-  struct timespec ts{deadline / 1000000000, deadline % 1000000000};
-  if (pthread_mutex_timedlock(&notes_mu_, &ts) == 0) {
+  if (notes_mu_.LockBefore(deadline)) {
     snapshot.notes.swap(notes_);
-    pthread_mutex_unlock(&notes_mu_);
+    notes_mu_.Unlock();
   }
   exit_progress_.fetch_add(1, std::memory_order_relaxed);
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
@@ -813,7 +801,7 @@ void Tracker::ForkPrepare() {
     sink->PrepareFork();
   }
   pthread_mutex_lock(&t.start_mu_);
-  pthread_mutex_lock(&t.notes_mu_);
+  t.notes_mu_.Lock();
   t.stacks_.LockForFork();
   t.strings_.LockForFork();
   t.table_.LockAllForFork();
@@ -824,7 +812,7 @@ void Tracker::ForkParent() {
   t.table_.UnlockAllAfterFork();
   t.strings_.UnlockAfterFork();
   t.stacks_.UnlockAfterFork();
-  pthread_mutex_unlock(&t.notes_mu_);
+  t.notes_mu_.Unlock();
   pthread_mutex_unlock(&t.start_mu_);
   if (EventSink* sink = t.sink_.load(std::memory_order_acquire)) {
     sink->ParentAfterFork();
@@ -839,7 +827,7 @@ void Tracker::ForkChild() {
   t.stacks_.UnlockAfterFork();
   t.notes_.clear();
   t.notes_dropped_ = 0;
-  pthread_mutex_unlock(&t.notes_mu_);
+  t.notes_mu_.Unlock();
   // The watchdog thread does not exist in the child: start it again lazily.
   t.started_.store(false, std::memory_order_relaxed);
   t.watchdog_running_.store(false, std::memory_order_relaxed);

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tracker/clock.h"
 #include "tracker/depot.h"
 #include "tracker/kinds.h"
 #include "tracker/options.h"
@@ -221,7 +222,9 @@ class Tracker {
   // `set_query_id`, if nonzero, becomes its query). Returns false if not
   // tracked. Hook-safe.
   bool Touch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr,
-             uint32_t* query_id = nullptr, uint32_t set_query_id = 0);
+             uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
+    return TouchAt(NowNs(), key, identity, parent, query_id, set_query_id);
+  }
 
   // Marks the start of a blocking call on a handle (a query that may run for
   // longer than the threshold): until the next Touch the handle is in use, not
@@ -311,6 +314,9 @@ class Tracker {
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
   void WriteExitReport();  // the exit report, on the calling thread
+  // Touch with the time read by the caller.
+  bool TouchAt(int64_t now, uintptr_t key, Identity* identity,
+               uintptr_t* parent, uint32_t* query_id, uint32_t set_query_id);
   // The watchdog's sleep: until the CLOCK_MONOTONIC time `until` (null: no
   // limit) — true — or an exit request — false.
   bool WaitUntil(const struct timespec* until);
@@ -361,7 +367,7 @@ class Tracker {
 
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;
-  pthread_mutex_t notes_mu_ = PTHREAD_MUTEX_INITIALIZER;
+  ShardLock notes_mu_;
   std::vector<LiveNote> notes_;      // guarded by notes_mu_
   uint64_t notes_dropped_ = 0;       // guarded by notes_mu_
 };
