@@ -50,6 +50,9 @@ struct KindDesc {
 struct Identity {
   uint32_t string_id = 0;  // in the tracker's string depot; 0 = none
   uint32_t detail = 0;     // labelled by KindDesc::detail_label; 0 = none
+  // The connect attempt failed: the handle still has to be finished or
+  // closed (the reports say "(connection failed)").
+  bool connect_failed = false;
 };
 
 }  // namespace leakwatch
