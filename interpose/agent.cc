@@ -13,7 +13,7 @@
 
 #include "interpose/hook.h"
 #include "report/log.h"
-#include "report/text_report.h"
+#include "report/reporter.h"
 #include "tracker/stack.h"
 #include "tracker/tracker.h"
 
@@ -24,8 +24,8 @@ __attribute__((tls_model("initial-exec"))) __thread int t_hook_depth = 0;
 namespace {
 
 alignas(Log) unsigned char g_log_storage[sizeof(Log)];
-alignas(TextReporter) unsigned char g_reporter_storage[sizeof(TextReporter)];
-TextReporter* g_reporter = nullptr;
+alignas(Reporter) unsigned char g_reporter_storage[sizeof(Reporter)];
+Reporter* g_reporter = nullptr;
 pthread_once_t g_attach_once = PTHREAD_ONCE_INIT;
 
 // Creates the report module and registers it with the tracker; both live for
@@ -35,7 +35,7 @@ void Attach() {
     Tracker& tracker = Tracker::Get();
     SkipFramesInModuleOf(reinterpret_cast<const void*>(&Attach));
     Log* log = new (g_log_storage) Log(tracker.options().log);
-    g_reporter = new (g_reporter_storage) TextReporter(tracker, *log);
+    g_reporter = new (g_reporter_storage) Reporter(tracker, *log);
     tracker.SetSink(g_reporter);
   });
 }

@@ -1,92 +1,130 @@
-// LEAKWATCH_FORMAT=json: the same events as the text report, each one JSON
-// object on one line (NDJSON), with a "type" field:
+// The JSON renderer (LEAKWATCH_FORMAT=json): the same models as the text
+// renderer, each event one JSON object on one line (NDJSON), with a "type":
 //
-//   leak                  a handle past its threshold (live)
+//   leak                  a handle past a rule (live)
 //   leak_more             the rest of a flooding site's handles in one scan
 //   growing_thread_site   a thread creation site that keeps growing
 //   released              a reported handle was released (slow, not leaked)
 //   active_again          a connection reported idle was used again
+//   released_more, active_again_more   the rest of a site's notes in a scan
 //   notes_dropped         release notes lost (queue full)
-//   exit_report           everything still held at exit, grouped by site
+//   exit_report, periodic_report   what is held, grouped by site
+//   misuse                a double release or a use after close
+//   exit_abandoned        the exit report could not be written
 //
 // Numbers are numbers (durations in ms), addresses are "0x..." strings.
 // README.md, "JSON", documents every field.
-#include <errno.h>  // program_invocation_name (GNU)
-#include <time.h>
-#include <unistd.h>
+#include <stdio.h>
 
-#include <map>
+#include <algorithm>
+#include <iterator>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "report/metrics.h"
-#include "report/text_report.h"
+#include "report/render.h"
 #include "tracker/clock.h"
+#include "tracker/escape.h"
 
 namespace leakwatch {
 namespace {
 
 int64_t Ms(int64_t ns) { return ns < 0 ? 0 : ns / 1000000; }
 
-}  // namespace
-
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += fmt::format("\\u{:04x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+const char* ReasonName(Finding finding) {
+  switch (finding) {
+    case Finding::kHeldTooLong:
+      return "held_too_long";
+    case Finding::kIdleTooLong:
+      return "idle_too_long";
+    case Finding::kOutlivedParent:
+      return "outlived_parent";
+    case Finding::kNeverJoined:
+      return "never_joined";
+    case Finding::kGrowingSite:
+      return "growing_site";
+    case Finding::kNone:
+      break;
   }
-  out += '"';
-  return out;
+  return "none";
 }
 
-std::string TextReporter::JsonFrames(uint32_t stack_id) {
+// Appends `"key":value` pairs, separated by commas, to a JSON object being
+// built; `after_fields`: the object already has fields.
+class Fields {
+ public:
+  explicit Fields(std::string* out, bool after_fields = false)
+      : out_(out), first_(!after_fields) {}
+  void Raw(std::string_view key, std::string_view value) {
+    if (!first_) out_->push_back(',');
+    first_ = false;
+    *out_ += JsonString(key);
+    out_->push_back(':');
+    *out_ += value;
+  }
+  void Str(std::string_view key, std::string_view value) {
+    Raw(key, JsonString(value));
+  }
+  template <typename T>
+  void Num(std::string_view key, T value) {
+    Raw(key, fmt::format("{}", value));
+  }
+  void Hex(std::string_view key, uintptr_t value) {
+    Raw(key, fmt::format("\"0x{:x}\"", value));
+  }
+
+ private:
+  std::string* out_;
+  bool first_;
+};
+
+class JsonRenderer : public Renderer {
+ public:
+  explicit JsonRenderer(RenderContext& context) : ctx_(context) {}
+
+  std::string RenderScan(const ScanModel& model) override;
+  std::string RenderHeld(const HeldModel& model) override;
+  std::string RenderMisuse(const Misuse& misuse) override;
+  size_t RenderExitAbandoned(int64_t waited_ms, char* buf,
+                             size_t size) override;
+
+ private:
+  // `{"type":T,"pid":P,"time_ms":N` — an event's opening, without its end.
+  std::string Open(const char* type) const {
+    return fmt::format("{{\"type\":\"{}\",\"pid\":{},\"time_ms\":{}", type,
+                       ctx_.pid(), WallClockMs());
+  }
+  std::string Frames(uint32_t stack_id);
+  // The fields describing one record (no braces).
+  void RecordFields(Fields* f, const Record& r, int64_t now_ns);
+  void IdentityFields(Fields* f, const Record& r);
+  void AppendNote(std::string* out, const ScanModel::Note& entry);
+  std::string Group(const HeldModel& model, const HeldModel::Group& g);
+  void ExitFields(Fields* f, const HeldModel& model);
+
+  RenderContext& ctx_;
+};
+
+std::string JsonRenderer::Frames(uint32_t stack_id) {
   std::string out = "[";
-  Depot<uintptr_t>::View frames = tracker_.stacks().Get(stack_id);
+  Depot<uintptr_t>::View frames = ctx_.Stack(stack_id);
   // A pc with inlined calls gives consecutive objects with the same pc,
   // innermost first, the inlined ones with "inlined":true.
   for (uint32_t i = 0; i < frames.size; ++i) {
-    tracker_.NoteExitProgress();
-    for (const SymbolizedFrame& f :
-         symbolizer_.SymbolizeInlined(frames.data[i])) {
+    for (const SymbolizedFrame& sf : ctx_.Frames(frames.data[i])) {
       if (out.size() > 1) out += ',';
-      fmt::format_to(std::back_inserter(out), "{{\"pc\":\"0x{:x}\"",
-                     frames.data[i]);
-      if (!f.function.empty()) {
-        out += ",\"function\":" + JsonString(f.function);
+      out += '{';
+      Fields f(&out);
+      f.Hex("pc", frames.data[i]);
+      if (!sf.function.empty()) f.Str("function", sf.function);
+      if (!sf.file.empty()) f.Str("file", sf.file);
+      if (sf.line > 0) f.Num("line", sf.line);
+      if (!sf.module.empty()) {
+        f.Str("module", sf.module);
+        f.Hex("offset", sf.module_offset);
       }
-      if (!f.file.empty()) out += ",\"file\":" + JsonString(f.file);
-      if (f.line > 0) {
-        fmt::format_to(std::back_inserter(out), ",\"line\":{}", f.line);
-      }
-      if (!f.module.empty()) {
-        out += ",\"module\":" + JsonString(f.module);
-        fmt::format_to(std::back_inserter(out), ",\"offset\":\"0x{:x}\"",
-                       f.module_offset);
-      }
-      if (f.inlined) out += ",\"inlined\":true";
+      if (sf.inlined) f.Raw("inlined", "true");
       out += '}';
     }
   }
@@ -94,252 +132,242 @@ std::string TextReporter::JsonFrames(uint32_t stack_id) {
   return out;
 }
 
-// The fields describing one record, without braces.
-std::string TextReporter::JsonRecordFields(const Record& r, int64_t now_ns) {
-  std::string out;
-  const Family family = r.kind->family;
-  fmt::format_to(std::back_inserter(out),
-                 "\"kind\":{},\"family\":{},\"handle\":\"0x{:x}\",\"site\":{},"
-                 "\"held_ms\":{},\"acquired_by_thread\":{}",
-                 JsonString(r.kind->name), JsonString(FamilyName(family)),
-                 r.key, r.stack_id, Ms(now_ns - r.acquired_ns), r.tid);
-  int64_t threshold_ms = tracker_.options().ThresholdMs(family);
-  fmt::format_to(std::back_inserter(out), ",\"threshold_ms\":{}", threshold_ms);
-  if (family == Family::kThread) {
-    out += ",\"start_routine\":" + JsonString(StartRoutine(r.code));
-    if (r.identity.detail != 0) {
-      fmt::format_to(std::back_inserter(out), ",\"tid\":{}", r.identity.detail);
-    }
-    if (r.flags & kExited) {
-      fmt::format_to(std::back_inserter(out),
-                     ",\"state\":\"exited\",\"exited_ms_ago\":{}",
-                     Ms(now_ns - r.active_ns));
-    } else {
-      out += ",\"state\":\"running\"";
-    }
-    return out;
-  }
-  if (FamilyUsesIdleTime(family)) {
-    fmt::format_to(std::back_inserter(out), ",\"idle_ms\":{}",
-                   Ms(now_ns - r.active_ns));
-  }
-  if (r.parent != 0) {
-    fmt::format_to(std::back_inserter(out), ",\"connection\":\"0x{:x}\"",
-                   r.parent);
-  }
-  Depot<char>::View id = tracker_.strings().Get(r.identity.string_id);
-  std::string identity(id.data, id.size);
-  if (!identity.empty() || r.identity.detail != 0) {
-    out += ",\"identity\":{";
-    bool first = true;
-    for (const auto& [key, value] : IdentityLabels(identity)) {
-      if (!first) out += ',';
-      first = false;
-      out += JsonString(key) + ":" + JsonString(value);
-    }
+void JsonRenderer::IdentityFields(Fields* f, const Record& r) {
+  std::string text(ctx_.String(r.identity.string_id));
+  if (!text.empty() || r.identity.detail != 0) {
+    std::string identity = "{";
+    Fields id(&identity);
+    for (const auto& [key, value] : IdentityLabels(text)) id.Str(key, value);
     if (r.identity.detail != 0 && r.kind->detail_label != nullptr) {
-      if (!first) out += ',';
-      fmt::format_to(std::back_inserter(out), "{}:{}",
-                     JsonString(r.kind->detail_label), r.identity.detail);
+      id.Num(r.kind->detail_label, r.identity.detail);
     }
-    out += '}';
-    if (identity.find("(connection failed)") != std::string::npos) {
-      out += ",\"connection_failed\":true";
-    }
+    identity += '}';
+    f->Raw("identity", identity);
   }
-  Depot<char>::View query = tracker_.strings().Get(r.query_id);
-  if (query.size > 0) {
-    out += ",\"sql\":" + JsonString(std::string_view(query.data, query.size));
-  }
-  if (r.flags & kPinsParent) out += ",\"unbuffered\":true";
-  return out;
+  if (r.identity.connect_failed) f->Raw("connection_failed", "true");
 }
 
-std::string TextReporter::FormatScanJson(const ScanEvents& events) {
-  std::string out;
-  const int64_t now_ms = WallClockMs();
-  const std::string head =
-      fmt::format("\"pid\":{},\"time_ms\":{}", pid_, now_ms);
-  // Warnings, per site in order of first appearance, flood-limited as text.
-  std::vector<uint64_t> order;
-  std::map<uint64_t, std::vector<const Record*>> by_site;
-  for (const Record& r : events.overdue) {
-    if (SuppressionFor(r) >= 0) continue;
-    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
-    if (inserted) order.push_back(SiteKey(r));
-    it->second.push_back(&r);
-  }
-  for (uint64_t site : order) {
-    const std::vector<const Record*>& records = by_site[site];
-    size_t shown = 0;
-    for (const Record* r : records) {
-      if (shown == static_cast<size_t>(kWarningsPerSitePerScan)) break;
-      ++shown;
-      const char* reason =
-          r->kind->family == Family::kThread ? "never_joined"
-          : FamilyUsesIdleTime(r->kind->family) ? "idle_too_long"
-          : r->kind->lives_with_parent && r->parent != 0 ? "outlived_parent"
-                                                          : "held_too_long";
-      fmt::format_to(std::back_inserter(out),
-                     "{{\"type\":\"leak\",{},\"reason\":\"{}\",{},\"frames\":{}}}\n",
-                     head, reason, JsonRecordFields(*r, events.now_ns),
-                     JsonFrames(r->stack_id));
-    }
-    if (records.size() > shown) {
-      const Record& r = *records.front();
-      fmt::format_to(std::back_inserter(out),
-                     "{{\"type\":\"leak_more\",{},\"kind\":{},\"site\":{},"
-                     "\"count\":{}}}\n",
-                     head, JsonString(r.kind->name), r.stack_id,
-                     records.size() - shown);
-    }
-  }
-  for (const SiteGrowth& g : events.growing) {
-    const Record& r = g.oldest;
-    if (SuppressionFor(r) >= 0) continue;
-    fmt::format_to(
-        std::back_inserter(out),
-        "{{\"type\":\"growing_thread_site\",{},\"site\":{},\"count\":{},"
-        "\"previous\":{},\"created_over_ms\":{},\"oldest_ms\":{},"
-        "\"threshold_ms\":{},\"start_routine\":{},\"frames\":{}}}\n",
-        head, r.stack_id, g.count, g.previous, Ms(g.span_ns),
-        Ms(events.now_ns - r.acquired_ns),
-        tracker_.options().ThresholdMs(Family::kThread),
-        JsonString(StartRoutine(r.code)), JsonFrames(r.stack_id));
-  }
-  for (const LiveNote& note : events.notes) {
-    const Record& r = note.record;
-    if (SuppressionFor(r) >= 0) continue;
-    if (note.type == LiveNote::kReleased) {
-      fmt::format_to(std::back_inserter(out),
-                     "{{\"type\":\"released\",{},\"kind\":{},\"handle\":\"0x{:x}"
-                     "\",\"site\":{},\"after_ms\":{}}}\n",
-                     head, JsonString(r.kind->name), r.key, r.stack_id,
-                     Ms(note.at_ns - r.acquired_ns));
+void JsonRenderer::RecordFields(Fields* f, const Record& r, int64_t now_ns) {
+  const Family family = r.kind->family;
+  f->Str("kind", r.kind->name);
+  f->Str("family", FamilyName(family));
+  f->Hex("handle", r.key);
+  f->Num("site", r.stack_id);
+  f->Num("held_ms", Ms(now_ns - r.acquired_ns));
+  f->Num("acquired_by_thread", r.tid);
+  f->Num("threshold_ms", ctx_.ThresholdMs(family));
+  if (family == Family::kThread) {
+    f->Str("start_routine", ctx_.StartRoutine(r.code));
+    if (r.identity.detail != 0) f->Num("tid", r.identity.detail);
+    if (r.flags & kExited) {
+      f->Str("state", "exited");
+      f->Num("exited_ms_ago", Ms(now_ns - r.active_ns));
     } else {
-      fmt::format_to(std::back_inserter(out),
-                     "{{\"type\":\"active_again\",{},\"kind\":{},\"handle\":"
-                     "\"0x{:x}\",\"site\":{},\"idle_ms\":{}}}\n",
-                     head, JsonString(r.kind->name), r.key, r.stack_id,
-                     Ms(note.at_ns - r.active_ns));
+      f->Str("state", "running");
+    }
+    return;
+  }
+  if (FamilyUsesIdleTime(family)) f->Num("idle_ms", Ms(now_ns - r.active_ns));
+  if (r.parent != 0) f->Hex("connection", r.parent);
+  IdentityFields(f, r);
+  std::string_view query = ctx_.String(r.query_id);
+  if (!query.empty()) f->Str("sql", query);
+  if (r.flags & kPinsParent) f->Raw("unbuffered", "true");
+}
+
+void JsonRenderer::AppendNote(std::string* out, const ScanModel::Note& entry) {
+  const Record& r = entry.note.record;
+  const bool released = entry.note.type == LiveNote::kReleased;
+  std::string line;
+  if (entry.more > 0) {
+    line = Open(released ? "released_more" : "active_again_more");
+  } else {
+    line = Open(released ? "released" : "active_again");
+  }
+  Fields f(&line, /*after_fields=*/true);
+  f.Str("kind", r.kind->name);
+  if (entry.more > 0) {
+    f.Num("site", r.stack_id);
+    f.Num("count", entry.more);
+  } else {
+    f.Hex("handle", r.key);
+    f.Num("site", r.stack_id);
+    if (released) {
+      f.Num("after_ms", Ms(entry.note.at_ns - r.acquired_ns));
+    } else {
+      f.Num("idle_ms", Ms(entry.note.at_ns - r.active_ns));
     }
   }
-  if (events.notes_dropped > 0) {
-    fmt::format_to(std::back_inserter(out),
-                   "{{\"type\":\"notes_dropped\",{},\"count\":{}}}\n", head,
-                   events.notes_dropped);
+  *out += line + "}\n";
+}
+
+std::string JsonRenderer::RenderScan(const ScanModel& model) {
+  std::string out;
+  for (const ScanModel::Site& site : model.sites) {
+    for (const Held& h : site.shown) {
+      std::string line = Open("leak");
+      Fields f(&line, /*after_fields=*/true);
+      f.Str("reason", ReasonName(h.finding));
+      RecordFields(&f, h.record, model.now_ns);
+      f.Raw("frames", Frames(h.record.stack_id));
+      out += line + "}\n";
+    }
+    if (site.more > 0) {
+      const Record& r = site.shown.front().record;
+      out += Open("leak_more") +
+             fmt::format(",\"kind\":{},\"site\":{},\"count\":{}}}\n",
+                         JsonString(r.kind->name), r.stack_id, site.more);
+    }
+  }
+  for (const SiteGrowth& g : model.growing) {
+    const Record& r = g.oldest;
+    out += Open("growing_thread_site") +
+           fmt::format(
+               ",\"site\":{},\"count\":{},\"previous\":{},\"created_over_ms\":"
+               "{},\"oldest_ms\":{},\"threshold_ms\":{},\"start_routine\":{},"
+               "\"frames\":{}}}\n",
+               r.stack_id, g.count, g.previous, Ms(g.span_ns),
+               Ms(model.now_ns - r.acquired_ns),
+               ctx_.ThresholdMs(Family::kThread),
+               JsonString(ctx_.StartRoutine(r.code)), Frames(r.stack_id));
+  }
+  for (const ScanModel::Note& n : model.notes) AppendNote(&out, n);
+  if (model.notes_dropped > 0) {
+    out += Open("notes_dropped") +
+           fmt::format(",\"count\":{}}}\n", model.notes_dropped);
   }
   return out;
 }
 
-std::string TextReporter::FormatExitJson(const ExitSnapshot& snapshot) {
-  return FormatHeldJson(snapshot, /*at_exit=*/true);
+std::string JsonRenderer::Group(const HeldModel& model,
+                                const HeldModel::Group& g) {
+  std::string out = "{";
+  Fields f(&out);
+  f.Str("kind", g.kind->name);
+  f.Str("family", FamilyName(g.kind->family));
+  f.Num("count", g.members.size());
+  f.Num("site", g.stack_id);
+  f.Num("oldest_held_ms", Ms(model.now_ns - g.oldest_acquired_ns));
+  f.Num("past_threshold", g.past_threshold);
+  f.Num("threshold_ms", ctx_.ThresholdMs(g.kind->family));
+  if (g.kind->family == Family::kThread) {
+    f.Num("exited_never_joined", g.members.size() - g.running);
+    f.Num("running_growing_site", g.running);
+  }
+  if (g.pinned > 0) f.Num("pinned_connections", g.pinned);
+  std::string example = "{";
+  Fields e(&example);
+  RecordFields(&e, g.example->record, model.now_ns);
+  if (g.example_pins > 0) e.Num("pinned_by_results", g.example_pins);
+  example += '}';
+  f.Raw("example", example);
+  f.Raw("frames", Frames(g.stack_id));
+  out += '}';
+  return out;
 }
 
-std::string TextReporter::FormatHeldJson(const ExitSnapshot& snapshot,
-                                         bool at_exit) {
+// The exit report's own fields, after `held` and `groups`.
+void JsonRenderer::ExitFields(Fields* f, const HeldModel& model) {
+  std::string summary = "{";
+  Fields s(&summary);
+  for (const auto& [name, count] : model.per_kind) s.Num(name, count);
+  f->Raw("summary", summary + "}");
+  f->Num("suppressed", model.suppressed);
+  std::string used = "[";
+  for (const Suppressions::Rule& rule : model.suppressions_used) {
+    if (used.size() > 1) used += ',';
+    used += fmt::format(
+        "{{\"type\":{},\"pattern\":{},\"where\":{},\"count\":{}}}",
+        JsonString(rule.type), JsonString(rule.pattern),
+        JsonString(rule.where), rule.hits);
+  }
+  f->Raw("suppressions_used", used + "]");
+  std::string totals = "{";
+  Fields t(&totals);
+  for (int k = 0; k < kMaxKinds; ++k) {
+    const KindDesc* kind = model.kinds[k];
+    if (kind == nullptr) continue;
+    t.Raw(kind->name,
+          fmt::format("{{\"acquired\":{},\"released\":{},\"replaced\":{}}}",
+                      model.totals.acquired[k], model.totals.released[k],
+                      model.totals.replaced[k]));
+  }
+  f->Raw("totals", totals + "}");
+  f->Num("shards_skipped", model.shards_skipped);
+  f->Num("dropped", model.dropped);
+}
+
+std::string JsonRenderer::RenderHeld(const HeldModel& model) {
   std::string out;
-  if (at_exit) {
-    ScanEvents pending;
-    pending.now_ns = snapshot.now_ns;
-    pending.notes = snapshot.notes;
-    out = FormatScanJson(pending);
-  }
-  ExitModel model = BuildExitModel(snapshot, at_exit);
-  if (!at_exit && model.held.empty()) return out;
-  size_t suppressed = 0;
-  for (const Suppressions::Rule& rule : suppressions_.rules()) {
-    suppressed += rule.hits;
-  }
+  if (model.at_exit) out = RenderScan(model.pending);
+  if (!model.at_exit && model.held.empty()) return out;
   // Nothing held and no stats asked for: no output at all, as in text.
-  if (model.held.empty() && suppressed == 0 && snapshot.shards_skipped == 0 &&
-      !tracker_.options().stats) {
+  if (model.held.empty() && model.suppressed == 0 &&
+      model.shards_skipped == 0 && !ctx_.options().stats) {
     return out;
   }
-  std::string report = at_exit ? "{\"type\":\"exit_report\""
-                               : "{\"type\":\"periodic_report\"";
-  fmt::format_to(std::back_inserter(report),
-                 ",\"pid\":{},\"program\":{},\"start_time_ms\":{},"
-                 "\"end_time_ms\":{}",
-                 pid_,
-                 JsonString(program_invocation_name != nullptr
-                                ? program_invocation_name
-                                : "?"),
-                 start_wall_ms_, WallClockMs());
-  report += ",\"options\":{";
-  bool first = true;
-  for (const auto& [name, value] : OptionValues(tracker_.options())) {
-    if (!first) report += ',';
-    first = false;
-    report += JsonString(name) + ":" + JsonString(value);
+  std::string report = model.at_exit ? "{\"type\":\"exit_report\""
+                                     : "{\"type\":\"periodic_report\"";
+  Fields f(&report, /*after_fields=*/true);
+  f.Num("pid", ctx_.pid());
+  f.Str("program", ProgramName());
+  f.Num("start_time_ms", ctx_.start_wall_ms());
+  f.Num("end_time_ms", WallClockMs());
+  std::string options = "{";
+  Fields o(&options);
+  for (const auto& [name, value] : OptionValues(ctx_.options())) {
+    o.Str(name, value);
   }
-  fmt::format_to(std::back_inserter(report), "}},\"held\":{},\"groups\":[",
-                 model.held.size());
-  for (size_t i = 0; i < model.groups.size(); ++i) {
-    const ExitGroup& g = model.groups[i];
-    if (i > 0) report += ',';
-    fmt::format_to(std::back_inserter(report),
-                   "{{\"kind\":{},\"family\":{},\"count\":{},\"site\":{},"
-                   "\"oldest_held_ms\":{},\"past_threshold\":{},"
-                   "\"threshold_ms\":{}",
-                   JsonString(g.kind->name),
-                   JsonString(FamilyName(g.kind->family)), g.records.size(),
-                   g.stack_id, Ms(snapshot.now_ns - g.oldest_acquired_ns),
-                   g.past_threshold,
-                   tracker_.options().ThresholdMs(g.kind->family));
-    if (g.kind->family == Family::kThread) {
-      fmt::format_to(std::back_inserter(report),
-                     ",\"exited_never_joined\":{},\"running_growing_site\":{}",
-                     g.records.size() - g.running, g.running);
-    }
-    if (g.pinned > 0) {
-      fmt::format_to(std::back_inserter(report), ",\"pinned_connections\":{}",
-                     g.pinned);
-    }
-    report += ",\"example\":{" + JsonRecordFields(*g.example, snapshot.now_ns);
-    if (g.example_pins > 0) {
-      fmt::format_to(std::back_inserter(report), ",\"pinned_by_results\":{}",
-                     g.example_pins);
-    }
-    report += "},\"frames\":" + JsonFrames(g.stack_id) + "}";
+  f.Raw("options", options + "}");
+  f.Num("held", model.held.size());
+  std::string groups = "[";
+  for (const HeldModel::Group& g : model.groups) {
+    if (groups.size() > 1) groups += ',';
+    groups += Group(model, g);
   }
-  report += "],\"summary\":{";
-  first = true;
-  for (const auto& [name, count] : model.per_kind) {
-    if (!first) report += ',';
-    first = false;
-    fmt::format_to(std::back_inserter(report), "{}:{}", JsonString(name),
-                   count);
-  }
-  fmt::format_to(std::back_inserter(report), "}},\"suppressed\":{}",
-                 suppressed);
-  report += ",\"suppressions_used\":[";
-  first = true;
-  for (const Suppressions::Rule& rule : suppressions_.rules()) {
-    if (rule.hits == 0) continue;
-    if (!first) report += ',';
-    first = false;
-    fmt::format_to(std::back_inserter(report),
-                   "{{\"type\":{},\"pattern\":{},\"where\":{},\"count\":{}}}",
-                   JsonString(rule.type), JsonString(rule.pattern),
-                   JsonString(rule.where), rule.hits);
-  }
-  report += "],\"totals\":{";
-  first = true;
-  for (int k = 0; k < kMaxKinds; ++k) {
-    const KindDesc* kind = snapshot.kinds[k];
-    if (kind == nullptr) continue;
-    if (!first) report += ',';
-    first = false;
-    fmt::format_to(std::back_inserter(report),
-                   "{}:{{\"acquired\":{},\"released\":{},\"replaced\":{}}}",
-                   JsonString(kind->name), snapshot.totals.acquired[k],
-                   snapshot.totals.released[k], snapshot.totals.replaced[k]);
-  }
-  fmt::format_to(std::back_inserter(report),
-                 "}},\"shards_skipped\":{},\"dropped\":{}}}\n",
-                 snapshot.shards_skipped, snapshot.dropped);
-  return out + report;
+  f.Raw("groups", groups + "]");
+  ExitFields(&f, model);
+  return out + report + "}\n";
 }
+
+std::string JsonRenderer::RenderMisuse(const Misuse& m) {
+  const ReleasedRecord& first = m.first;
+  const KindDesc& kind = *first.kind;
+  std::string out = Open("misuse");
+  Fields f(&out, /*after_fields=*/true);
+  f.Str("what", m.type == Misuse::kDoubleRelease ? "double_release"
+                                                 : "use_after_close");
+  f.Str("function", m.function);
+  f.Str("kind", kind.name);
+  f.Str("family", FamilyName(kind.family));
+  f.Hex("handle", first.key);
+  f.Num("thread", m.tid);
+  f.Num("first_released_ms_ago", (m.now_ns - first.released_ns) / 1000000);
+  f.Num("first_released_by", first.released_by);
+  f.Num("held_ms", (first.released_ns - first.acquired_ns) / 1000000);
+  f.Num("site", first.acquire_stack_id);
+  f.Raw("frames", Frames(m.stack_id));
+  f.Raw("released_frames", Frames(first.release_stack_id));
+  f.Raw("acquired_frames", Frames(first.acquire_stack_id));
+  return out + "}\n";
+}
+
+size_t JsonRenderer::RenderExitAbandoned(int64_t waited_ms, char* buf,
+                                         size_t size) {
+  int n = snprintf(buf, size,
+                   "{\"type\":\"exit_abandoned\",\"pid\":%d,"
+                   "\"stalled_ms\":%lld}\n",
+                   static_cast<int>(ctx_.pid()),
+                   static_cast<long long>(waited_ms));
+  return n <= 0 ? 0 : std::min(static_cast<size_t>(n), size - 1);
+}
+
+}  // namespace
+
+std::unique_ptr<Renderer> MakeJsonRenderer(RenderContext& context) {
+  return std::make_unique<JsonRenderer>(context);
+}
+
+std::string JsonString(std::string_view s) { return '"' + Escape(s) + '"'; }
 
 }  // namespace leakwatch

@@ -262,6 +262,38 @@ std::string SeriesKey(const Labels& labels) {
 
 }  // namespace
 
+MetricsInput MetricsFromSnapshot(
+    const MetricsSnapshot& snapshot,
+    const std::function<std::string(uint32_t)>& identity_text) {
+  MetricsInput input;
+  for (int k = 0; k < kMaxKinds; ++k) {
+    const KindDesc* kind = snapshot.kinds[k];
+    if (kind == nullptr) continue;
+    KindMetrics m;
+    m.kind = kind->name;
+    m.family = FamilyName(kind->family);
+    m.open = snapshot.open[k];
+    m.peak_open = snapshot.peak_open[k];
+    m.acquired = snapshot.totals.acquired[k];
+    m.released = snapshot.totals.released[k] + snapshot.totals.replaced[k];
+    m.past_threshold = snapshot.past_threshold[k];
+    m.reported_total = snapshot.reported[k];
+    input.kinds.push_back(std::move(m));
+  }
+  input.threads_live = snapshot.threads_live;
+  for (const MetricsSnapshot::Connections& c : snapshot.connections) {
+    ConnectionMetrics m;
+    m.kind = c.kind->name;
+    m.labels = IdentityLabels(identity_text(c.identity_string_id));
+    m.open = c.open;
+    m.idle = c.idle;
+    m.in_use = c.in_use;
+    m.pinned = c.pinned;
+    input.connections.push_back(std::move(m));
+  }
+  return input;
+}
+
 std::string FormatMetrics(const MetricsInput& input) {
   const Labels process = {{"pid", std::to_string(input.pid)},
                           {"program", input.program}};

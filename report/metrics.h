@@ -7,15 +7,18 @@
 // next to `path` and renames it over `path`, so a collector never reads half
 // a file.
 //
-// Thread safety: pure functions; WriteMetricsFile does I/O (never from a hook).
+// Thread safety: pure functions; WriteMetricsFile does I/O. Not for hooks.
 #ifndef LEAKWATCH_REPORT_METRICS_H_
 #define LEAKWATCH_REPORT_METRICS_H_
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "tracker/tracker.h"
 
 namespace leakwatch {
 
@@ -51,6 +54,12 @@ struct MetricsInput {
   uint64_t threads_live = 0;    // tracked threads not yet exited
   std::vector<ConnectionMetrics> connections;
 };
+
+// The counts of one scan (without pid, program and timestamp, which the
+// caller adds). `identity_text` returns the interned identity text of an id.
+MetricsInput MetricsFromSnapshot(
+    const MetricsSnapshot& snapshot,
+    const std::function<std::string(uint32_t)>& identity_text);
 
 // The whole textfile: HELP and TYPE lines, one sample per line, every label
 // value escaped as the exposition format requires.

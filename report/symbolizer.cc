@@ -444,6 +444,12 @@ class CuIndex {
   };
 
   bool Contains(const Scope& scope, Dwarf_Addr pc) const;
+  // Adds the function DIE `die` (in scope `parent`, -1 = none) as a scope
+  // with its address ranges; false (and nothing added) if it has no code.
+  // Sets *scope to the new scope.
+  bool AddScope(Dwarf_Die die, int parent, int* scope);
+  // Adds a namespace or class DIE to the paths; returns its path index.
+  int AddPath(Dwarf_Die die, int parent);
 
   const DwApi& dw_;
   Dwarf_CU* cu_ = nullptr;
@@ -482,56 +488,23 @@ CuIndex::CuIndex(const DwApi& dw, Dwarf_Die* cudie) : dw_(dw), cu_(cudie->cu) {
     switch (dw.dwarf_tag(&item.die)) {
       case DW_TAG_subprogram:
       case DW_TAG_entry_point:
-      case DW_TAG_inlined_subroutine: {
+      case DW_TAG_inlined_subroutine:
         if (cxx && path >= 0) {
           path_of_.emplace_back(dw.dwarf_dieoffset(&item.die), path);
         }
-        Scope s;
-        s.die = item.die;
-        s.parent = item.scope;
-        s.first_range = static_cast<uint32_t>(ranges_.size());
-        Dwarf_Addr base = 0;
-        Dwarf_Addr low = 0;
-        Dwarf_Addr high = 0;
-        int index = static_cast<int>(scopes_.size());
-        for (ptrdiff_t offset = 0;
-             (offset = dw.dwarf_ranges(&item.die, offset, &base, &low, &high)) >
-             0;) {
-          if (low < high) ranges_.push_back({low, high, index});
-        }
-        s.num_ranges = static_cast<uint32_t>(ranges_.size()) - s.first_range;
-        if (s.num_ranges == 0) break;  // no code: a declaration or abstract
-        if (s.parent >= 0) {
-          scopes_[s.parent].children.push_back(index);
-        } else {
-          for (uint32_t i = 0; i < s.num_ranges; ++i) {
-            top_.push_back(ranges_[s.first_range + i]);
-          }
-        }
-        scopes_.push_back(std::move(s));
-        scope = index;
-        descend = true;
+        descend = AddScope(item.die, item.scope, &scope);
         break;
-      }
       case DW_TAG_lexical_block:
         descend = true;
         break;
       case DW_TAG_namespace:
       case DW_TAG_class_type:
       case DW_TAG_structure_type:
-      case DW_TAG_union_type: {
+      case DW_TAG_union_type:
         if (!cxx) break;  // no functions inside in C
-        Dwarf_Attribute attr;
-        const char* name =
-            dw.dwarf_formstring(dw.dwarf_attr(&item.die, DW_AT_name, &attr));
-        bool ns = dw.dwarf_tag(&item.die) == DW_TAG_namespace;
-        paths_.push_back({path, name != nullptr ? name
-                                : ns            ? "(anonymous namespace)"
-                                                : "{unnamed type}"});
-        path = static_cast<int>(paths_.size()) - 1;
+        path = AddPath(item.die, path);
         descend = true;
         break;
-      }
       default:
         break;
     }
@@ -543,6 +516,44 @@ CuIndex::CuIndex(const DwApi& dw, Dwarf_Die* cudie) : dw_(dw), cu_(cudie->cu) {
   std::sort(top_.begin(), top_.end(),
             [](const Range& a, const Range& b) { return a.low < b.low; });
   std::sort(path_of_.begin(), path_of_.end());
+}
+
+bool CuIndex::AddScope(Dwarf_Die die, int parent, int* scope) {
+  Scope s;
+  s.die = die;
+  s.parent = parent;
+  s.first_range = static_cast<uint32_t>(ranges_.size());
+  Dwarf_Addr base = 0;
+  Dwarf_Addr low = 0;
+  Dwarf_Addr high = 0;
+  int index = static_cast<int>(scopes_.size());
+  for (ptrdiff_t offset = 0;
+       (offset = dw_.dwarf_ranges(&die, offset, &base, &low, &high)) > 0;) {
+    if (low < high) ranges_.push_back({low, high, index});
+  }
+  s.num_ranges = static_cast<uint32_t>(ranges_.size()) - s.first_range;
+  if (s.num_ranges == 0) return false;  // no code: a declaration or abstract
+  if (s.parent >= 0) {
+    scopes_[s.parent].children.push_back(index);
+  } else {
+    for (uint32_t i = 0; i < s.num_ranges; ++i) {
+      top_.push_back(ranges_[s.first_range + i]);
+    }
+  }
+  scopes_.push_back(std::move(s));
+  *scope = index;
+  return true;
+}
+
+int CuIndex::AddPath(Dwarf_Die die, int parent) {
+  Dwarf_Attribute attr;
+  const char* name =
+      dw_.dwarf_formstring(dw_.dwarf_attr(&die, DW_AT_name, &attr));
+  bool ns = dw_.dwarf_tag(&die) == DW_TAG_namespace;
+  paths_.push_back({parent, name != nullptr ? name
+                            : ns            ? "(anonymous namespace)"
+                                            : "{unnamed type}"});
+  return static_cast<int>(paths_.size()) - 1;
 }
 
 bool CuIndex::Contains(const Scope& scope, Dwarf_Addr pc) const {

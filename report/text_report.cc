@@ -1,16 +1,17 @@
-#include "report/text_report.h"
-
+// The text renderer: live warnings in the style of HikariCP's leak log, the
+// exit report in the style of LeakSanitizer, misuse reports with three
+// stacks. Every line starts with "leakwatch[PID]: "; stacks are indented.
 #include <errno.h>  // program_invocation_name (GNU)
-#include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
-#include <vector>
+#include <iterator>
+#include <string>
 
 #include <fmt/format.h>
 
-#include "report/metrics.h"
+#include "report/render.h"
 #include "tracker/clock.h"
 
 namespace leakwatch {
@@ -21,104 +22,55 @@ const char* AcquiredWord(const Record& r) {
   return r.kind->family == Family::kThread ? "created" : "acquired";
 }
 
-std::string ProgramName() {
-  return program_invocation_name != nullptr ? program_invocation_name : "?";
-}
-
-// RAII for the reporter's mutex; at exit, waits at most `deadline_ms`.
-class ReportLock {
+class TextRenderer : public Renderer {
  public:
-  ReportLock(pthread_mutex_t* mu, int deadline_ms) : mu_(mu) {
-    if (deadline_ms <= 0) {
-      pthread_mutex_lock(mu_);
-      held_ = true;
-      return;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (deadline_ms % 1000) * 1000000L;
-    ts.tv_sec += deadline_ms / 1000 + ts.tv_nsec / 1000000000;
-    ts.tv_nsec %= 1000000000;
-    held_ = pthread_mutex_timedlock(mu_, &ts) == 0;
-  }
-  ~ReportLock() {
-    if (held_) pthread_mutex_unlock(mu_);
-  }
-  bool held() const { return held_; }
+  explicit TextRenderer(RenderContext& context) : ctx_(context) {}
+
+  std::string RenderScan(const ScanModel& model) override;
+  std::string RenderHeld(const HeldModel& model) override;
+  std::string RenderMisuse(const Misuse& misuse) override;
+  size_t RenderExitAbandoned(int64_t waited_ms, char* buf,
+                             size_t size) override;
 
  private:
-  pthread_mutex_t* mu_;
-  bool held_ = false;
+  std::string Prefix() const {
+    return fmt::format("leakwatch[{}]: ", ctx_.pid());
+  }
+  void AppendStack(std::string* out, uint32_t stack_id);
+  void AppendIdentity(std::string* out, const Record& r);
+  // "<kind> 0x<key> held 1.2 s (threshold 1 s) by thread N, <identity>";
+  // `live`: as a live warning (with the threshold), else as an example.
+  std::string Describe(const Held& h, int64_t now_ns, bool live);
+  std::string DescribeThread(const Record& r, int64_t now_ns, bool live);
+  void AppendWarnings(std::string* out, const ScanModel& model);
+  void AppendGrowth(std::string* out, const SiteGrowth& g, int64_t now_ns);
+  void AppendNote(std::string* out, const ScanModel::Note& entry);
+  void AppendGroup(std::string* out, const HeldModel& model,
+                   const HeldModel::Group& g, const char* held_where);
+  void AppendExitTrailer(std::string* out, const HeldModel& model);
+
+  RenderContext& ctx_;
 };
 
-}  // namespace
-
-TextReporter::TextReporter(Tracker& tracker, Log& log)
-    : tracker_(tracker), log_(log), pid_(getpid()) {
-  start_wall_ms_ = WallClockMs();
-  const std::string& path = tracker_.options().suppressions;
-  if (!path.empty()) {
-    std::vector<std::string> errors;
-    suppressions_.Load(path, &errors);
-    for (const std::string& e : errors) WriteAll(STDERR_FILENO, e + "\n");
-  }
-}
-
-int TextReporter::SuppressionFor(const Record& r) {
-  if (suppressions_.empty()) return -1;
-  auto [it, inserted] = suppression_by_site_.try_emplace(SiteKey(r), -1);
-  if (!inserted) return it->second;
-  std::vector<const SymbolizedFrame*> frames;
-  Depot<uintptr_t>::View stack = tracker_.stacks().Get(r.stack_id);
-  for (uint32_t i = 0; i < stack.size; ++i) {
-    // Every source-level frame, inlined ones too (pointers into the cache).
-    for (const SymbolizedFrame& f :
-         symbolizer_.SymbolizeInlined(stack.data[i])) {
-      frames.push_back(&f);
-    }
-  }
-  std::string start =
-      r.kind->family == Family::kThread && r.code != 0 ? StartRoutine(r.code)
-                                                       : "";
-  it->second = suppressions_.Match(*r.kind, frames, start);
-  return it->second;
-}
-
-std::string TextReporter::Prefix() const {
-  return fmt::format("leakwatch[{}]: ", pid_);
-}
-
-std::string TextReporter::FormatDuration(int64_t ns) {
-  if (ns < 0) ns = 0;
-  int64_t ms = ns / 1000000;
-  if (ms < 1000) return fmt::format("{} ms", ms);
-  // Tenths of a second, truncated: 1999 ms is "1.9 s", 2000 ms is "2 s".
-  int64_t tenths = ms / 100;
-  if (tenths % 10 == 0) return fmt::format("{} s", tenths / 10);
-  return fmt::format("{}.{} s", tenths / 10, tenths % 10);
-}
-
-void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
-  Depot<uintptr_t>::View frames = tracker_.stacks().Get(stack_id);
+void TextRenderer::AppendStack(std::string* out, uint32_t stack_id) {
+  Depot<uintptr_t>::View frames = ctx_.Stack(stack_id);
   if (frames.size == 0) {
     out->append("    (no stack: LEAKWATCH_STACK_DEPTH=0 or capture failed)\n");
     return;
   }
   // A frame with inlined calls is several lines with its number, innermost
   // first, each inlined one marked (as LSan and llvm-symbolizer -i show it).
+  auto to = std::back_inserter(*out);
   for (uint32_t i = 0; i < frames.size; ++i) {
-    tracker_.NoteExitProgress();
-    for (const SymbolizedFrame& f :
-         symbolizer_.SymbolizeInlined(frames.data[i])) {
-      fmt::format_to(std::back_inserter(*out), "    #{} 0x{:x} in {}", i,
-                     frames.data[i], f.function.empty() ? "??" : f.function);
+    for (const SymbolizedFrame& f : ctx_.Frames(frames.data[i])) {
+      fmt::format_to(to, "    #{} 0x{:x} in {}", i, frames.data[i],
+                     f.function.empty() ? "??" : f.function);
       if (!f.file.empty()) {
-        fmt::format_to(std::back_inserter(*out), " {}", f.file);
-        if (f.line > 0) fmt::format_to(std::back_inserter(*out), ":{}", f.line);
+        fmt::format_to(to, " {}", f.file);
+        if (f.line > 0) fmt::format_to(to, ":{}", f.line);
       }
       if (!f.module.empty()) {
-        fmt::format_to(std::back_inserter(*out), " ({}+0x{:x})", f.module,
-                       f.module_offset);
+        fmt::format_to(to, " ({}+0x{:x})", f.module, f.module_offset);
       }
       if (f.inlined) out->append(" [inlined]");
       out->push_back('\n');
@@ -126,12 +78,14 @@ void TextReporter::AppendStack(std::string* out, uint32_t stack_id) {
   }
 }
 
-void TextReporter::AppendIdentity(std::string* out, const Record& r) {
-  Depot<char>::View id = tracker_.strings().Get(r.identity.string_id);
-  std::string text(id.data, id.size);
+void TextRenderer::AppendIdentity(std::string* out, const Record& r) {
+  std::string text(ctx_.String(r.identity.string_id));
   if (r.identity.detail != 0 && r.kind->detail_label != nullptr) {
     if (!text.empty()) text += ' ';
     text += fmt::format("{}={}", r.kind->detail_label, r.identity.detail);
+  }
+  if (r.identity.connect_failed) {
+    text += text.empty() ? "(connection failed)" : " (connection failed)";
   }
   if (r.parent != 0) {
     fmt::format_to(std::back_inserter(*out), ", from connection 0x{:x}",
@@ -142,505 +96,341 @@ void TextReporter::AppendIdentity(std::string* out, const Record& r) {
   }
 }
 
-// "<kind> 0x<key> held 1.2 s (threshold 1 s) by thread N, <identity>"
-std::string TextReporter::StartRoutine(uintptr_t code) {
-  if (code == 0) return "??";
-  // The symbolizer looks up pc - 1 (return addresses); this is an entry point.
-  const SymbolizedFrame& f = symbolizer_.Symbolize(code + 1);
-  return f.function.empty() ? fmt::format("0x{:x}", code) : f.function;
+std::string TextRenderer::DescribeThread(const Record& r, int64_t now_ns,
+                                         bool live) {
+  std::string out = fmt::format("{} 0x{:x} (", r.kind->name, r.key);
+  if (r.identity.detail != 0) {
+    fmt::format_to(std::back_inserter(out), "tid {}, ", r.identity.detail);
+  }
+  fmt::format_to(std::back_inserter(out),
+                 "start routine {}, created by thread {}) ",
+                 ctx_.StartRoutine(r.code), r.tid);
+  if (live) {
+    fmt::format_to(
+        std::back_inserter(out),
+        "exited {} ago and was never joined (threshold {})",
+        FormatDuration(now_ns - r.active_ns),
+        FormatDuration(ctx_.ThresholdMs(Family::kThread) * 1000000));
+  } else {
+    fmt::format_to(std::back_inserter(out), "held {}, ",
+                   FormatDuration(now_ns - r.acquired_ns));
+    if (r.flags & kExited) {
+      fmt::format_to(std::back_inserter(out), "exited {} ago",
+                     FormatDuration(now_ns - r.active_ns));
+    } else {
+      out += "still running";
+    }
+  }
+  return out;
 }
 
-std::string TextReporter::Describe(const Record& r, int64_t now_ns,
-                                   bool with_threshold) {
+std::string TextRenderer::Describe(const Held& h, int64_t now_ns, bool live) {
+  const Record& r = h.record;
+  if (r.kind->family == Family::kThread) return DescribeThread(r, now_ns, live);
+  const std::string threshold =
+      FormatDuration(ctx_.ThresholdMs(r.kind->family) * 1000000);
+  const bool idle_rule = FamilyUsesIdleTime(r.kind->family);
   std::string out;
-  int64_t threshold_ms = tracker_.options().ThresholdMs(r.kind->family);
-  bool idle_rule = FamilyUsesIdleTime(r.kind->family);
-  if (r.kind->family == Family::kThread) {
-    fmt::format_to(std::back_inserter(out), "{} 0x{:x}", r.kind->name, r.key);
-    std::string tid =
-        r.identity.detail != 0 ? fmt::format("tid {}, ", r.identity.detail) : "";
-    if (with_threshold) {
-      fmt::format_to(std::back_inserter(out),
-                     " ({}start routine {}, created by thread {}) exited {} "
-                     "ago and was never joined (threshold {})",
-                     tid, StartRoutine(r.code), r.tid,
-                     FormatDuration(now_ns - r.active_ns),
-                     FormatDuration(threshold_ms * 1000000));
-    } else {
-      fmt::format_to(std::back_inserter(out),
-                     " ({}start routine {}, created by thread {}) held {}, ",
-                     tid, StartRoutine(r.code), r.tid,
-                     FormatDuration(now_ns - r.acquired_ns));
-      if (r.flags & kExited) {
-        fmt::format_to(std::back_inserter(out), "exited {} ago",
-                       FormatDuration(now_ns - r.active_ns));
-      } else {
-        out += "still running";
-      }
-    }
-    return out;
-  }
+  auto to = std::back_inserter(out);
   if (idle_rule) {
-    fmt::format_to(std::back_inserter(out), "{} 0x{:x} idle {}", r.kind->name,
-                   r.key, FormatDuration(now_ns - r.active_ns));
-    if (with_threshold) {
-      fmt::format_to(std::back_inserter(out), " (threshold {}, held {})",
-                     FormatDuration(threshold_ms * 1000000),
-                     FormatDuration(now_ns - r.acquired_ns));
+    fmt::format_to(to, "{} 0x{:x} idle {}", r.kind->name, r.key,
+                   FormatDuration(now_ns - r.active_ns));
+    const std::string held = FormatDuration(now_ns - r.acquired_ns);
+    if (live) {
+      fmt::format_to(to, " (threshold {}, held {})", threshold, held);
     } else {
-      fmt::format_to(std::back_inserter(out), ", held {}",
-                     FormatDuration(now_ns - r.acquired_ns));
+      fmt::format_to(to, ", held {}", held);
     }
   } else {
-    fmt::format_to(std::back_inserter(out), "{} 0x{:x} held {}", r.kind->name,
-                   r.key, FormatDuration(now_ns - r.acquired_ns));
-    if (with_threshold) {
-      fmt::format_to(std::back_inserter(out), " (threshold {})",
-                     FormatDuration(threshold_ms * 1000000));
-    }
+    fmt::format_to(to, "{} 0x{:x} held {}", r.kind->name, r.key,
+                   FormatDuration(now_ns - r.acquired_ns));
+    if (live) fmt::format_to(to, " (threshold {})", threshold);
   }
-  fmt::format_to(std::back_inserter(out), " by thread {}", r.tid);
+  fmt::format_to(to, " by thread {}", r.tid);
   if (r.flags & kPinsParent) out += ", unbuffered, pins its connection";
-  // Such a handle is reported live only once its parent is gone.
-  if (with_threshold && r.kind->lives_with_parent && r.parent != 0) {
+  if (live && h.finding == Finding::kOutlivedParent) {
     out += ", outlived its connection";
   }
   AppendIdentity(&out, r);
-  Depot<char>::View query = tracker_.strings().Get(r.query_id);
-  if (query.size > 0) {
-    fmt::format_to(std::back_inserter(out), ", {}: {}",
-                   idle_rule ? "last SQL" : "SQL",
-                   std::string_view(query.data, query.size));
+  std::string_view query = ctx_.String(r.query_id);
+  if (!query.empty()) {
+    fmt::format_to(to, ", {}: {}", idle_rule ? "last SQL" : "SQL", query);
   }
   return out;
 }
 
-std::string TextReporter::FormatScan(const ScanEvents& events) {
-  std::string out;
+void TextRenderer::AppendWarnings(std::string* out, const ScanModel& model) {
   const std::string prefix = Prefix();
-  // Overdue handles, site by site in order of first appearance.
-  std::vector<uint64_t> order;
-  std::map<uint64_t, std::vector<const Record*>> by_site;
-  for (const Record& r : events.overdue) {
-    if (SuppressionFor(r) >= 0) continue;
-    auto [it, inserted] = by_site.try_emplace(SiteKey(r));
-    if (inserted) order.push_back(SiteKey(r));
-    it->second.push_back(&r);
-  }
-  for (uint64_t site : order) {
-    const std::vector<const Record*>& records = by_site[site];
-    int shown = 0;
-    for (const Record* r : records) {
-      if (shown == kWarningsPerSitePerScan) break;
-      ++shown;
-      std::string line = prefix + Describe(*r, events.now_ns, true);
-      if (r->stack_id == 0) {
-        out += line + "\n";
-        AppendStack(&out, 0);
-      } else if (sites_shown_.insert(site).second) {
-        fmt::format_to(std::back_inserter(out), "{}, {} at (site {}):\n", line,
-                       AcquiredWord(*r), r->stack_id);
-        AppendStack(&out, r->stack_id);
+  auto to = std::back_inserter(*out);
+  for (const ScanModel::Site& site : model.sites) {
+    for (size_t i = 0; i < site.shown.size(); ++i) {
+      const Record& r = site.shown[i].record;
+      std::string line = prefix + Describe(site.shown[i], model.now_ns, true);
+      if (r.stack_id == 0) {
+        *out += line + "\n";
+        AppendStack(out, 0);
+      } else if (i == 0 && site.stack_new) {
+        fmt::format_to(to, "{}, {} at (site {}):\n", line, AcquiredWord(r),
+                       r.stack_id);
+        AppendStack(out, r.stack_id);
       } else {
-        fmt::format_to(std::back_inserter(out),
-                       "{}, {} at site {} (stack shown above)\n", line,
-                       AcquiredWord(*r), r->stack_id);
+        fmt::format_to(to, "{}, {} at site {} (stack shown above)\n", line,
+                       AcquiredWord(r), r.stack_id);
       }
     }
-    if (records.size() > static_cast<size_t>(shown)) {
-      const Record& r = *records.front();
-      fmt::format_to(std::back_inserter(out),
-                     "{}... and {} more {} from site {} past the threshold\n",
-                     prefix, records.size() - shown, r.kind->name, r.stack_id);
+    if (site.more > 0) {
+      const Record& r = site.shown.front().record;
+      fmt::format_to(to, "{}... and {} more {} from site {} past the threshold\n",
+                     prefix, site.more, r.kind->name, r.stack_id);
     }
   }
-  // Thread sites that keep growing: one line per site and doubling.
-  for (const SiteGrowth& g : events.growing) {
-    const Record& r = g.oldest;
-    if (SuppressionFor(r) >= 0) continue;
-    int64_t threshold_ms = tracker_.options().ThresholdMs(Family::kThread);
-    if (g.previous == 0) {
-      fmt::format_to(std::back_inserter(out),
-                     "{}growing thread site {}: {} threads from one creation "
-                     "site still running (created over {}, oldest {}, "
-                     "threshold {}), start routine {}, created at:\n",
-                     prefix, r.stack_id, g.count, FormatDuration(g.span_ns),
-                     FormatDuration(events.now_ns - r.acquired_ns),
-                     FormatDuration(threshold_ms * 1000000),
-                     StartRoutine(r.code));
-      AppendStack(&out, r.stack_id);
-      sites_shown_.insert(SiteKey(r));
-    } else {
-      fmt::format_to(std::back_inserter(out),
-                     "{}growing thread site {}: now {} threads still running "
-                     "(doubled since the last warning; created over {}, "
-                     "oldest {})\n",
-                     prefix, r.stack_id, g.count, FormatDuration(g.span_ns),
-                     FormatDuration(events.now_ns - r.acquired_ns));
-    }
+}
+
+void TextRenderer::AppendGrowth(std::string* out, const SiteGrowth& g,
+                                int64_t now_ns) {
+  const Record& r = g.oldest;
+  auto to = std::back_inserter(*out);
+  if (g.previous == 0) {
+    fmt::format_to(to,
+                   "{}growing thread site {}: {} threads from one creation "
+                   "site still running (created over {}, oldest {}, "
+                   "threshold {}), start routine {}, created at:\n",
+                   Prefix(), r.stack_id, g.count, FormatDuration(g.span_ns),
+                   FormatDuration(now_ns - r.acquired_ns),
+                   FormatDuration(ctx_.ThresholdMs(Family::kThread) * 1000000),
+                   ctx_.StartRoutine(r.code));
+    AppendStack(out, r.stack_id);
+  } else {
+    fmt::format_to(to,
+                   "{}growing thread site {}: now {} threads still running "
+                   "(doubled since the last warning; created over {}, "
+                   "oldest {})\n",
+                   Prefix(), r.stack_id, g.count, FormatDuration(g.span_ns),
+                   FormatDuration(now_ns - r.acquired_ns));
   }
-  // Then the notes: handles reported in this or an earlier scan that were
-  // released or used again since.
-  // A site that floods gets kWarningsPerSitePerScan lines of each note type,
-  // then one "... and N more" line.
-  std::map<std::pair<uint64_t, int>, size_t> notes_per_site;
-  for (const LiveNote& note : events.notes) {
-    ++notes_per_site[{SiteKey(note.record), note.type}];
+}
+
+void TextRenderer::AppendNote(std::string* out, const ScanModel::Note& entry) {
+  const Record& r = entry.note.record;
+  const bool released = entry.note.type == LiveNote::kReleased;
+  auto to = std::back_inserter(*out);
+  if (entry.more > 0) {
+    fmt::format_to(to, "{}... and {} more {} from site {} {}\n", Prefix(),
+                   entry.more, r.kind->name, r.stack_id,
+                   released ? "released" : "in use again");
+  } else if (released) {
+    fmt::format_to(to, "{}{} 0x{:x} reported above was released after {}\n",
+                   Prefix(), r.kind->name, r.key,
+                   FormatDuration(entry.note.at_ns - r.acquired_ns));
+  } else {
+    fmt::format_to(to,
+                   "{}{} 0x{:x} reported above is in use again after {} "
+                   "idle\n",
+                   Prefix(), r.kind->name, r.key,
+                   FormatDuration(entry.note.at_ns - r.active_ns));
   }
-  std::map<std::pair<uint64_t, int>, size_t> notes_shown;
-  for (const LiveNote& note : events.notes) {
-    const Record& r = note.record;
-    if (SuppressionFor(r) >= 0) continue;  // its warning was not shown either
-    std::pair<uint64_t, int> site{SiteKey(r), note.type};
-    size_t shown = notes_shown[site]++;
-    if (shown > static_cast<size_t>(kWarningsPerSitePerScan)) continue;
-    if (shown == static_cast<size_t>(kWarningsPerSitePerScan)) {
-      fmt::format_to(std::back_inserter(out),
-                     "{}... and {} more {} from site {} {}\n", prefix,
-                     notes_per_site[site] - shown, r.kind->name, r.stack_id,
-                     note.type == LiveNote::kReleased ? "released"
-                                                      : "in use again");
-      continue;
-    }
-    if (note.type == LiveNote::kReleased) {
-      fmt::format_to(std::back_inserter(out),
-                     "{}{} 0x{:x} reported above was released after {}\n",
-                     prefix, r.kind->name, r.key,
-                     FormatDuration(note.at_ns - r.acquired_ns));
-    } else {
-      fmt::format_to(std::back_inserter(out),
-                     "{}{} 0x{:x} reported above is in use again after {} "
-                     "idle\n",
-                     prefix, r.kind->name, r.key,
-                     FormatDuration(note.at_ns - r.active_ns));
-    }
-  }
-  if (events.notes_dropped > 0) {
+}
+
+std::string TextRenderer::RenderScan(const ScanModel& model) {
+  std::string out;
+  AppendWarnings(&out, model);
+  for (const SiteGrowth& g : model.growing) AppendGrowth(&out, g, model.now_ns);
+  for (const ScanModel::Note& n : model.notes) AppendNote(&out, n);
+  if (model.notes_dropped > 0) {
     fmt::format_to(std::back_inserter(out),
-                   "{}{} release notes were dropped (queue full)\n", prefix,
-                   events.notes_dropped);
+                   "{}{} release notes were dropped (queue full)\n", Prefix(),
+                   model.notes_dropped);
   }
   return out;
 }
 
-TextReporter::ExitModel TextReporter::BuildExitModel(
-    const ExitSnapshot& snapshot, bool at_exit) {
-  ExitModel model;
-  // Suppressed handles are counted, not shown.
-  model.held.reserve(snapshot.held.size());
-  for (const Record& r : snapshot.held) {
-    int rule = SuppressionFor(r);
-    if (rule >= 0) {
-      if (at_exit) suppressions_.Hit(rule, 1);
+void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
+                               const HeldModel::Group& g,
+                               const char* held_where) {
+  int64_t threshold_ms = ctx_.ThresholdMs(g.kind->family);
+  std::string verdict =
+      threshold_ms > 0
+          ? fmt::format("{} past the {} {}threshold", g.past_threshold,
+                        FormatDuration(threshold_ms * 1000000),
+                        FamilyUsesIdleTime(g.kind->family) ? "idle " : "")
+          : std::string("live threshold off");
+  if (g.kind->family == Family::kThread) {
+    size_t exited = g.members.size() - g.running;
+    if (g.running == 0) {
+      verdict += "; exited, never joined";
+    } else if (exited == 0) {
+      verdict = "growing site, still running";
     } else {
-      model.held.push_back(r);
+      verdict += fmt::format(
+          "; {} exited, never joined, {} still running (growing site)", exited,
+          g.running);
     }
   }
-  if (at_exit) unsuppressed_at_exit_ = model.held.size();
-  // Connections kept busy by an unbuffered result still held.
-  std::map<uintptr_t, size_t> pinned_by;
-  for (const Record& r : model.held) {
-    if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
+  if (g.pinned > 0) {
+    verdict += fmt::format("; {} pinned by unbuffered results", g.pinned);
   }
-  std::map<uint64_t, ExitGroup> groups;
-  for (const Record& r : model.held) {
-    auto [it, inserted] = groups.try_emplace(SiteKey(r));
-    ExitGroup& g = it->second;
-    if (inserted) {
-      g.kind = r.kind;
-      g.stack_id = r.stack_id;
-      g.oldest_acquired_ns = r.acquired_ns;
-      g.example = &r;
-    }
-    g.records.push_back(&r);
-    // The example is the oldest record of the group.
-    if (r.acquired_ns < g.oldest_acquired_ns) {
-      g.oldest_acquired_ns = r.acquired_ns;
-      g.example = &r;
-    }
-    int64_t threshold_ns =
-        tracker_.options().ThresholdMs(r.kind->family) * 1000000;
-    bool running_thread =
-        r.kind->family == Family::kThread && !(r.flags & kExited);
-    if (running_thread) ++g.running;
-    int64_t since = FamilyUsesIdleTime(r.kind->family) || (r.flags & kExited)
-                        ? r.active_ns
-                        : r.acquired_ns;
-    if (!running_thread && threshold_ns > 0 &&
-        snapshot.now_ns - since >= threshold_ns) {
-      ++g.past_threshold;
-    }
-    g.pinned += pinned_by.count(r.key);
+  fmt::format_to(std::back_inserter(*out),
+                 "\n{}{} {} {} from site {} (oldest held {}; {}), "
+                 "acquired at:\n",
+                 Prefix(), g.members.size(), g.kind->name, held_where,
+                 g.stack_id,
+                 FormatDuration(model.now_ns - g.oldest_acquired_ns), verdict);
+  AppendStack(out, g.stack_id);
+  std::string example = Describe(*g.example, model.now_ns, false);
+  if (g.example_pins > 0) {
+    example += fmt::format(", pinned by {} unbuffered result{}", g.example_pins,
+                           g.example_pins == 1 ? "" : "s");
   }
-  for (auto& [key, g] : groups) {
-    auto pins = pinned_by.find(g.example->key);
-    g.example_pins = pins != pinned_by.end() ? pins->second : 0;
-    model.groups.push_back(std::move(g));
-  }
-  std::sort(model.groups.begin(), model.groups.end(),
-            [](const ExitGroup& a, const ExitGroup& b) {
-              if (a.records.size() != b.records.size()) {
-                return a.records.size() > b.records.size();
-              }
-              return a.oldest_acquired_ns < b.oldest_acquired_ns;
-            });
-  std::map<std::string, size_t> per_kind;
-  for (const Record& r : model.held) ++per_kind[r.kind->name];
-  model.per_kind.assign(per_kind.begin(), per_kind.end());
-  std::sort(model.per_kind.begin(), model.per_kind.end(),
-            [](const auto& a, const auto& b) {
-              return a.second != b.second ? a.second > b.second
-                                          : a.first < b.first;
-            });
-  return model;
+  fmt::format_to(std::back_inserter(*out), "    example: {}\n", example);
 }
 
-std::string TextReporter::FormatExit(const ExitSnapshot& snapshot) {
-  return FormatHeld(snapshot, /*at_exit=*/true);
-}
-
-std::string TextReporter::FormatPeriodic(const ExitSnapshot& snapshot) {
-  return FormatHeld(snapshot, /*at_exit=*/false);
-}
-
-std::string TextReporter::FormatHeld(const ExitSnapshot& snapshot,
-                                     bool at_exit) {
+std::string TextRenderer::RenderHeld(const HeldModel& model) {
   std::string out;
-  const std::string prefix = Prefix();
-  if (at_exit) {
-    ScanEvents pending;
-    pending.now_ns = snapshot.now_ns;
-    pending.notes = snapshot.notes;
-    out += FormatScan(pending);
-  }
-  // The words that differ: at exit everything still held, periodically what
-  // is held past its threshold now.
-  const char* held_where = at_exit ? "still held at exit" : "held past the threshold";
-
-  ExitModel model = BuildExitModel(snapshot, at_exit);
-  const std::vector<Record>& held = model.held;
-  if (!held.empty()) {
+  if (model.at_exit) out += RenderScan(model.pending);
+  if (!model.held.empty()) {
+    // At exit everything still held; periodically what is past a rule now.
+    const char* held_where =
+        model.at_exit ? "still held at exit" : "held past the threshold";
+    size_t n = model.held.size();
     fmt::format_to(std::back_inserter(out),
                    "{}{} for {}: {} handle{} {}, in {} group{} by acquisition "
                    "stack\n",
-                   prefix, at_exit ? "exit report" : "periodic report",
-                   ProgramName(), held.size(), held.size() == 1 ? "" : "s",
-                   held_where,
+                   Prefix(), model.at_exit ? "exit report" : "periodic report",
+                   ProgramName(), n, n == 1 ? "" : "s", held_where,
                    model.groups.size(), model.groups.size() == 1 ? "" : "s");
-    for (const ExitGroup& group : model.groups) {
-      const ExitGroup* g = &group;
-      int64_t threshold_ms = tracker_.options().ThresholdMs(g->kind->family);
-      std::string threshold_text =
-          threshold_ms > 0
-              ? fmt::format("{} past the {} {}threshold", g->past_threshold,
-                            FormatDuration(threshold_ms * 1000000),
-                            FamilyUsesIdleTime(g->kind->family) ? "idle " : "")
-              : std::string("live threshold off");
-      if (g->kind->family == Family::kThread) {
-        size_t exited = g->records.size() - g->running;
-        if (g->running == 0) {
-          threshold_text += "; exited, never joined";
-        } else if (exited == 0) {
-          threshold_text = "growing site, still running";
-        } else {
-          threshold_text += fmt::format(
-              "; {} exited, never joined, {} still running (growing site)",
-              exited, g->running);
-        }
-      }
-      if (g->pinned > 0) {
-        threshold_text += fmt::format("; {} pinned by unbuffered results",
-                                      g->pinned);
-      }
-      fmt::format_to(std::back_inserter(out),
-                     "\n{}{} {} {} from site {} (oldest held {}; {}), "
-                     "acquired at:\n",
-                     prefix, g->records.size(), g->kind->name, held_where,
-                     g->stack_id,
-                     FormatDuration(snapshot.now_ns - g->oldest_acquired_ns),
-                     threshold_text);
-      AppendStack(&out, g->stack_id);
-      std::string example_text = Describe(*g->example, snapshot.now_ns, false);
-      if (g->example_pins > 0) {
-        example_text +=
-            fmt::format(", pinned by {} unbuffered result{}", g->example_pins,
-                        g->example_pins == 1 ? "" : "s");
-      }
-      fmt::format_to(std::back_inserter(out), "    example: {}\n",
-                     example_text);
+    for (const HeldModel::Group& g : model.groups) {
+      AppendGroup(&out, model, g, held_where);
     }
     std::string totals;
     for (const auto& [name, count] : model.per_kind) {
       if (!totals.empty()) totals += ", ";
       totals += fmt::format("{} {}", count, name);
     }
-    fmt::format_to(std::back_inserter(out),
-                   "\n{}SUMMARY: {} handle{} {}: {}\n", prefix, held.size(),
-                   held.size() == 1 ? "" : "s", held_where, totals);
+    fmt::format_to(std::back_inserter(out), "\n{}SUMMARY: {} handle{} {}: {}\n",
+                   Prefix(), n, n == 1 ? "" : "s", held_where, totals);
   }
-  if (!at_exit) return out;
-  if (tracker_.misuse_count() > 0) {
-    fmt::format_to(std::back_inserter(out),
-                   "{}{} misuse report{} above (double release, use after "
-                   "close)\n",
-                   prefix, tracker_.misuse_count(),
-                   tracker_.misuse_count() == 1 ? "" : "s");
-  }
-  size_t suppressed = 0;
-  for (const Suppressions::Rule& rule : suppressions_.rules()) {
-    suppressed += rule.hits;
-  }
-  if (suppressed > 0) {
-    fmt::format_to(std::back_inserter(out),
-                   "{}suppressions used ({} still held at exit, not shown):\n",
-                   prefix, suppressed);
-    for (const Suppressions::Rule& rule : suppressions_.rules()) {
-      if (rule.hits == 0) continue;
-      fmt::format_to(std::back_inserter(out), "{}  {} {}:{} ({})\n", prefix,
-                     rule.hits, rule.type, rule.pattern, rule.where);
-    }
-  }
-  if (snapshot.shards_skipped > 0) {
-    fmt::format_to(std::back_inserter(out),
-                   "{}exit report incomplete: {} of {} table shards were "
-                   "locked by interrupted threads and skipped\n",
-                   prefix, snapshot.shards_skipped, ShardedTable::kShards);
-  }
-  if (tracker_.options().stats) {
-    std::string stats;
-    for (int k = 0; k < kMaxKinds; ++k) {
-      const KindDesc* kind = snapshot.kinds[k];
-      if (kind == nullptr) continue;
-      if (!stats.empty()) stats += ", ";
-      stats += fmt::format("{} acquired {} released {}", kind->name,
-                           snapshot.totals.acquired[k],
-                           snapshot.totals.released[k]);
-      if (snapshot.totals.replaced[k] > 0) {
-        stats += fmt::format(" replaced {}", snapshot.totals.replaced[k]);
-      }
-    }
-    if (stats.empty()) stats = "no handles seen";
-    if (tracker_.unknown_releases() > 0) {
-      stats += fmt::format(", releases of unknown handles {}",
-                           tracker_.unknown_releases());
-    }
-    fmt::format_to(std::back_inserter(out), "{}stats: {}", prefix, stats);
-    if (snapshot.dropped > 0) {
-      fmt::format_to(std::back_inserter(out), " (dropped {} for lack of memory)",
-                     snapshot.dropped);
-    }
-    out.push_back('\n');
-  }
+  if (model.at_exit) AppendExitTrailer(&out, model);
   return out;
 }
 
-void TextReporter::WriteMetrics(const MetricsSnapshot& snapshot) {
-  MetricsInput input;
-  input.pid = getpid();
-  input.program = ProgramName();
-  input.timestamp_ms = WallClockMs();
+// Misuses, suppressions, skipped shards and stats, after the exit report.
+void TextRenderer::AppendExitTrailer(std::string* out,
+                                     const HeldModel& model) {
+  const std::string prefix = Prefix();
+  auto to = std::back_inserter(*out);
+  if (model.misuses > 0) {
+    fmt::format_to(to,
+                   "{}{} misuse report{} above (double release, use after "
+                   "close)\n",
+                   prefix, model.misuses, model.misuses == 1 ? "" : "s");
+  }
+  if (model.suppressed > 0) {
+    fmt::format_to(to,
+                   "{}suppressions used ({} still held at exit, not shown):\n",
+                   prefix, model.suppressed);
+    for (const Suppressions::Rule& rule : model.suppressions_used) {
+      fmt::format_to(to, "{}  {} {}:{} ({})\n", prefix, rule.hits, rule.type,
+                     rule.pattern, rule.where);
+    }
+  }
+  if (model.shards_skipped > 0) {
+    fmt::format_to(to,
+                   "{}exit report incomplete: {} of {} table shards were "
+                   "locked by interrupted threads and skipped\n",
+                   prefix, model.shards_skipped, ShardedTable::kShards);
+  }
+  if (!ctx_.options().stats) return;
+  std::string stats;
   for (int k = 0; k < kMaxKinds; ++k) {
-    const KindDesc* kind = snapshot.kinds[k];
+    const KindDesc* kind = model.kinds[k];
     if (kind == nullptr) continue;
-    KindMetrics m;
-    m.kind = kind->name;
-    m.family = FamilyName(kind->family);
-    m.open = snapshot.open[k];
-    m.peak_open = snapshot.peak_open[k];
-    m.acquired = snapshot.totals.acquired[k];
-    m.released = snapshot.totals.released[k] + snapshot.totals.replaced[k];
-    m.past_threshold = snapshot.past_threshold[k];
-    m.reported_total = snapshot.reported[k];
-    input.kinds.push_back(std::move(m));
+    if (!stats.empty()) stats += ", ";
+    stats += fmt::format("{} acquired {} released {}", kind->name,
+                         model.totals.acquired[k], model.totals.released[k]);
+    if (model.totals.replaced[k] > 0) {
+      stats += fmt::format(" replaced {}", model.totals.replaced[k]);
+    }
   }
-  input.threads_live = snapshot.threads_live;
-  for (const MetricsSnapshot::Connections& c : snapshot.connections) {
-    ConnectionMetrics m;
-    m.kind = c.kind->name;
-    Depot<char>::View id = tracker_.strings().Get(c.identity_string_id);
-    m.labels = IdentityLabels(std::string(id.data, id.size));
-    m.open = c.open;
-    m.idle = c.idle;
-    m.in_use = c.in_use;
-    m.pinned = c.pinned;
-    input.connections.push_back(std::move(m));
+  if (stats.empty()) stats = "no handles seen";
+  if (model.unknown_releases > 0) {
+    stats += fmt::format(", releases of unknown handles {}",
+                         model.unknown_releases);
   }
-  std::string error;
-  std::string path = Log::ExpandPath(tracker_.options().metrics, getpid());
-  if (!WriteMetricsFile(path, FormatMetrics(input), &error) &&
-      !metrics_error_said_) {
-    metrics_error_said_ = true;
-    WriteAll(STDERR_FILENO,
-             "leakwatch: cannot write LEAKWATCH_METRICS: " + error + "\n");
+  fmt::format_to(to, "{}stats: {}", prefix, stats);
+  if (model.dropped > 0) {
+    fmt::format_to(to, " (dropped {} for lack of memory)", model.dropped);
   }
+  out->push_back('\n');
 }
 
-void TextReporter::OnScan(const ScanEvents& events) {
-  ReportLock lock(&mu_, 0);
-  std::string text = tracker_.options().format == kFormatJson
-                         ? FormatScanJson(events)
-                         : FormatScan(events);
-  if (!text.empty()) log_.Write(text);
-  if (events.metrics != nullptr) WriteMetrics(*events.metrics);
+std::string TextRenderer::RenderMisuse(const Misuse& m) {
+  const ReleasedRecord& first = m.first;
+  const KindDesc& kind = *first.kind;
+  const bool twice = m.type == Misuse::kDoubleRelease;
+  const char* closer = kind.family == Family::kConn ? "closed" : "released";
+  const std::string prefix = Prefix();
+  std::string out = fmt::format(
+      "{}{}: {} on {} 0x{:x} by thread {}, {}{} {} ago by thread {}; this "
+      "call at:\n",
+      prefix, twice ? "double release" : "use after close", m.function,
+      kind.name, first.key, m.tid, twice ? "already " : "", closer,
+      FormatDuration(m.now_ns - first.released_ns), first.released_by);
+  AppendStack(&out, m.stack_id);
+  fmt::format_to(std::back_inserter(out), "{}  {} at:\n", prefix,
+                 twice ? "first released" : closer);
+  AppendStack(&out, first.release_stack_id);
+  fmt::format_to(std::back_inserter(out),
+                 "{}  acquired at (site {}), held {}:\n", prefix,
+                 first.acquire_stack_id,
+                 FormatDuration(first.released_ns - first.acquired_ns));
+  AppendStack(&out, first.acquire_stack_id);
+  return out;
 }
 
-void TextReporter::OnExit(const ExitSnapshot& snapshot) {
-  // The watchdog may be in the middle of a scan; wait for it a little. If the
-  // lock cannot be had (a thread died holding it), report anyway: the
-  // symbolizer is then used without the lock, which is only unsafe if that
-  // thread is still running, and it is not after exit started.
-  ReportLock lock(&mu_, 1000);
-  std::string text = tracker_.options().format == kFormatJson
-                         ? FormatExitJson(snapshot)
-                         : FormatExit(snapshot);
-  if (!text.empty()) log_.Write(text);
-  // A finished process's gauges would say forever what it held at the end.
-  if (!tracker_.options().metrics.empty()) {
-    unlink(Log::ExpandPath(tracker_.options().metrics, getpid()).c_str());
-  }
+size_t TextRenderer::RenderExitAbandoned(int64_t waited_ms, char* buf,
+                                         size_t size) {
+  int n = snprintf(buf, size,
+                   "leakwatch[%d]: exit report abandoned: the report thread "
+                   "made no progress for %lld ms (a lock it needs is held by "
+                   "a thread that will not run again: exit() from a signal "
+                   "handler, or a thread stuck in the dynamic loader or "
+                   "malloc)\n",
+                   static_cast<int>(ctx_.pid()),
+                   static_cast<long long>(waited_ms));
+  return n <= 0 ? 0 : std::min(static_cast<size_t>(n), size - 1);
 }
 
-void TextReporter::OnExitAbandoned(int64_t waited_ms) {
-  // No allocation here: this runs on the exiting thread.
-  char line[256];
-  int n = tracker_.options().format == kFormatJson
-              ? snprintf(line, sizeof line,
-                         "{\"type\":\"exit_abandoned\",\"pid\":%d,"
-                         "\"stalled_ms\":%lld}\n",
-                         static_cast<int>(pid_),
-                         static_cast<long long>(waited_ms))
-              : snprintf(line, sizeof line,
-                         "leakwatch[%d]: exit report abandoned: the report "
-                         "thread made no progress for %lld ms (a lock it "
-                         "needs is held by a thread that will not run again: "
-                         "exit() from a signal handler, or a thread stuck "
-                         "in the dynamic loader or malloc)\n",
-                         static_cast<int>(pid_),
-                         static_cast<long long>(waited_ms));
-  if (n > 0) log_.WriteIfOpen(std::string_view(line, std::min<size_t>(n, sizeof line - 1)));
+}  // namespace
+
+std::unique_ptr<Renderer> MakeTextRenderer(RenderContext& context) {
+  return std::make_unique<TextRenderer>(context);
 }
 
-void TextReporter::OnPeriodic(const ExitSnapshot& snapshot) {
-  ReportLock lock(&mu_, 0);
-  std::string text = tracker_.options().format == kFormatJson
-                         ? FormatHeldJson(snapshot, /*at_exit=*/false)
-                         : FormatPeriodic(snapshot);
-  if (!text.empty()) log_.Write(text);
+RenderContext::RenderContext(Tracker& tracker, Symbolizer& symbolizer)
+    : tracker_(tracker),
+      symbolizer_(symbolizer),
+      pid_(getpid()),
+      start_wall_ms_(WallClockMs()) {}
+
+std::string RenderContext::StartRoutine(uintptr_t code) {
+  if (code == 0) return "??";
+  // The symbolizer looks up pc - 1 (return addresses); this is an entry point.
+  const SymbolizedFrame& f = symbolizer_.Symbolize(code + 1);
+  return f.function.empty() ? fmt::format("0x{:x}", code) : f.function;
 }
 
-void TextReporter::OnMisuse(const Misuse& misuse) {
-  // Inside the program's call: wait a little for the watchdog if it is
-  // writing, but never block the program for long.
-  ReportLock lock(&mu_, 500);
-  log_.Write(FormatMisuse(misuse));
+std::string FormatDuration(int64_t ns) {
+  if (ns < 0) ns = 0;
+  int64_t ms = ns / 1000000;
+  if (ms < 1000) return fmt::format("{} ms", ms);
+  // Tenths of a second, truncated: 1999 ms is "1.9 s", 2000 ms is "2 s".
+  int64_t tenths = ms / 100;
+  if (tenths % 10 == 0) return fmt::format("{} s", tenths / 10);
+  return fmt::format("{}.{} s", tenths / 10, tenths % 10);
 }
 
-void TextReporter::PrepareFork() { pthread_mutex_lock(&mu_); }
-void TextReporter::ParentAfterFork() { pthread_mutex_unlock(&mu_); }
-void TextReporter::ChildAfterFork() {
-  pid_ = getpid();
-  sites_shown_.clear();
-  pthread_mutex_unlock(&mu_);
+const char* ProgramName() {
+  return program_invocation_name != nullptr ? program_invocation_name : "?";
 }
 
 }  // namespace leakwatch

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "tracker/escape.h"
+
 namespace leakwatch {
 
 const char* FamilyName(Family family) {
@@ -254,43 +256,6 @@ bool ParseOne(const char* text, Bool* out, std::string* expected) {
   return ParseBool(text, out, expected);
 }
 
-// `text` as it can be shown on one line of stderr: control characters, `"`
-// and `\` escaped C-style, so that a value cannot end the line or forge
-// another one (a value with a newline, a terminal escape sequence).
-std::string Printable(const char* text) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const char* p = text; *p != '\0'; ++p) {
-    const unsigned char c = static_cast<unsigned char>(*p);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
-}
-
 #define LW_PARSER_Duration ParseOne
 #define LW_PARSER_Depth ParseDepthOption
 #define LW_PARSER_Path ParseOne
@@ -331,7 +296,7 @@ Options ParseOptions(const std::function<const char*(const char*)>& getenv_fn,
       options.field = parsed;                                               \
     } else if (errors) {                                                    \
       errors->push_back(std::string("leakwatch: ignoring ") + var + "=\"" + \
-                        Printable(text) + "\": expected " + expected +      \
+                        Escape(text) + "\": expected " + expected +      \
                         "; using the default (" + def_text + ")");          \
     }                                                                       \
   }

@@ -15,18 +15,16 @@
 // a heap per arena; thread stacks, where pthread_t points, lie apart), so
 // threads working on their own handles mostly stay on shards of their own,
 // and do not pull each other's locks, index and pool lines across cores at
-// every call. With the whole key hashed, every thread used all 64 shards and
-// two threads met on nearly every shard they touched: 2 threads did 0.84x
-// the table work of 1 (issue 7, tests/bench/run_tracker_bench.sh; 4 KiB
-// granules: 1.05x, as a thread holding 1,000 handles still spans every
-// shard; 256 KiB: 1.98x). A program's handles still spread over many shards
-// once they take a few MiB (the watchdog's scan locks one shard at a time).
+// every call (a granule must be large enough that a thread holding a
+// thousand handles still keeps to a few shards). A program's handles still
+// spread over many shards once they take a few MiB (the watchdog's scan locks
+// one shard at a time).
 //
 // Thread safety: every public method may be called from any thread, from a
 // hook.
+//
 // Memory per live record: sizeof(Record) in the pool and 8 bytes / load in
-// the index (10.7-21.3 bytes); measured 94-96 bytes per live handle in all
-// (tests/load/measure_memory.sh). Only the pages of a chunk that records
+// the index (10.7-21.3 bytes). Only the pages of a chunk that records
 // have reached are resident, so a shard's last chunk costs at most a page
 // beyond its records. The pool, and an index of a page or more, are mapped
 // rather than taken from malloc: among the program's own blocks they would
@@ -100,11 +98,10 @@ struct ReleasedRecord {
   int64_t released_ns = 0;
 };
 
-// A short lock (the table's shards, the tracker's notes): one byte, taken with one locked instruction and released
-// with a plain store. pthread_mutex_unlock is a second locked instruction
-// (it must learn whether to wake a waiter): with pthread mutexes an
-// Insert+Erase pair took 34 ns, with this lock 21 ns (issue 7, this
-// machine). Waiters are not woken: they spin a little, then yield, then nap
+// A short lock (the table's shards, the tracker's notes): one byte, taken
+// with one locked instruction and released with a plain store (a
+// pthread_mutex_unlock is a second locked instruction: it must learn whether
+// to wake a waiter). Waiters are not woken: they spin a little, then yield, then nap
 // 50 us at a time. That suits a lock held for tens of nanoseconds by a hook,
 // and for one shard's scan by the watchdog. Not recursive; as with any lock,
 // a signal handler that takes one its thread holds waits forever.
@@ -155,9 +152,9 @@ class ShardedTable {
   // last release is forgotten only after kRecentWays releases of other keys
   // of its shard and set, and a program that keeps releasing the same few
   // addresses (malloc hands them out again) does not push the others out.
-  // (A ring per shard did: a shard holds whole granules, so a closed
-  // connection's neighbours, released again and again, evicted it within 64
-  // releases.)
+  // (A ring per shard would not do: a shard holds whole granules, so a
+  // closed connection's neighbours, released again and again, would evict
+  // it within 64 releases.)
   static constexpr int kRecentWays = 4;  // recent_order holds 4 2-bit ways
   static constexpr int kRecentSets = 16;
   static constexpr int kRecentPerShard = kRecentWays * kRecentSets;
@@ -282,8 +279,8 @@ class ShardedTable {
     // atomics so that threads on different shards do not share a cache line.
     // Written under mu with Bump, read without it by GetTotals: relaxed
     // atomic loads and stores on both sides (plain increments under the lock
-    // raced with GetTotals' unlocked loads — ThreadSanitizer, issue 6 load
-    // run with a busy watchdog). On x86-64 a relaxed load+store is the same
+    // would race with GetTotals' unlocked loads). On x86-64 a relaxed
+    // load+store is the same
     // mov/add/mov as ++; no locked instruction is needed, the lock already
     // serialises writers.
     uint64_t acquired[kMaxKinds] = {};

@@ -13,6 +13,7 @@
 #include <map>
 #include <new>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "tracker/clock.h"
 #include "tracker/stack.h"
@@ -425,17 +426,13 @@ std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
 
 namespace {
 
-// The time a record's leak rule counts from: its last activity for idle-time
-// families and for handles that live with their parent (whose clock restarts
-// while the parent is alive), its acquisition otherwise.
-int64_t RuleStartNs(const Record& r) {
-  return FamilyUsesIdleTime(r.kind->family) || r.kind->lives_with_parent ||
-                 (r.flags & kExited)
-             ? r.active_ns
-             : r.acquired_ns;
-}
-
 bool IsThread(const Record& r) { return r.kind->family == Family::kThread; }
+bool IsRunningThread(const Record& r) {
+  return IsThread(r) && !(r.flags & kExited);
+}
+bool HasParent(const Record& r) {
+  return r.kind->lives_with_parent && r.parent != 0;
+}
 
 // Running threads of one creation site, older than the threshold.
 struct SiteAggregate {
@@ -454,141 +451,181 @@ struct SiteAggregate {
   int64_t span() const { return count == 0 ? 0 : last_created - first_created; }
 };
 
-// True if the record is, by its family's rule, exempt from live reports now.
-bool InUse(const Record& r) {
-  return (r.flags & kInCall) && FamilyUsesIdleTime(r.kind->family);
+}  // namespace
+
+Finding Tracker::Judge(const Record& r, int64_t now_ns,
+                       bool parent_alive) const {
+  const Family family = r.kind->family;
+  const int64_t threshold = threshold_ns_[static_cast<int>(family)];
+  if (threshold <= 0 || (r.flags & kIgnored) || IsRunningThread(r)) {
+    return Finding::kNone;
+  }
+  if (IsThread(r)) {  // exited: counted from its exit
+    return now_ns - r.active_ns >= threshold ? Finding::kNeverJoined
+                                             : Finding::kNone;
+  }
+  const bool idle_rule = FamilyUsesIdleTime(family);
+  // A connection inside a blocking call is in use, however long it takes.
+  if (idle_rule && (r.flags & kInCall)) return Finding::kNone;
+  // A handle that lives with its parent: its clock restarts while the parent
+  // lives (Scan), and activity on it restarts it too.
+  if (r.kind->lives_with_parent) {
+    if (r.parent != 0 && parent_alive) return Finding::kNone;
+    if (now_ns - r.active_ns < threshold) return Finding::kNone;
+    return r.parent != 0 ? Finding::kOutlivedParent : Finding::kHeldTooLong;
+  }
+  if (idle_rule) {
+    return now_ns - r.active_ns >= threshold ? Finding::kIdleTooLong
+                                             : Finding::kNone;
+  }
+  return now_ns - r.acquired_ns >= threshold ? Finding::kHeldTooLong
+                                             : Finding::kNone;
 }
 
-}  // namespace
+// What phase 1 of a scan gathers under the shard locks.
+struct Tracker::ScanPass {
+  explicit ScanPass(int64_t now, bool metrics) : now_ns(now), want_metrics(metrics) {}
+  int64_t now_ns;
+  bool want_metrics;
+  // Past a rule and not reported yet, and every handle living with a parent
+  // (its parent's liveness is checked in phase 2).
+  std::vector<Record> candidates;
+  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
+  MetricsSnapshot metrics;
+  std::vector<Held> connections;              // for per-identity metrics
+  std::unordered_map<uintptr_t, int> pinned;  // connection -> pinning results
+};
 
 void Tracker::Scan() {
   if (exiting_.load(std::memory_order_acquire)) return;
+  ScanPass pass(NowNs(), !options_.metrics.empty());
   ScanEvents events;
-  events.now_ns = NowNs();
+  events.now_ns = pass.now_ns;
   // Notes first: they are about handles reported in earlier scans, so none of
   // them can refer to a warning that this scan has yet to pass on.
   events.notes = TakeNotes(&events.notes_dropped);
-  // Phase 1, under each shard's lock in turn: records past their threshold,
-  // and every handle that lives with a parent (its parent is checked below).
-  std::vector<Record> candidates;
-  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
-  const int64_t thread_threshold =
-      threshold_ns_[static_cast<int>(Family::kThread)];
-  const bool want_metrics = !options_.metrics.empty();
-  MetricsSnapshot metrics;
-  std::vector<Record> connections;          // for per-identity metrics
-  std::unordered_map<uintptr_t, int> pinned;  // connection -> pinning results
-  table_.ForEach([&](Record& r) {
-    if (want_metrics && !(r.flags & kInherited)) {
-      int k = r.kind->index;
-      ++metrics.open[k];
-      int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-      bool running_thread = IsThread(r) && !(r.flags & kExited);
-      if (running_thread) ++metrics.threads_live;
-      if (!running_thread && !InUse(r) && !(r.flags & kIgnored) &&
-          threshold > 0 && events.now_ns - RuleStartNs(r) >= threshold) {
-        ++metrics.past_threshold[k];
-      }
-      if (r.kind->family == Family::kConn) connections.push_back(r);
-      if ((r.flags & kPinsParent) && r.parent != 0) ++pinned[r.parent];
-    }
-    if (r.flags & kIgnored) return;
-    // A running thread only counts towards its site's growth.
-    if (IsThread(r) && !(r.flags & (kExited | kInherited))) {
-      if (thread_threshold > 0 &&
-          events.now_ns - r.acquired_ns >= thread_threshold) {
-        thread_sites[r.stack_id].Add(r);
-      }
-      return;
-    }
-    if (r.flags & (kReportedLive | kInherited) || InUse(r)) return;
-    int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-    if (threshold <= 0) return;
-    bool has_parent = r.kind->lives_with_parent && r.parent != 0;
-    if (!has_parent && events.now_ns - RuleStartNs(r) < threshold) return;
-    candidates.push_back(r);
-  }, 0, &exiting_);
-  // Phase 2, one shard lock at a time (never nested: fork's prepare handler
-  // takes them all in order): restart the clock of handles whose parent is
-  // still alive, and mark the rest reported unless they changed meanwhile.
-  for (const Record& c : candidates) {
-    if (exiting_.load(std::memory_order_acquire)) break;
-    bool parent_alive = c.kind->lives_with_parent && c.parent != 0 &&
-                        table_.Update(c.parent, [](Record&) {});
-    Record marked;
-    bool fresh = false;
-    table_.Update(c.key, [&](Record& r) {
-      if (r.acquired_ns != c.acquired_ns || r.kind != c.kind ||
-          (r.flags & kReportedLive) || InUse(r)) {
-        return;  // released and acquired again, reported already, or in use
-      }
-      if (parent_alive) {
-        r.active_ns = events.now_ns;
-        return;
-      }
-      int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-      if (events.now_ns - RuleStartNs(r) < threshold) return;
-      r.flags |= kReportedLive;
-      marked = r;
-      fresh = true;
-    });
-    if (fresh) {
-      events.overdue.push_back(marked);
-      reported_total_[marked.kind->index].fetch_add(1,
-                                                    std::memory_order_relaxed);
-    }
-  }
-  // Thread sites that keep growing: warned the first time, then at each
-  // doubling of the count.
-  if (!thread_sites.empty()) {
-    pthread_mutex_lock(&scan_mu_);
-    for (auto& [stack_id, site] : thread_sites) {
-      if (!IsGrowing(site.count, site.span())) continue;
-      uint32_t& warned = site_warned_[stack_id];
-      if (warned != 0 && site.count < 2 * warned) continue;
-      events.growing.push_back(
-          SiteGrowth{site.oldest, site.count, warned, site.span()});
-      warned = site.count;
-    }
-    pthread_mutex_unlock(&scan_mu_);
-  }
-  if (want_metrics) {
-    metrics.totals = table_.GetTotals();
-    pthread_mutex_lock(&scan_mu_);
-    for (int k = 0; k < kMaxKinds; ++k) {
-      metrics.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
-      peak_open_[k] = std::max(peak_open_[k], metrics.open[k]);
-      metrics.peak_open[k] = peak_open_[k];
-      metrics.reported[k] = reported_total_[k].load(std::memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&scan_mu_);
-    const int64_t conn_threshold =
-        threshold_ns_[static_cast<int>(Family::kConn)];
-    std::map<std::pair<const KindDesc*, uint32_t>, size_t> index;
-    for (const Record& c : connections) {
-      auto [it, added] = index.try_emplace({c.kind, c.identity.string_id},
-                                           metrics.connections.size());
-      if (added) {
-        metrics.connections.push_back({c.kind, c.identity.string_id});
-      }
-      MetricsSnapshot::Connections& g = metrics.connections[it->second];
-      ++g.open;
-      if (c.flags & kInCall) {
-        ++g.in_use;
-      } else if (conn_threshold > 0 &&
-                 events.now_ns - c.active_ns >= conn_threshold) {
-        ++g.idle;
-      }
-      if (pinned.count(c.key)) ++g.pinned;
-    }
-    events.metrics = &metrics;
+  table_.ForEach([&](Record& r) { CollectForScan(r, &pass); }, 0, &exiting_);
+  MarkOverdue(&pass, &events);
+  FindGrowingSites(pass, &events.growing);
+  if (pass.want_metrics) {
+    FillMetrics(&pass);
+    events.metrics = &pass.metrics;
   }
   if (events.overdue.empty() && events.notes.empty() &&
-      events.growing.empty() && events.notes_dropped == 0 && !want_metrics) {
+      events.growing.empty() && events.notes_dropped == 0 &&
+      !pass.want_metrics) {
     return;
   }
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
     sink->OnScan(events);
+  }
+}
+
+// Phase 1, under the record's shard lock.
+void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
+  if (r.flags & kInherited) return;  // the parent process's business
+  const bool has_parent = HasParent(r);
+  // Judged now unless its parent must be looked up first (phase 2).
+  const Finding finding =
+      has_parent ? Finding::kNone : Judge(r, pass->now_ns, false);
+  if (pass->want_metrics) {
+    MetricsSnapshot& m = pass->metrics;
+    ++m.open[r.kind->index];
+    if (IsRunningThread(r)) ++m.threads_live;
+    if (PastThreshold(finding)) ++m.past_threshold[r.kind->index];
+    if (r.kind->family == Family::kConn) {
+      pass->connections.push_back(Held{r, finding});
+    }
+    if ((r.flags & kPinsParent) && r.parent != 0) ++pass->pinned[r.parent];
+  }
+  if (r.flags & kIgnored) return;
+  // A running thread only counts towards its site's growth.
+  if (IsRunningThread(r)) {
+    const int64_t threshold = threshold_ns_[static_cast<int>(Family::kThread)];
+    if (threshold > 0 && pass->now_ns - r.acquired_ns >= threshold) {
+      pass->thread_sites[r.stack_id].Add(r);
+    }
+    return;
+  }
+  if (has_parent || (finding != Finding::kNone && !(r.flags & kReportedLive))) {
+    pass->candidates.push_back(r);
+  }
+}
+
+// Phase 2, one shard lock at a time (never nested: fork's prepare handler
+// takes them all in order): restarts the clock of handles whose parent is
+// still alive, and marks the rest reported unless they changed meanwhile.
+void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
+  for (const Record& c : pass->candidates) {
+    if (exiting_.load(std::memory_order_acquire)) break;
+    const bool has_parent = HasParent(c);
+    const bool parent_alive =
+        has_parent && table_.Update(c.parent, [](Record&) {});
+    Held marked;
+    bool fresh = false;
+    bool counted = false;
+    table_.Update(c.key, [&](Record& r) {
+      if (r.acquired_ns != c.acquired_ns || r.kind != c.kind) return;
+      if (parent_alive) r.active_ns = pass->now_ns;
+      Finding finding = Judge(r, pass->now_ns, parent_alive);
+      counted = has_parent && PastThreshold(finding);
+      if (finding == Finding::kNone || (r.flags & kReportedLive)) return;
+      r.flags |= kReportedLive;
+      marked = Held{r, finding};
+      fresh = true;
+    });
+    if (counted && pass->want_metrics) {
+      ++pass->metrics.past_threshold[c.kind->index];
+    }
+    if (fresh) {
+      events->overdue.push_back(marked);
+      reported_total_[marked.record.kind->index].fetch_add(
+          1, std::memory_order_relaxed);
+    }
+  }
+}
+
+// Thread sites that keep growing: warned the first time, then at each
+// doubling of the count.
+void Tracker::FindGrowingSites(const ScanPass& pass,
+                               std::vector<SiteGrowth>* growing) {
+  if (pass.thread_sites.empty()) return;
+  pthread_mutex_lock(&scan_mu_);
+  for (const auto& [stack_id, site] : pass.thread_sites) {
+    if (!IsGrowing(site.count, site.span())) continue;
+    uint32_t& warned = site_warned_[stack_id];
+    if (warned != 0 && site.count < 2 * warned) continue;
+    growing->push_back(SiteGrowth{site.oldest, site.count, warned, site.span()});
+    warned = site.count;
+  }
+  pthread_mutex_unlock(&scan_mu_);
+}
+
+void Tracker::FillMetrics(ScanPass* pass) {
+  MetricsSnapshot& metrics = pass->metrics;
+  metrics.totals = table_.GetTotals();
+  pthread_mutex_lock(&scan_mu_);
+  for (int k = 0; k < kMaxKinds; ++k) {
+    metrics.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
+    peak_open_[k] = std::max(peak_open_[k], metrics.open[k]);
+    metrics.peak_open[k] = peak_open_[k];
+    metrics.reported[k] = reported_total_[k].load(std::memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&scan_mu_);
+  std::map<std::pair<const KindDesc*, uint32_t>, size_t> index;
+  for (const Held& c : pass->connections) {
+    const Record& r = c.record;
+    auto [it, added] = index.try_emplace({r.kind, r.identity.string_id},
+                                         metrics.connections.size());
+    if (added) metrics.connections.push_back({r.kind, r.identity.string_id});
+    MetricsSnapshot::Connections& g = metrics.connections[it->second];
+    ++g.open;
+    if (r.flags & kInCall) {
+      ++g.in_use;
+    } else if (c.finding == Finding::kIdleTooLong) {
+      ++g.idle;
+    }
+    if (pass->pinned.count(r.key)) ++g.pinned;
   }
 }
 
@@ -610,13 +647,12 @@ void Tracker::StartWatchdog() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  // 1 MiB, not 256 KiB: symbolizing a live report runs libdw's
-  // dwarf_getsrclines on this thread, which alone took 153 KiB of stack for
-  // a frame of load_my; and glibc carves the static TLS of every loaded
-  // object (libtsan's is several hundred KiB) out of the size asked for here.
-  // With 256 KiB the watchdog overflowed its stack under ThreadSanitizer —
-  // with every signal blocked, so the kernel killed the host with SIGSEGV.
-  // Only the pages touched become resident.
+  // 1 MiB: symbolizing a live report runs libdw's dwarf_getsrclines on this
+  // thread, which can take well over 100 KiB of stack for one frame; and
+  // glibc carves the static TLS of every loaded object (libtsan's is several
+  // hundred KiB) out of the size asked for here. An overflow here, with
+  // every signal blocked, would kill the host with SIGSEGV. Only the pages
+  // touched become resident.
   pthread_attr_setstacksize(&attr, 1024 * 1024);
   if (pthread_create(&watchdog_thread_, &attr, &Tracker::WatchdogMain,
                      this) == 0) {
@@ -747,35 +783,36 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   // Running threads are reported only for growing sites: every program exits
   // with its pool running.
   std::vector<Record> running;
+  std::vector<Record> held;
+  std::unordered_set<uintptr_t> keys;  // every tracked key: parents alive
   std::unordered_map<uint32_t, SiteAggregate> thread_sites;
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
   const int64_t now = snapshot->now_ns;
   snapshot->shards_skipped = table_.ForEach(
       [&](Record& r) {
+        keys.insert(r.key);
         if (r.flags & (kInherited | kIgnored)) return;
-        if (IsThread(r) && !(r.flags & kExited)) {
+        if (IsRunningThread(r)) {
           running.push_back(r);
           if (now - r.acquired_ns >= thread_threshold) {
             thread_sites[r.stack_id].Add(r);
           }
           return;
         }
-        if (past_threshold_only) {
-          int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
-          if (threshold <= 0 || InUse(r) ||
-              now - RuleStartNs(r) < threshold) {
-            return;
-          }
-        }
-        snapshot->held.push_back(r);
+        held.push_back(r);
       },
       lock_deadline_ns, &exiting_);
+  for (const Record& r : held) {
+    Finding finding = Judge(r, now, HasParent(r) && keys.count(r.parent) > 0);
+    if (past_threshold_only && finding == Finding::kNone) continue;
+    snapshot->held.push_back(Held{r, finding});
+  }
   for (const Record& r : running) {
     auto site = thread_sites.find(r.stack_id);
     if (site != thread_sites.end() &&
         IsGrowing(site->second.count, site->second.span())) {
-      snapshot->held.push_back(r);
+      snapshot->held.push_back(Held{r, Finding::kGrowingSite});
     }
   }
   snapshot->totals = table_.GetTotals();

@@ -33,6 +33,29 @@
 
 namespace leakwatch {
 
+// What the leak rules say of a handle now (Tracker::Judge). The tracker
+// decides; the reports render the finding and never judge again.
+enum class Finding : uint8_t {
+  kNone,            // within its family's rule
+  kHeldTooLong,     // result, stmt: held past the threshold since acquired
+  kIdleTooLong,     // conn: no activity for longer than the threshold
+  kOutlivedParent,  // lives with its parent and outlived it by the threshold
+  kNeverJoined,     // thread: exited, and not joined within the threshold
+  kGrowingSite,     // thread: running, from a creation site that keeps growing
+};
+
+// True for the findings that mean "past its family's threshold" (a growing
+// site's running threads are judged by their site, not by a threshold).
+constexpr bool PastThreshold(Finding f) {
+  return f != Finding::kNone && f != Finding::kGrowingSite;
+}
+
+// A record and what the rules found when it was taken.
+struct Held {
+  Record record;
+  Finding finding = Finding::kNone;
+};
+
 // A note the watchdog passes on about a handle that had been reported live.
 struct LiveNote {
   enum Type : uint8_t {
@@ -72,19 +95,20 @@ struct MetricsSnapshot {
 // What the watchdog found in one scan.
 struct ScanEvents {
   int64_t now_ns = 0;
-  std::vector<Record> overdue;   // passed their threshold in this scan
+  std::vector<Held> overdue;        // found by a rule for the first time
   std::vector<SiteGrowth> growing;  // thread sites that grew past a doubling
   std::vector<LiveNote> notes;   // released or active again since last scan
   uint64_t notes_dropped = 0;    // notes lost because the queue was full
   const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
 };
 
-// What is left at exit.
+// What is held now (at exit, or for a periodic report).
 struct ExitSnapshot {
   int64_t now_ns = 0;
-  // Still held, not inherited across fork. Threads: those that exited and were
-  // never joined, and the running threads of growing sites only.
-  std::vector<Record> held;
+  // Still held, not inherited across fork, each with its finding. Threads:
+  // those that exited and were never joined, and the running threads of
+  // growing sites only.
+  std::vector<Held> held;
   std::vector<LiveNote> notes;   // notes not yet passed on
   ShardedTable::Totals totals;   // per kind index
   const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
@@ -104,8 +128,10 @@ struct Misuse {
   int64_t now_ns;
 };
 
-// Implemented by the report module. Called from the watchdog thread (OnScan)
-// or the exiting thread (OnExit), never under a tracker lock, never from a hook.
+// Implemented by the report module. Never called under a tracker lock. OnScan,
+// OnPeriodic and OnExit run on the watchdog thread (OnExit on the exiting
+// thread when there is no watchdog); OnMisuse runs inside the hook that saw
+// the misuse; OnExitAbandoned on the exiting thread.
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -156,6 +182,13 @@ class Tracker {
 
   const Options& options() const { return options_; }
   bool Tracks(uint32_t library) const { return (options_.track & library) != 0; }
+
+  // The leak rule of `r`'s family at `now_ns` (the README states them):
+  // whether it is past its threshold, and why. `parent_alive` says whether
+  // the handle a lives-with-parent kind came from is still tracked. A running
+  // thread is kNone here: growth is a property of its site (Scan). Every
+  // report, live or at exit, and the metrics take their verdicts from here.
+  Finding Judge(const Record& r, int64_t now_ns, bool parent_alive) const;
 
   // Records a new handle: captures the caller's stack, the time and the
   // thread. A key still present is replaced (counted, not reported). Hook-safe.
@@ -284,8 +317,8 @@ class Tracker {
   // The report is written by the watchdog thread, while the exiting thread
   // waits without allocating: exit() is often called from a signal handler
   // that may have interrupted this very thread inside malloc, and the report
-  // allocates (a SIGTERM handler calling exit() crashed the host in glibc's
-  // tcache that way, 1 run in ~200 under load). If the watchdog makes no
+  // allocates (malloc on that thread could corrupt glibc's tcache and crash
+  // the host). If the watchdog makes no
   // progress for kExitStallMs (it may wait for a malloc arena lock that the
   // interrupted thread holds), the report is abandoned with one line.
   void Exit();
@@ -305,7 +338,14 @@ class Tracker {
   static Tracker& Create();
   static std::atomic<Tracker*> instance_;
 
+  struct ScanPass;
   void EnsureStarted();        // stack capture and watchdog, on first acquire
+  // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
+  // (the candidates, one lock at a time), growth, metrics.
+  void CollectForScan(const Record& r, ScanPass* pass);
+  void MarkOverdue(ScanPass* pass, ScanEvents* events);
+  void FindGrowingSites(const ScanPass& pass, std::vector<SiteGrowth>* growing);
+  void FillMetrics(ScanPass* pass);
   // Fills `snapshot` with the records to report: at exit everything held
   // (threads: exited-unjoined and growing sites); with `past_threshold_only`
   // only what is past its threshold now.

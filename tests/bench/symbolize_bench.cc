@@ -1,6 +1,6 @@
 // Benchmark of the report side: symbolizing and formatting an exit report of
 // 1,000 held handles in 50 groups (50 distinct acquisition stacks, 20 frames
-// each), through TextReporter::FormatExit as the agent does at exit.
+// each), through Reporter::FormatExit as the agent does at exit.
 //
 // What makes the figure honest:
 //   - The stacks are real: each of the 50 sites is its own chain of noinline
@@ -21,7 +21,7 @@
 //     it has file:line, inlined frames and libc frames; it exits 2 if not.
 //
 // Benchmarks (milliseconds per report, real time):
-//   BM_FormatExit/cold     a fresh TextReporter (so a fresh Symbolizer: empty
+//   BM_FormatExit/cold     a fresh Reporter (so a fresh Symbolizer: empty
 //                          cache, libdwfl's modules not yet read) per report:
 //                          the cost of the one exit report a process makes.
 //                          libdw itself is loaded once per process; that
@@ -50,7 +50,7 @@
 
 #include "report/log.h"
 #include "report/symbolizer.h"
-#include "report/text_report.h"
+#include "report/reporter.h"
 #include "tracker/kinds.h"
 #include "tracker/stack.h"
 #include "tracker/tracker.h"
@@ -180,7 +180,8 @@ const Workload& GetWorkload() {
         r.tid = 100 + static_cast<uint32_t>(s % 4);
         r.query_id = sql;
         if (result) r.parent = 0x5b0000001000ull + static_cast<uintptr_t>(s);
-        w->snapshot.held.push_back(r);
+        w->snapshot.held.push_back(
+            Held{r, result ? Finding::kHeldTooLong : Finding::kIdleTooLong});
       }
     }
     w->snapshot.totals.acquired[kBenchResult.index] =
@@ -202,13 +203,13 @@ Log& NullLog() {
 
 // --- benchmarks ------------------------------------------------------------
 
-template <std::string (TextReporter::*Format)(const ExitSnapshot&)>
-void FormatCold(benchmark::State& state) {
+void FormatCold(benchmark::State& state, Format format) {
   const Workload& w = GetWorkload();
   size_t bytes = 0;
   for (auto _ : state) {
-    auto reporter = std::make_unique<TextReporter>(Tracker::Get(), NullLog());
-    std::string out = ((*reporter).*Format)(w.snapshot);
+    auto reporter =
+        std::make_unique<Reporter>(Tracker::Get(), NullLog(), format);
+    std::string out = reporter->FormatExit(w.snapshot);
     bytes = out.size();
     benchmark::DoNotOptimize(out.data());
     state.PauseTiming();  // the agent never destroys its reporter
@@ -219,13 +220,12 @@ void FormatCold(benchmark::State& state) {
   state.counters["handles"] = static_cast<double>(w.snapshot.held.size());
 }
 
-template <std::string (TextReporter::*Format)(const ExitSnapshot&)>
-void FormatWarm(benchmark::State& state) {
+void FormatWarm(benchmark::State& state, Format format) {
   const Workload& w = GetWorkload();
-  TextReporter reporter(Tracker::Get(), NullLog());
-  std::string out = (reporter.*Format)(w.snapshot);  // fills the cache
+  Reporter reporter(Tracker::Get(), NullLog(), format);
+  std::string out = reporter.FormatExit(w.snapshot);  // fills the cache
   for (auto _ : state) {
-    out = (reporter.*Format)(w.snapshot);
+    out = reporter.FormatExit(w.snapshot);
     benchmark::DoNotOptimize(out.data());
   }
   state.counters["report_bytes"] = static_cast<double>(out.size());
@@ -233,16 +233,16 @@ void FormatWarm(benchmark::State& state) {
 }
 
 void BM_FormatExit_Cold(benchmark::State& state) {
-  FormatCold<&TextReporter::FormatExit>(state);
+  FormatCold(state, kFormatText);
 }
 void BM_FormatExit_Warm(benchmark::State& state) {
-  FormatWarm<&TextReporter::FormatExit>(state);
+  FormatWarm(state, kFormatText);
 }
 void BM_FormatExitJson_Cold(benchmark::State& state) {
-  FormatCold<&TextReporter::FormatExitJson>(state);
+  FormatCold(state, kFormatJson);
 }
 void BM_FormatExitJson_Warm(benchmark::State& state) {
-  FormatWarm<&TextReporter::FormatExitJson>(state);
+  FormatWarm(state, kFormatJson);
 }
 
 size_t SymbolizeAll(Symbolizer& symbolizer, const std::vector<uintptr_t>& pcs) {
@@ -317,7 +317,7 @@ std::string VerifyWorkload() {
     Fail(std::to_string(distinct.size()) + " distinct stacks, expected " +
          std::to_string(kSites));
   }
-  TextReporter reporter(Tracker::Get(), NullLog());
+  Reporter reporter(Tracker::Get(), NullLog());
   std::string text = reporter.FormatExit(w.snapshot);
   const std::string header = "1000 handles still held at exit, in " +
                              std::to_string(kSites) +

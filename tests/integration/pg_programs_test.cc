@@ -143,6 +143,46 @@ TEST(PgPrograms, MetricsFileShowsWhatIsHeldAndGoesAtExit) {
   EXPECT_EQ(ls.out, "copy.prom\n");
 }
 
+// Handles that live with their connection (a cancel handle, a statement):
+// the leak rule is the tracker's, so the exit report's "past the threshold"
+// and the metrics gauge say the same of them. One of each outlived its
+// connection (past), one of each is held as long, beside its open
+// connection (not past while the connection lives).
+TEST(PgPrograms, ExitReportAndMetricsAgreeAboutHandlesLivingWithAParent) {
+  if (!RequirePostgres() || !RequireMysql()) return;
+  TempDir dir;
+  std::string pattern = dir.path() + "/leakwatch-%p.prom";
+  std::string copy = dir.path() + "/copy.prom";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_METRICS", pattern},
+                 {"LEAKWATCH_THRESHOLD_MS", "300"}};
+  RunResult r = RunProgram(
+      {"/bin/sh", "-c",
+       "exec \"$0\" \"$(printf '%s' \"$1\" | sed \"s/%p/$$/\")\" \"$2\"",
+       ProgramPath("parent_leaks"), pattern, copy},
+      options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string metrics = ReadFile(copy);
+  ExitReport report = ParseExitReport(r.err);
+  ASSERT_TRUE(report.present) << r.err;
+  for (const std::string kind : {"pg.cancel", "mysql.stmt"}) {
+    std::smatch m;
+    std::regex re(R"(leakwatch_handles_past_threshold\{kind=")" +
+                  std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
+                  R"("[^}]*\} (\d+))");
+    ASSERT_TRUE(std::regex_search(metrics, m, re)) << metrics;
+    int held = 0, past = 0;
+    for (const ExitGroup& g : report.groups) {
+      if (g.kind != kind) continue;
+      held += g.count;
+      past += g.past_threshold;
+    }
+    EXPECT_EQ(held, 2) << kind << "\n" << r.err;
+    EXPECT_EQ(std::stol(m[1]), 1) << kind << "\n" << metrics;
+    EXPECT_EQ(past, 1) << kind << "\n" << r.err;
+  }
+}
+
 // LEAKWATCH_EXITCODE: the CI gate.
 TEST(PgPrograms, ExitCodeIsSetOnlyWhenSomethingUnsuppressedIsHeld) {
   if (!RequirePostgres()) return;

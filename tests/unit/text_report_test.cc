@@ -1,5 +1,5 @@
-// Tests for report/text_report.h: the words of live warnings and of the exit
-// report.
+// Tests for report/reporter.h and the text renderer (report/text_report.cc):
+// the words of live warnings and of the exit report.
 //
 // The reporter reads thresholds and the stats switch from the Tracker
 // singleton, whose environment tracker_test.cc fixes for this binary
@@ -7,7 +7,7 @@
 // expectations below read the thresholds back from the options rather than
 // repeating them.
 
-#include "report/text_report.h"
+#include "report/reporter.h"
 
 #include <errno.h>  // program_invocation_name
 #include <gtest/gtest.h>
@@ -85,6 +85,16 @@ Record MakeRecord(const KindDesc* kind, uintptr_t key, int64_t held_ns,
   return r;
 }
 
+// A record with the finding the tracker's rules give it at kNow.
+Held Judged(const Record& r) {
+  return Held{r, Tracker::Get().Judge(r, kNow, /*parent_alive=*/false)};
+}
+std::vector<Held> Judged(const std::vector<Record>& records) {
+  std::vector<Held> out;
+  for (const Record& r : records) out.push_back(Judged(r));
+  return out;
+}
+
 std::string Hex(uintptr_t v) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "0x%lx", static_cast<unsigned long>(v));
@@ -94,7 +104,7 @@ std::string Hex(uintptr_t v) {
 std::string Prefix() { return "leakwatch[" + std::to_string(getpid()) + "]: "; }
 
 std::string ThresholdText(Family family) {
-  return TextReporter::FormatDuration(
+  return FormatDuration(
       Tracker::Get().options().ThresholdMs(family) * kMs);
 }
 
@@ -122,7 +132,7 @@ class TextReportTest : public testing::Test {
  protected:
   TextReportTest()
       : log_(""),
-        reporter_(std::make_unique<TextReporter>(Tracker::Get(), log_)) {}
+        reporter_(std::make_unique<Reporter>(Tracker::Get(), log_)) {}
 
   void SetUp() override {
     // The assumptions this file makes about the binary's environment.
@@ -134,40 +144,40 @@ class TextReportTest : public testing::Test {
   ScanEvents Overdue(std::vector<Record> records) {
     ScanEvents events;
     events.now_ns = kNow;
-    events.overdue = std::move(records);
+    events.overdue = Judged(records);
     return events;
   }
 
   Log log_;  // stderr; never written by Format*
-  std::unique_ptr<TextReporter> reporter_;
+  std::unique_ptr<Reporter> reporter_;
 };
 
 // --- FormatDuration ----------------------------------------------------------
 
 TEST(FormatDurationTest, MillisecondsBelowOneSecond) {
-  EXPECT_EQ(TextReporter::FormatDuration(0), "0 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(999999), "0 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(1 * kMs), "1 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(250 * kMs), "250 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(250 * kMs + 999999), "250 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(999 * kMs), "999 ms");
-  EXPECT_EQ(TextReporter::FormatDuration(-5 * kMs), "0 ms");
+  EXPECT_EQ(FormatDuration(0), "0 ms");
+  EXPECT_EQ(FormatDuration(999999), "0 ms");
+  EXPECT_EQ(FormatDuration(1 * kMs), "1 ms");
+  EXPECT_EQ(FormatDuration(250 * kMs), "250 ms");
+  EXPECT_EQ(FormatDuration(250 * kMs + 999999), "250 ms");
+  EXPECT_EQ(FormatDuration(999 * kMs), "999 ms");
+  EXPECT_EQ(FormatDuration(-5 * kMs), "0 ms");
 }
 
 TEST(FormatDurationTest, Seconds) {
-  EXPECT_EQ(TextReporter::FormatDuration(1000 * kMs), "1 s");
-  EXPECT_EQ(TextReporter::FormatDuration(2000 * kMs), "2 s");
-  EXPECT_EQ(TextReporter::FormatDuration(3600 * kSec), "3600 s");
-  EXPECT_EQ(TextReporter::FormatDuration(1500 * kMs), "1.5 s");
-  EXPECT_EQ(TextReporter::FormatDuration(1100 * kMs), "1.1 s");
-  EXPECT_EQ(TextReporter::FormatDuration(7300 * kMs), "7.3 s");
-  EXPECT_EQ(TextReporter::FormatDuration(12345 * kMs), "12.3 s");
+  EXPECT_EQ(FormatDuration(1000 * kMs), "1 s");
+  EXPECT_EQ(FormatDuration(2000 * kMs), "2 s");
+  EXPECT_EQ(FormatDuration(3600 * kSec), "3600 s");
+  EXPECT_EQ(FormatDuration(1500 * kMs), "1.5 s");
+  EXPECT_EQ(FormatDuration(1100 * kMs), "1.1 s");
+  EXPECT_EQ(FormatDuration(7300 * kMs), "7.3 s");
+  EXPECT_EQ(FormatDuration(12345 * kMs), "12.3 s");
   // Tenths are truncated, never rounded up past what was measured: a hold of
   // 1999 ms has not lasted 2 s.
-  EXPECT_EQ(TextReporter::FormatDuration(1250 * kMs), "1.2 s");
-  EXPECT_EQ(TextReporter::FormatDuration(1350 * kMs), "1.3 s");
-  EXPECT_EQ(TextReporter::FormatDuration(1999 * kMs), "1.9 s");
-  EXPECT_EQ(TextReporter::FormatDuration(10050 * kMs), "10 s");
+  EXPECT_EQ(FormatDuration(1250 * kMs), "1.2 s");
+  EXPECT_EQ(FormatDuration(1350 * kMs), "1.3 s");
+  EXPECT_EQ(FormatDuration(1999 * kMs), "1.9 s");
+  EXPECT_EQ(FormatDuration(10050 * kMs), "10 s");
 }
 
 // --- FormatScan --------------------------------------------------------------
@@ -219,7 +229,7 @@ TEST_F(TextReportTest, LaterWarningsOfASiteRefer) {
 
   // Another reporter has shown nothing yet.
   Log log("");
-  TextReporter other(Tracker::Get(), log);
+  Reporter other(Tracker::Get(), log);
   std::string fresh = other.FormatScan(
       Overdue({MakeRecord(&kResult, 0x3000, 2 * kSec, stack)}));
   EXPECT_EQ(Count(fresh, "acquired at (site"), 1u) << fresh;
@@ -236,7 +246,7 @@ TEST_F(TextReportTest, SameStackDifferentKindIsAnotherSite) {
 }
 
 TEST_F(TextReportTest, FloodsAreSummarisedPerSitePerScan) {
-  constexpr int kMax = TextReporter::kWarningsPerSitePerScan;
+  constexpr int kMax = static_cast<int>(ScanModel::kPerSitePerScan);
   uint32_t flood = PutStack(2, 4);
   uint32_t quiet = PutStack(2, 5);
   std::vector<Record> records;
@@ -304,7 +314,7 @@ TEST_F(TextReportTest, ReleasedAndActiveAgainNotes) {
   events.notes = {released, again};
   // An overdue handle in the same scan comes before the notes (a note may be
   // about a handle warned in this very scan).
-  events.overdue = {MakeRecord(&kResult, 0xccc0, 2 * kSec, 0)};
+  events.overdue = {Judged(MakeRecord(&kResult, 0xccc0, 2 * kSec, 0))};
   std::string out = reporter_->FormatScan(events);
   std::vector<std::string> lines = Lines(out);
   ASSERT_EQ(lines.size(), 4u) << out;
@@ -323,7 +333,7 @@ TEST_F(TextReportTest, NoteAboutAHandleWarnedInTheSameScanFollowsTheWarning) {
   ScanEvents events;
   events.now_ns = kNow;
   Record r = MakeRecord(&kResult, 0xabc0, 2 * kSec, PutStack(1, 7));
-  events.overdue = {r};
+  events.overdue = {Judged(r)};
   events.notes = {LiveNote{LiveNote::kReleased, r, kNow}};
   std::string out = reporter_->FormatScan(events);
   size_t warning = out.find(Hex(0xabc0) + " held 2 s");
@@ -408,7 +418,7 @@ TEST_F(TextReportTest, ExitGroupsByKindAndStackLargestFirst) {
   snapshot.now_ns = kNow;
   // 2 results from s2 (older), 3 results from s1, 1 conn from s1, 2 stmts
   // from s2 (newer than the results from s2).
-  snapshot.held = {
+  std::vector<Record> held = {
       MakeRecord(&kResult, 0x1010, 3 * kSec, s1),
       MakeRecord(&kResult, 0x2010, 50 * kSec, s2),
       MakeRecord(&kConn, 0x3010, 9 * kSec, s1),
@@ -418,7 +428,8 @@ TEST_F(TextReportTest, ExitGroupsByKindAndStackLargestFirst) {
       MakeRecord(&kResult, 0x1030, 10 * kMs, s1),  // under the threshold
       MakeRecord(&kStmt, 0x4020, 2 * kSec, s2),
   };
-  snapshot.held[2].active_ns = kNow - 1 * kSec;  // the conn: idle 1 s
+  held[2].active_ns = kNow - 1 * kSec;  // the conn: idle 1 s
+  snapshot.held = Judged(held);
   std::string out = reporter_->FormatExit(snapshot);
 
   EXPECT_NE(out.find(Prefix() + "exit report for " +
@@ -483,7 +494,7 @@ TEST_F(TextReportTest, ExitWithOneHandle) {
   Record r = MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(1, 13));
   r.parent = 0x7700;
   r.identity = {Tracker::Get().InternString("dbname=one"), 9};
-  snapshot.held = {r};
+  snapshot.held = {Judged(r)};
   std::string out = reporter_->FormatExit(snapshot);
   EXPECT_NE(out.find(": 1 handle still held at exit, in 1 group by "
                      "acquisition stack\n"),
@@ -509,7 +520,7 @@ TEST_F(TextReportTest, ExitShowsInlinedFramesUnderOneNumber) {
   uint32_t stack = Tracker::Get().stacks().Put(stack_frames, 3);
   ExitSnapshot snapshot;
   snapshot.now_ns = kNow;
-  snapshot.held = {MakeRecord(&kResult, 0x1000, 2 * kSec, stack)};
+  snapshot.held = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, stack))};
   std::vector<std::string> lines = Lines(reporter_->FormatExit(snapshot));
   std::vector<std::string> frames;
   for (const std::string& line : lines) {
@@ -532,7 +543,8 @@ TEST_F(TextReportTest, ExitShowsInlinedFramesUnderOneNumber) {
       << frames[2];
   EXPECT_TRUE(StartsWith(frames[3], "    #2 ")) << frames[3];
 
-  std::string json = reporter_->FormatExitJson(snapshot);
+  Reporter json_reporter(Tracker::Get(), log_, kFormatJson);
+  std::string json = json_reporter.FormatExit(snapshot);
   size_t first = json.find("\"function\":\"" + ns + "CallInInlined\"");
   size_t second = json.find("\"function\":\"" + ns + "CallsInlined()\"");
   ASSERT_NE(first, std::string::npos) << json;
@@ -585,7 +597,7 @@ TEST(TextReportLogTest, OnScanWritesWhatFormatScanSays) {
   unlink(path.c_str());
   {
     Log log(path);
-    TextReporter reporter(Tracker::Get(), log);
+    Reporter reporter(Tracker::Get(), log);
     ScanEvents empty;
     empty.now_ns = kNow;
     reporter.OnScan(empty);
@@ -593,14 +605,15 @@ TEST(TextReportLogTest, OnScanWritesWhatFormatScanSays) {
 
     ScanEvents events;
     events.now_ns = kNow;
-    events.overdue = {MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 14))};
+    events.overdue = {
+        Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 14)))};
     reporter.OnScan(events);
     std::string first = ReadFile(path);
     EXPECT_TRUE(StartsWith(first, Prefix() + "tr.result " + Hex(0x1000)))
         << first;
     EXPECT_EQ(Count(first, "acquired at (site"), 1u) << first;
 
-    events.overdue[0].key = 0x2000;
+    events.overdue[0].record.key = 0x2000;
     reporter.OnScan(events);  // appended, and the site is known now
     std::string both = ReadFile(path);
     EXPECT_TRUE(StartsWith(both, first));
@@ -629,7 +642,7 @@ void StatsChild() {
   Tracker& tracker = Tracker::Get();
   CHILD_CHECK(tracker.options().stats);
   Log log("");
-  TextReporter reporter(tracker, log);
+  Reporter reporter(tracker, log);
 
   ExitSnapshot none;
   none.now_ns = kNow;
@@ -657,7 +670,7 @@ void StatsChild() {
   std::string path = TempPath("stats");
   unlink(path.c_str());
   Log file_log(path);
-  TextReporter file_reporter(tracker, file_log);
+  Reporter file_reporter(tracker, file_log);
   tracker.SetSink(&file_reporter);
   tracker.Acquire(&kResult, 0x1000, {});
   tracker.Acquire(&kResult, 0x2000, {});

@@ -67,8 +67,9 @@ class RecordingSink : public EventSink {
 
   void OnScan(const ScanEvents& events) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const Record& r : events.overdue)
-      overdue_.push_back({events.now_ns, r});
+    for (const Held& h : events.overdue) {
+      overdue_.push_back({events.now_ns, h.record});
+    }
     for (const LiveNote& n : events.notes) notes_.push_back(n);
     for (const SiteGrowth& g : events.growing) growing_.push_back(g);
     notes_dropped_ += events.notes_dropped;
@@ -708,7 +709,8 @@ TEST(TrackerTest, ConcurrentAcquireFromManyThreads) {
   } while (0)
 
 const Record* FindHeld(const ExitSnapshot& s, uintptr_t key) {
-  for (const Record& r : s.held) {
+  for (const Held& h : s.held) {
+    const Record& r = h.record;
     if (r.key == key) return &r;
   }
   return nullptr;

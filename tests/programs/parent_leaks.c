@@ -1,0 +1,87 @@
+/* Handles that live with a parent, leaked both ways: a libpq cancel handle
+ * and a MariaDB statement whose connection was closed (leaked: they outlived
+ * their parent), and one of each whose connection is still open (not past
+ * their rule while it lives, however long they are held). Waits until the
+ * agent's metrics file shows the leaked pair past the threshold and the
+ * whole set held longer than the threshold, copies the file, and exits
+ * holding everything, so the exit report can be compared with the copy.
+ * Usage: parent_leaks METRICS_FILE COPY_TO */
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "my_common.h"
+#include "pg_common.h"
+
+/* True if one line of `path` contains both `a` and `b`. */
+static int line_has(const char* path, const char* a, const char* b) {
+  FILE* f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    found = strstr(line, a) != NULL && strstr(line, b) != NULL;
+  }
+  fclose(f);
+  return found;
+}
+
+static int copy_file(const char* from, const char* to) {
+  FILE* in = fopen(from, "r");
+  FILE* out = fopen(to, "w");
+  if (in == NULL || out == NULL) return 0;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
+  fclose(in);
+  return fclose(out) == 0;
+}
+
+__attribute__((noinline)) PGcancel* take_cancel(PGconn* conn) {
+  return PQgetCancel(conn);
+}
+
+__attribute__((noinline)) MYSQL_STMT* take_statement(MYSQL* mysql) {
+  return mysql_stmt_init(mysql);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  PGconn* closed_pg = connect_or_die();
+  PGconn* open_pg = connect_or_die();
+  MYSQL* closed_my = my_connect_or_die();
+  MYSQL* open_my = my_connect_or_die();
+  PGcancel* leaked_cancel = take_cancel(closed_pg);
+  PGcancel* kept_cancel = take_cancel(open_pg);
+  MYSQL_STMT* leaked_stmt = take_statement(closed_my);
+  MYSQL_STMT* kept_stmt = take_statement(open_my);
+  double start = now_s();
+  PQfinish(closed_pg);
+  mysql_close(closed_my);
+  const char* threshold = getenv("LEAKWATCH_THRESHOLD_MS");
+  double hold_s = 2.0 * (threshold != NULL ? atof(threshold) : 1000) / 1000;
+  double deadline = start + 30;
+  while (!line_has(argv[1],
+                   "leakwatch_handles_past_threshold{kind=\"pg.cancel\"",
+                   "} 1\n") ||
+         !line_has(argv[1],
+                   "leakwatch_handles_past_threshold{kind=\"mysql.stmt\"",
+                   "} 1\n") ||
+         now_s() - start < hold_s) {
+    if (now_s() > deadline) {
+      fprintf(stderr, "metrics never showed the leaked handles\n");
+      return 3;
+    }
+    usleep(20 * 1000);
+  }
+  if (!copy_file(argv[1], argv[2])) return 4;
+  printf("held %p %p %p %p\n", (void*)leaked_cancel, (void*)kept_cancel,
+         (void*)leaked_stmt, (void*)kept_stmt);
+  return 0;
+}
