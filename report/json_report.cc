@@ -14,13 +14,12 @@
 //
 // Numbers are numbers (durations in ms), addresses are "0x..." strings.
 // README.md, "JSON", documents every field.
+#include <fmt/format.h>
 #include <stdio.h>
 
 #include <algorithm>
 #include <iterator>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "report/metrics.h"
 #include "report/render.h"
@@ -81,13 +80,11 @@ class Fields {
 
 class JsonRenderer : public Renderer {
  public:
-  explicit JsonRenderer(RenderContext& context) : ctx_(context) {}
+  using Renderer::Renderer;
 
   std::string RenderScan(const ScanModel& model) override;
   std::string RenderHeld(const HeldModel& model) override;
   std::string RenderMisuse(const Misuse& misuse) override;
-  size_t RenderExitAbandoned(int64_t waited_ms, char* buf,
-                             size_t size) override;
 
  private:
   // `{"type":T,"pid":P,"time_ms":N` — an event's opening, without its end.
@@ -102,8 +99,6 @@ class JsonRenderer : public Renderer {
   void AppendNote(std::string* out, const ScanModel::Note& entry);
   std::string Group(const HeldModel& model, const HeldModel::Group& g);
   void ExitFields(Fields* f, const HeldModel& model);
-
-  RenderContext& ctx_;
 };
 
 std::string JsonRenderer::Frames(uint32_t stack_id) {
@@ -221,15 +216,15 @@ std::string JsonRenderer::RenderScan(const ScanModel& model) {
   }
   for (const SiteGrowth& g : model.growing) {
     const Record& r = g.oldest;
-    out += Open("growing_thread_site") +
-           fmt::format(
-               ",\"site\":{},\"count\":{},\"previous\":{},\"created_over_ms\":"
-               "{},\"oldest_ms\":{},\"threshold_ms\":{},\"start_routine\":{},"
-               "\"frames\":{}}}\n",
-               r.stack_id, g.count, g.previous, Ms(g.span_ns),
-               Ms(model.now_ns - r.acquired_ns),
-               ctx_.ThresholdMs(Family::kThread),
-               JsonString(ctx_.StartRoutine(r.code)), Frames(r.stack_id));
+    out +=
+        Open("growing_thread_site") +
+        fmt::format(
+            ",\"site\":{},\"count\":{},\"previous\":{},\"created_over_ms\":"
+            "{},\"oldest_ms\":{},\"threshold_ms\":{},\"start_routine\":{},"
+            "\"frames\":{}}}\n",
+            r.stack_id, g.count, g.previous, Ms(g.span_ns),
+            Ms(model.now_ns - r.acquired_ns), ctx_.ThresholdMs(Family::kThread),
+            JsonString(ctx_.StartRoutine(r.code)), Frames(r.stack_id));
   }
   for (const ScanModel::Note& n : model.notes) AppendNote(&out, n);
   if (model.notes_dropped > 0) {
@@ -276,10 +271,10 @@ void JsonRenderer::ExitFields(Fields* f, const HeldModel& model) {
   std::string used = "[";
   for (const Suppressions::Rule& rule : model.suppressions_used) {
     if (used.size() > 1) used += ',';
-    used += fmt::format(
-        "{{\"type\":{},\"pattern\":{},\"where\":{},\"count\":{}}}",
-        JsonString(rule.type), JsonString(rule.pattern),
-        JsonString(rule.where), rule.hits);
+    used +=
+        fmt::format("{{\"type\":{},\"pattern\":{},\"where\":{},\"count\":{}}}",
+                    JsonString(rule.type), JsonString(rule.pattern),
+                    JsonString(rule.where), rule.hits);
   }
   f->Raw("suppressions_used", used + "]");
   std::string totals = "{";
@@ -350,16 +345,6 @@ std::string JsonRenderer::RenderMisuse(const Misuse& m) {
   f.Raw("released_frames", Frames(first.release_stack_id));
   f.Raw("acquired_frames", Frames(first.acquire_stack_id));
   return out + "}\n";
-}
-
-size_t JsonRenderer::RenderExitAbandoned(int64_t waited_ms, char* buf,
-                                         size_t size) {
-  int n = snprintf(buf, size,
-                   "{\"type\":\"exit_abandoned\",\"pid\":%d,"
-                   "\"stalled_ms\":%lld}\n",
-                   static_cast<int>(ctx_.pid()),
-                   static_cast<long long>(waited_ms));
-  return n <= 0 ? 0 : std::min(static_cast<size_t>(n), size - 1);
 }
 
 }  // namespace

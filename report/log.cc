@@ -46,8 +46,8 @@ std::string Log::ExpandPath(const std::string& pattern, pid_t pid) {
 int Log::OpenIfNeeded() {
   if (pattern_.empty() || failed_) return STDERR_FILENO;
   pid_t pid = getpid();
-  if (fd_ >= 0 && (opened_for_ == pid ||
-                   pattern_.find("%p") == std::string::npos)) {
+  if (fd_ >= 0 &&
+      (opened_for_ == pid || pattern_.find("%p") == std::string::npos)) {
     return fd_;
   }
   if (fd_ >= 0 && opened_for_ != pid) {

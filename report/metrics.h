@@ -35,23 +35,23 @@ struct KindMetrics {
 
 // Connections of one kind and identity ("DB.Stats()" per database/user/host).
 struct ConnectionMetrics {
-  std::string kind;             // "pg.conn", "mysql.conn"
+  std::string kind;  // "pg.conn", "mysql.conn"
   // Parsed from the identity text, e.g. {"dbname","app"}, {"user","app"},
   // {"host","127.0.0.1"}, {"port","5432"}; the per-connection number
   // (backend pid / connection id) is left out so that series stay few.
   std::vector<std::pair<std::string, std::string>> labels;
   uint64_t open = 0;
-  uint64_t idle = 0;            // idle past the conn threshold
-  uint64_t in_use = 0;          // inside a blocking call now
-  uint64_t pinned = 0;          // pinned by an unbuffered result
+  uint64_t idle = 0;    // idle past the conn threshold
+  uint64_t in_use = 0;  // inside a blocking call now
+  uint64_t pinned = 0;  // pinned by an unbuffered result
 };
 
 struct MetricsInput {
   pid_t pid = 0;
   std::string program;
-  int64_t timestamp_ms = 0;     // wall clock of the scan
+  int64_t timestamp_ms = 0;  // wall clock of the scan
   std::vector<KindMetrics> kinds;
-  uint64_t threads_live = 0;    // tracked threads not yet exited
+  uint64_t threads_live = 0;  // tracked threads not yet exited
   std::vector<ConnectionMetrics> connections;
 };
 

@@ -37,7 +37,7 @@ struct ScanModel {
     size_t more = 0;          // past a rule too, not named one by one
     bool stack_new = false;   // the site's stack has not been shown before
   };
-  std::vector<Site> sites;  // in order of first appearance
+  std::vector<Site> sites;          // in order of first appearance
   std::vector<SiteGrowth> growing;  // thread sites that keep growing
   // Notes about handles reported earlier, in order; past kPerSitePerScan of
   // one site and type, one entry stands for the rest (`more` > 0, `note` the
@@ -64,17 +64,17 @@ struct HeldModel {
     uint32_t stack_id = 0;
     std::vector<const Held*> members;  // into HeldModel::held
     int64_t oldest_acquired_ns = 0;
-    size_t past_threshold = 0;  // members whose finding is PastThreshold
-    size_t running = 0;         // threads still running (growing site)
-    size_t pinned = 0;          // connections pinned by unbuffered results
+    size_t past_threshold = 0;      // members whose finding is PastThreshold
+    size_t running = 0;             // threads still running (growing site)
+    size_t pinned = 0;              // connections pinned by unbuffered results
     const Held* example = nullptr;  // the oldest member
     size_t example_pins = 0;        // unbuffered results pinning the example
   };
 
   bool at_exit = true;
   int64_t now_ns = 0;
-  ScanModel pending;        // at exit: notes not yet passed on
-  std::vector<Held> held;   // unsuppressed
+  ScanModel pending;          // at exit: notes not yet passed on
+  std::vector<Held> held;     // unsuppressed
   std::vector<Group> groups;  // largest first, then oldest
   std::vector<std::pair<std::string, size_t>> per_kind;  // largest first
   // At exit only:

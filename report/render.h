@@ -66,15 +66,18 @@ class RenderContext {
 
 class Renderer {
  public:
+  explicit Renderer(RenderContext& context) : ctx_(context) {}
   virtual ~Renderer() = default;
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
+
   // Each returns whole lines ("" if there is nothing to say).
   virtual std::string RenderScan(const ScanModel& model) = 0;
   virtual std::string RenderHeld(const HeldModel& model) = 0;
   virtual std::string RenderMisuse(const Misuse& misuse) = 0;
-  // The line saying the exit report was abandoned, for a thread that may be
-  // inside malloc: written into `buf` without allocating; returns its length.
-  virtual size_t RenderExitAbandoned(int64_t waited_ms, char* buf,
-                                     size_t size) = 0;
+
+ protected:
+  RenderContext& ctx_;
 };
 
 std::unique_ptr<Renderer> MakeTextRenderer(RenderContext& context);

@@ -1,5 +1,6 @@
 #include "report/reporter.h"
 
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +47,7 @@ Reporter::Reporter(Tracker& tracker, Log& log)
 Reporter::Reporter(Tracker& tracker, Log& log, Format format)
     : tracker_(tracker),
       log_(log),
+      format_(format),
       context_(tracker, symbolizer_),
       renderer_(format == kFormatJson ? MakeJsonRenderer(context_)
                                       : MakeTextRenderer(context_)) {
@@ -125,8 +127,7 @@ ScanModel Reporter::BuildScanModel(const ScanEvents& events) {
   return model;
 }
 
-HeldModel Reporter::BuildHeldModel(const ExitSnapshot& snapshot,
-                                   bool at_exit) {
+HeldModel Reporter::BuildHeldModel(const ExitSnapshot& snapshot, bool at_exit) {
   HeldModel model;
   model.at_exit = at_exit;
   model.now_ns = snapshot.now_ns;
@@ -227,8 +228,9 @@ std::string Reporter::FormatMisuse(const Misuse& misuse) {
 }
 
 void Reporter::WriteMetrics(const MetricsSnapshot& snapshot) {
-  MetricsInput input = MetricsFromSnapshot(
-      snapshot, [this](uint32_t id) { return std::string(context_.String(id)); });
+  MetricsInput input = MetricsFromSnapshot(snapshot, [this](uint32_t id) {
+    return std::string(context_.String(id));
+  });
   input.pid = getpid();
   input.program = ProgramName();
   input.timestamp_ms = WallClockMs();
@@ -266,8 +268,24 @@ void Reporter::OnExit(const ExitSnapshot& snapshot) {
 void Reporter::OnExitAbandoned(int64_t waited_ms) {
   // No allocation here: this runs on the exiting thread.
   char line[320];
-  size_t n = renderer_->RenderExitAbandoned(waited_ms, line, sizeof line);
-  if (n > 0) log_.WriteIfOpen(std::string_view(line, n));
+  int n = format_ == kFormatJson
+              ? snprintf(line, sizeof line,
+                         "{\"type\":\"exit_abandoned\",\"pid\":%d,"
+                         "\"stalled_ms\":%lld}\n",
+                         static_cast<int>(context_.pid()),
+                         static_cast<long long>(waited_ms))
+              : snprintf(line, sizeof line,
+                         "leakwatch[%d]: exit report abandoned: the report "
+                         "thread made no progress for %lld ms (a lock it "
+                         "needs is held by a thread that will not run again: "
+                         "exit() from a signal handler, or a thread stuck "
+                         "in the dynamic loader or malloc)\n",
+                         static_cast<int>(context_.pid()),
+                         static_cast<long long>(waited_ms));
+  if (n > 0) {
+    log_.WriteIfOpen(
+        std::string_view(line, std::min<size_t>(n, sizeof line - 1)));
+  }
 }
 
 void Reporter::OnPeriodic(const ExitSnapshot& snapshot) {

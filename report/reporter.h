@@ -81,6 +81,7 @@ class Reporter : public EventSink {
 
   Tracker& tracker_;
   Log& log_;
+  const Format format_;
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;  // guards all below and log_
   Symbolizer symbolizer_;
   RenderContext context_;

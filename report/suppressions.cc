@@ -11,8 +11,10 @@ namespace {
 constexpr const char* kFamilies[] = {"conn", "result", "stmt", "thread"};
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
     s.remove_suffix(1);
   }
   return s;
@@ -76,8 +78,9 @@ bool Suppressions::AddLine(std::string_view line, const std::string& where,
   if (line.empty() || line.front() == '#') return true;
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) {
-    *error = "expected TYPE:PATTERN (TYPE a family conn/result/stmt/thread, "
-             "a kind such as pg.conn, or *)";
+    *error =
+        "expected TYPE:PATTERN (TYPE a family conn/result/stmt/thread, "
+        "a kind such as pg.conn, or *)";
     return false;
   }
   std::string type(Trim(line.substr(0, colon)));

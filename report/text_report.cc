@@ -2,14 +2,13 @@
 // exit report in the style of LeakSanitizer, misuse reports with three
 // stacks. Every line starts with "leakwatch[PID]: "; stacks are indented.
 #include <errno.h>  // program_invocation_name (GNU)
+#include <fmt/format.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <iterator>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "report/render.h"
 #include "tracker/clock.h"
@@ -24,13 +23,11 @@ const char* AcquiredWord(const Record& r) {
 
 class TextRenderer : public Renderer {
  public:
-  explicit TextRenderer(RenderContext& context) : ctx_(context) {}
+  using Renderer::Renderer;
 
   std::string RenderScan(const ScanModel& model) override;
   std::string RenderHeld(const HeldModel& model) override;
   std::string RenderMisuse(const Misuse& misuse) override;
-  size_t RenderExitAbandoned(int64_t waited_ms, char* buf,
-                             size_t size) override;
 
  private:
   std::string Prefix() const {
@@ -48,8 +45,6 @@ class TextRenderer : public Renderer {
   void AppendGroup(std::string* out, const HeldModel& model,
                    const HeldModel::Group& g, const char* held_where);
   void AppendExitTrailer(std::string* out, const HeldModel& model);
-
-  RenderContext& ctx_;
 };
 
 void TextRenderer::AppendStack(std::string* out, uint32_t stack_id) {
@@ -106,11 +101,10 @@ std::string TextRenderer::DescribeThread(const Record& r, int64_t now_ns,
                  "start routine {}, created by thread {}) ",
                  ctx_.StartRoutine(r.code), r.tid);
   if (live) {
-    fmt::format_to(
-        std::back_inserter(out),
-        "exited {} ago and was never joined (threshold {})",
-        FormatDuration(now_ns - r.active_ns),
-        FormatDuration(ctx_.ThresholdMs(Family::kThread) * 1000000));
+    fmt::format_to(std::back_inserter(out),
+                   "exited {} ago and was never joined (threshold {})",
+                   FormatDuration(now_ns - r.active_ns),
+                   FormatDuration(ctx_.ThresholdMs(Family::kThread) * 1000000));
   } else {
     fmt::format_to(std::back_inserter(out), "held {}, ",
                    FormatDuration(now_ns - r.acquired_ns));
@@ -180,7 +174,8 @@ void TextRenderer::AppendWarnings(std::string* out, const ScanModel& model) {
     }
     if (site.more > 0) {
       const Record& r = site.shown.front().record;
-      fmt::format_to(to, "{}... and {} more {} from site {} past the threshold\n",
+      fmt::format_to(to,
+                     "{}... and {} more {} from site {} past the threshold\n",
                      prefix, site.more, r.kind->name, r.stack_id);
     }
   }
@@ -314,8 +309,7 @@ std::string TextRenderer::RenderHeld(const HeldModel& model) {
 }
 
 // Misuses, suppressions, skipped shards and stats, after the exit report.
-void TextRenderer::AppendExitTrailer(std::string* out,
-                                     const HeldModel& model) {
+void TextRenderer::AppendExitTrailer(std::string* out, const HeldModel& model) {
   const std::string prefix = Prefix();
   auto to = std::back_inserter(*out);
   if (model.misuses > 0) {
@@ -353,8 +347,8 @@ void TextRenderer::AppendExitTrailer(std::string* out,
   }
   if (stats.empty()) stats = "no handles seen";
   if (model.unknown_releases > 0) {
-    stats += fmt::format(", releases of unknown handles {}",
-                         model.unknown_releases);
+    stats +=
+        fmt::format(", releases of unknown handles {}", model.unknown_releases);
   }
   fmt::format_to(to, "{}stats: {}", prefix, stats);
   if (model.dropped > 0) {
@@ -385,19 +379,6 @@ std::string TextRenderer::RenderMisuse(const Misuse& m) {
                  FormatDuration(first.released_ns - first.acquired_ns));
   AppendStack(&out, first.acquire_stack_id);
   return out;
-}
-
-size_t TextRenderer::RenderExitAbandoned(int64_t waited_ms, char* buf,
-                                         size_t size) {
-  int n = snprintf(buf, size,
-                   "leakwatch[%d]: exit report abandoned: the report thread "
-                   "made no progress for %lld ms (a lock it needs is held by "
-                   "a thread that will not run again: exit() from a signal "
-                   "handler, or a thread stuck in the dynamic loader or "
-                   "malloc)\n",
-                   static_cast<int>(ctx_.pid()),
-                   static_cast<long long>(waited_ms));
-  return n <= 0 ? 0 : std::min(static_cast<size_t>(n), size - 1);
 }
 
 }  // namespace

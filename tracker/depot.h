@@ -1,8 +1,9 @@
 // An append-only depot that interns sequences (stacks of return addresses, or
 // strings) and hands out small stable ids.
 //
-//   uint32_t id = depot.Put(data, size);   // same contents -> same id; 0 = none
-//   Depot<T>::View v = depot.Get(id);       // valid for the life of the process
+//   uint32_t id = depot.Put(data, size);   // same contents -> same id; 0 =
+//   none Depot<T>::View v = depot.Get(id);       // valid for the life of the
+//   process
 //
 // Thread safety: Put and Get may be called from any thread, from a hook. Lookup
 // of an existing entry takes no lock (chains are published with release
@@ -57,7 +58,8 @@ class Depot {
     if (size == 0) return 0;
     uint64_t hash = HashBytes(data, size * sizeof(T));
     std::atomic<Node*>& head = buckets_[hash & (kBuckets - 1)];
-    if (Node* n = Find(head.load(std::memory_order_acquire), hash, data, size)) {
+    if (Node* n =
+            Find(head.load(std::memory_order_acquire), hash, data, size)) {
       return n->id;
     }
     pthread_mutex_lock(&mu_);

@@ -1,9 +1,9 @@
 // Kinds and families of tracked handles.
 //
 // The tracker knows nothing of databases: a kind is a name ("pg.conn") that the
-// interpose layer declares as a constexpr KindDesc, plus the family that carries
-// its threshold and leak rule. Records point at their KindDesc, so no registration
-// step is needed before the first hook runs.
+// interpose layer declares as a constexpr KindDesc, plus the family that
+// carries its threshold and leak rule. Records point at their KindDesc, so no
+// registration step is needed before the first hook runs.
 //
 // Thread safety: KindDesc objects are immutable constants.
 #ifndef LEAKWATCH_TRACKER_KINDS_H_
@@ -32,7 +32,7 @@ inline constexpr int kMaxKinds = 16;
 struct KindDesc {
   const char* name;  // "pg.conn"; also what suppressions and stats print
   Family family;
-  uint8_t index;     // unique per kind, < kMaxKinds: slot for per-kind counters
+  uint8_t index;  // unique per kind, < kMaxKinds: slot for per-kind counters
   // What Identity::detail means for this kind ("backend_pid"), or nullptr.
   const char* detail_label = nullptr;
   // True for a handle that normally lives as long as the handle it came from

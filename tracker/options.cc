@@ -66,7 +66,8 @@ bool ParseDuration(const char* text, int64_t* ms, std::string* expected) {
   }
   int64_t value = 0;
   for (; std::isdigit(static_cast<unsigned char>(*p)); ++p) {
-    if (value > kMaxDurationMs) break;  // already too large; stop before overflow
+    if (value > kMaxDurationMs)
+      break;  // already too large; stop before overflow
     value = value * 10 + (*p - '0');
   }
   if (std::isdigit(static_cast<unsigned char>(*p))) {
@@ -118,7 +119,8 @@ bool ParseCount(const char* text, int64_t min, int64_t max, int64_t* value,
   }
   int64_t v;
   if (negative) {
-    if (magnitude > (min < 0 ? 0 - static_cast<uint64_t>(min) : 0)) return false;
+    if (magnitude > (min < 0 ? 0 - static_cast<uint64_t>(min) : 0))
+      return false;
     v = static_cast<int64_t>(0 - magnitude);  // 2^63 becomes INT64_MIN
   } else {
     if (max < 0 || magnitude > static_cast<uint64_t>(max)) return false;
@@ -146,9 +148,8 @@ bool ParseLibraryList(const char* text, uint32_t* libraries,
   size_t start = 0;
   while (true) {
     size_t comma = s.find(',', start);
-    std::string item =
-        s.substr(start, comma == std::string::npos ? std::string::npos
-                                                   : comma - start);
+    std::string item = s.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
     if (item == "pg") {
       result |= kLibPg;
     } else if (item == "mysql") {
@@ -296,7 +297,7 @@ Options ParseOptions(const std::function<const char*(const char*)>& getenv_fn,
       options.field = parsed;                                               \
     } else if (errors) {                                                    \
       errors->push_back(std::string("leakwatch: ignoring ") + var + "=\"" + \
-                        Escape(text) + "\": expected " + expected +      \
+                        Escape(text) + "\": expected " + expected +         \
                         "; using the default (" + def_text + ")");          \
     }                                                                       \
   }

@@ -20,7 +20,8 @@ namespace leakwatch {
 
 // Sentinels for durations.
 inline constexpr int64_t kInheritMs = -1;  // per-family: use the general one
-inline constexpr int64_t kDerivedMs = -2;  // scan period: derived from thresholds
+inline constexpr int64_t kDerivedMs =
+    -2;  // scan period: derived from thresholds
 inline constexpr int64_t kMaxDurationMs = 7LL * 24 * 3600 * 1000;  // 7 days
 inline constexpr int64_t kMaxStackDepth = 64;
 
@@ -34,8 +35,8 @@ inline constexpr uint32_t kAllLibraries = kLibPg | kLibMysql | kLibThread;
 
 // C++ types of the option types named in options.inc.
 using Duration = int64_t;  // milliseconds, or a sentinel above
-using Depth = int64_t;  // stack depth, 0 to kMaxStackDepth
-using ExitCode = int;   // 0 to 255
+using Depth = int64_t;     // stack depth, 0 to kMaxStackDepth
+using ExitCode = int;      // 0 to 255
 using Path = std::string;
 using LibraryList = uint32_t;
 using Bool = bool;

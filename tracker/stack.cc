@@ -82,7 +82,6 @@ bool FindCodeRange(const void* addr, uintptr_t* lo, uintptr_t* hi) {
   return true;
 }
 
-
 void InitStackCapture() {
   if (g_unwind.load(std::memory_order_acquire) != nullptr) return;
   UnwBacktraceFn fn = nullptr;

@@ -91,7 +91,6 @@ void SkipFramesInModuleOf(const void* addr);
 // dl_iterate_phdr).
 bool FindCodeRange(const void* addr, uintptr_t* lo, uintptr_t* hi);
 
-
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_TRACKER_STACK_H_

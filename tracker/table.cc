@@ -84,16 +84,16 @@ bool ShardedTable::Insert(const Record& record, Record* replaced,
     if (replaced != nullptr) *replaced = old;
     if (old.kind != nullptr) {
       Bump((replace_is_release ? shard.released
-                                : shard.replaced)[old.kind->index]);
+                               : shard.replaced)[old.kind->index]);
     }
     old = record;
   } else {
     uint32_t n;
     // Grow at 3/4 load: linear probing stays short (an absent key: 8.5
     // slots on average, about one cache line of 8-byte slots).
-    bool grow = shard.slots == nullptr ||
-                (shard.count + uint64_t{1}) * 4 >
-                    (shard.slot_mask + uint64_t{1}) * 3;
+    bool grow =
+        shard.slots == nullptr ||
+        (shard.count + uint64_t{1}) * 4 > (shard.slot_mask + uint64_t{1}) * 3;
     if ((grow && !GrowSlotsLocked(shard)) || !TakeRecordLocked(shard, &n)) {
       shard.mu.Unlock();
       dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -167,9 +167,9 @@ bool ShardedTable::EraseImpl(uintptr_t key, Record* removed, bool remember,
     uint32_t way = 0;
     while (way < kRecentWays && set[way].key != key) ++way;
     if (way == kRecentWays) way = order >> (2 * (kRecentWays - 1));
-    set[way] = ReleasedRecord{r->key,           r->kind,     r->stack_id,
-                              release_stack_id, released_by, r->acquired_ns,
-                              now_ns};
+    set[way] = ReleasedRecord{
+        r->key,      r->kind,        r->stack_id, release_stack_id,
+        released_by, r->acquired_ns, now_ns};
     uint32_t rank = 0;
     while (((order >> (2 * rank)) & 3) != way) ++rank;
     uint32_t newer = order & ((1u << (2 * rank)) - 1);
@@ -231,10 +231,9 @@ bool ShardLock::LockWaiting(int64_t deadline_ns,
                             const std::atomic<bool>* give_up) {
   LW_TSAN_MUTEX(pre_lock, __tsan_mutex_try_lock);
   bool locked = TryOnce() || Wait(deadline_ns, give_up);
-  LW_TSAN_MUTEX(post_lock,
-                __tsan_mutex_try_lock |
-                    (locked ? 0 : __tsan_mutex_try_lock_failed),
-                0);
+  LW_TSAN_MUTEX(
+      post_lock,
+      __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed), 0);
   return locked;
 }
 
@@ -279,9 +278,12 @@ ShardedTable::Totals ShardedTable::GetTotals() {
   // read while another thread runs is at worst slightly stale.
   for (Shard& shard : shards_) {
     for (int k = 0; k < kMaxKinds; ++k) {
-      totals.acquired[k] += __atomic_load_n(&shard.acquired[k], __ATOMIC_RELAXED);
-      totals.released[k] += __atomic_load_n(&shard.released[k], __ATOMIC_RELAXED);
-      totals.replaced[k] += __atomic_load_n(&shard.replaced[k], __ATOMIC_RELAXED);
+      totals.acquired[k] +=
+          __atomic_load_n(&shard.acquired[k], __ATOMIC_RELAXED);
+      totals.released[k] +=
+          __atomic_load_n(&shard.released[k], __ATOMIC_RELAXED);
+      totals.replaced[k] +=
+          __atomic_load_n(&shard.replaced[k], __ATOMIC_RELAXED);
     }
   }
   return totals;

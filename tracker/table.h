@@ -69,21 +69,21 @@ enum RecordFlags : uint16_t {
 };
 
 struct Record {
-  uintptr_t key = 0;            // the handle's address; 0 = free pool entry
+  uintptr_t key = 0;  // the handle's address; 0 = free pool entry
   const KindDesc* kind = nullptr;
-  int64_t acquired_ns = 0;      // NowNs() at acquisition
-  int64_t active_ns = 0;        // last activity (connections), else acquired_ns
-  uintptr_t parent = 0;         // e.g. the connection a result came from
-  uint32_t stack_id = 0;        // in the stack depot; 0 = no stack
-  Identity identity;            // for a result: its connection's
-  uint32_t tid = 0;             // acquiring thread (kernel tid)
+  int64_t acquired_ns = 0;  // NowNs() at acquisition
+  int64_t active_ns = 0;    // last activity (connections), else acquired_ns
+  uintptr_t parent = 0;     // e.g. the connection a result came from
+  uint32_t stack_id = 0;    // in the stack depot; 0 = no stack
+  Identity identity;        // for a result: its connection's
+  uint32_t tid = 0;         // acquiring thread (kernel tid)
   uint16_t flags = 0;
-  uint32_t query_id = 0;        // string-depot id of the query behind the
-                                // handle (a result's SQL, a connection's last)
-  uint32_t serial = 0;          // set by the hooks to tell reuses of a key
-                                // apart (threads: pthread_t values recur)
-  uintptr_t code = 0;           // a code address the handle is about (a
-                                // thread's start routine); 0 = none
+  uint32_t query_id = 0;  // string-depot id of the query behind the
+                          // handle (a result's SQL, a connection's last)
+  uint32_t serial = 0;    // set by the hooks to tell reuses of a key
+                          // apart (threads: pthread_t values recur)
+  uintptr_t code = 0;     // a code address the handle is about (a
+                          // thread's start routine); 0 = none
 };
 
 // A record as it was released, kept a while to explain a second release or a
@@ -101,10 +101,10 @@ struct ReleasedRecord {
 // A short lock (the table's shards, the tracker's notes): one byte, taken
 // with one locked instruction and released with a plain store (a
 // pthread_mutex_unlock is a second locked instruction: it must learn whether
-// to wake a waiter). Waiters are not woken: they spin a little, then yield, then nap
-// 50 us at a time. That suits a lock held for tens of nanoseconds by a hook,
-// and for one shard's scan by the watchdog. Not recursive; as with any lock,
-// a signal handler that takes one its thread holds waits forever.
+// to wake a waiter). Waiters are not woken: they spin a little, then yield,
+// then nap 50 us at a time. That suits a lock held for tens of nanoseconds by a
+// hook, and for one shard's scan by the watchdog. Not recursive; as with any
+// lock, a signal handler that takes one its thread holds waits forever.
 class ShardLock {
  public:
   constexpr ShardLock() = default;
@@ -225,7 +225,7 @@ class ShardedTable {
   };
   Totals GetTotals();
 
-  size_t size() const;          // live records (racy sum, for stats)
+  size_t size() const;  // live records (racy sum, for stats)
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // Memory held by the shards' pools and indexes (racy sum, for stats).
   size_t bytes() const;
@@ -268,10 +268,10 @@ class ShardedTable {
     uint64_t* slots = nullptr;  // slot_mask + 1 slots (none before the first
                                 // insert); 0 = empty, else Slot()
     uint32_t slot_mask = 0;
-    uint32_t count = 0;         // live records
-    uint32_t free_head = 0;     // record number + 1 of the first free record
-                                // (linked through Record::parent); 0 = none
-    uint32_t used = 0;          // records handed out from the chunks so far
+    uint32_t count = 0;      // live records
+    uint32_t free_head = 0;  // record number + 1 of the first free record
+                             // (linked through Record::parent); 0 = none
+    uint32_t used = 0;       // records handed out from the chunks so far
     // Chunk k's address minus ChunkBase(k) records (0 = not mapped yet):
     // record n is at chunk_origin[ChunkOf(n)] + n * sizeof(Record).
     uintptr_t chunk_origin[kMaxChunks] = {};
@@ -290,9 +290,9 @@ class ShardedTable {
     // lists its ways from the most recently written (bits 1..0) to the least
     // (bits 7..6).
     ReleasedRecord recent[kRecentPerShard];
-    uint8_t recent_order[kRecentSets] = {
-        0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
-        0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4};
+    uint8_t recent_order[kRecentSets] = {0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
+                                         0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
+                                         0xe4, 0xe4, 0xe4, 0xe4};
   };
 
   // ++counter for a per-kind total of a shard whose mu is held.

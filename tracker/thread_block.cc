@@ -23,7 +23,8 @@ void Unmap(void* block) {
 }  // namespace
 
 unsigned char* MapBlock() {
-  pthread_once(&g_key_once, [] { g_key_ok = pthread_key_create(&g_key, &Unmap) == 0; });
+  pthread_once(&g_key_once,
+               [] { g_key_ok = pthread_key_create(&g_key, &Unmap) == 0; });
   void* p = mmap(nullptr, kThreadBlockBytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;

@@ -26,8 +26,8 @@ inline constexpr size_t kQueryCacheOffset = 2048;
 inline constexpr size_t kQueryCacheBytes = 2048;
 
 namespace thread_block_internal {
-extern __attribute__((tls_model("initial-exec"))) __thread unsigned char*
-    t_block;
+extern
+    __attribute__((tls_model("initial-exec"))) __thread unsigned char* t_block;
 unsigned char* MapBlock();
 }  // namespace thread_block_internal
 

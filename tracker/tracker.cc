@@ -6,10 +6,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <map>
 #include <new>
 #include <unordered_map>
@@ -69,8 +69,8 @@ Tracker& Tracker::Create() {
 Tracker::Tracker() {
   int saved_errno = errno;
   std::vector<std::string> errors;
-  options_ = ParseOptions([](const char* name) { return getenv(name); },
-                          &errors);
+  options_ =
+      ParseOptions([](const char* name) { return getenv(name); }, &errors);
   for (const std::string& e : errors) WriteStderr(e);
   for (int f = 0; f < kNumFamilies; ++f) {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
@@ -167,8 +167,8 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
     // The same stack if every return address is where it was: the reads
     // stay inside this thread's stack, above the hook's frame.
     Depot<uintptr_t>::View stack = stacks_.Get(cached.stack_id);
-    bool same = stack.size == cached.frames && stack.size > 0 &&
-                stack.data[0] == ret;
+    bool same =
+        stack.size == cached.frames && stack.size > 0 && stack.data[0] == ret;
     for (uint32_t i = 1; same && i < cached.frames; ++i) {
       uintptr_t slot = anchor + cached.offsets[i];
       same = slot + sizeof(uintptr_t) <= hi &&
@@ -233,12 +233,9 @@ namespace {
 bool ReportMisuse(Tracker& tracker, std::atomic<EventSink*>& sink,
                   Misuse::Type type, const ReleasedRecord& first,
                   const char* function) {
-  Misuse misuse{type,
-                function,
-                first,
-                tracker.CaptureStackId(),
-                Tracker::CurrentTid(),
-                NowNs()};
+  Misuse misuse{
+      type,   function, first, tracker.CaptureStackId(), Tracker::CurrentTid(),
+      NowNs()};
   if (EventSink* s = sink.load(std::memory_order_acquire)) s->OnMisuse(misuse);
   return true;
 }
@@ -484,7 +481,8 @@ Finding Tracker::Judge(const Record& r, int64_t now_ns,
 
 // What phase 1 of a scan gathers under the shard locks.
 struct Tracker::ScanPass {
-  explicit ScanPass(int64_t now, bool metrics) : now_ns(now), want_metrics(metrics) {}
+  explicit ScanPass(int64_t now, bool metrics)
+      : now_ns(now), want_metrics(metrics) {}
   int64_t now_ns;
   bool want_metrics;
   // Past a rule and not reported yet, and every handle living with a parent
@@ -595,7 +593,8 @@ void Tracker::FindGrowingSites(const ScanPass& pass,
     if (!IsGrowing(site.count, site.span())) continue;
     uint32_t& warned = site_warned_[stack_id];
     if (warned != 0 && site.count < 2 * warned) continue;
-    growing->push_back(SiteGrowth{site.oldest, site.count, warned, site.span()});
+    growing->push_back(
+        SiteGrowth{site.oldest, site.count, warned, site.span()});
     warned = site.count;
   }
   pthread_mutex_unlock(&scan_mu_);
@@ -654,8 +653,8 @@ void Tracker::StartWatchdog() {
   // every signal blocked, would kill the host with SIGSEGV. Only the pages
   // touched become resident.
   pthread_attr_setstacksize(&attr, 1024 * 1024);
-  if (pthread_create(&watchdog_thread_, &attr, &Tracker::WatchdogMain,
-                     this) == 0) {
+  if (pthread_create(&watchdog_thread_, &attr, &Tracker::WatchdogMain, this) ==
+      0) {
     watchdog_running_.store(true, std::memory_order_release);
   }
   pthread_attr_destroy(&attr);
@@ -703,8 +702,8 @@ bool Tracker::WaitUntil(const struct timespec* until) {
 
 void* Tracker::WatchdogMain(void* arg) {
   auto* self = static_cast<Tracker*>(arg);
-  bool any_live = !self->options_.metrics.empty() ||
-                  self->options_.report_interval > 0;
+  bool any_live =
+      !self->options_.metrics.empty() || self->options_.report_interval > 0;
   for (int f = 0; f < kNumFamilies; ++f) {
     any_live |= self->threshold_ns_[f] > 0;
   }

@@ -59,20 +59,20 @@ struct Held {
 // A note the watchdog passes on about a handle that had been reported live.
 struct LiveNote {
   enum Type : uint8_t {
-    kReleased,      // released `held_ns` after acquisition
-    kActiveAgain,   // an idle-reported connection was used again
+    kReleased,     // released `held_ns` after acquisition
+    kActiveAgain,  // an idle-reported connection was used again
   };
   Type type;
-  Record record;     // as it was when the note was made
-  int64_t at_ns;     // when it happened
+  Record record;  // as it was when the note was made
+  int64_t at_ns;  // when it happened
 };
 
 // A creation site of threads that keeps growing (see Tracker::Scan).
 struct SiteGrowth {
-  Record oldest;              // the site's oldest running thread
-  uint32_t count = 0;         // running threads older than the threshold
-  uint32_t previous = 0;      // count at the site's last warning; 0 = first
-  int64_t span_ns = 0;        // their creation times span this long
+  Record oldest;          // the site's oldest running thread
+  uint32_t count = 0;     // running threads older than the threshold
+  uint32_t previous = 0;  // count at the site's last warning; 0 = first
+  int64_t span_ns = 0;    // their creation times span this long
 };
 
 // Counts for live metrics, taken by a scan when LEAKWATCH_METRICS is set.
@@ -97,8 +97,8 @@ struct ScanEvents {
   int64_t now_ns = 0;
   std::vector<Held> overdue;        // found by a rule for the first time
   std::vector<SiteGrowth> growing;  // thread sites that grew past a doubling
-  std::vector<LiveNote> notes;   // released or active again since last scan
-  uint64_t notes_dropped = 0;    // notes lost because the queue was full
+  std::vector<LiveNote> notes;      // released or active again since last scan
+  uint64_t notes_dropped = 0;       // notes lost because the queue was full
   const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
 };
 
@@ -109,11 +109,11 @@ struct ExitSnapshot {
   // those that exited and were never joined, and the running threads of
   // growing sites only.
   std::vector<Held> held;
-  std::vector<LiveNote> notes;   // notes not yet passed on
-  ShardedTable::Totals totals;   // per kind index
+  std::vector<LiveNote> notes;            // notes not yet passed on
+  ShardedTable::Totals totals;            // per kind index
   const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
-  int shards_skipped = 0;        // shard locks not had before the deadline
-  uint64_t dropped = 0;          // events dropped for lack of memory
+  int shards_skipped = 0;  // shard locks not had before the deadline
+  uint64_t dropped = 0;    // events dropped for lack of memory
 };
 
 // A misuse seen in a hook: a second release of a handle, or a call on a
@@ -121,10 +121,10 @@ struct ExitSnapshot {
 struct Misuse {
   enum Type : uint8_t { kDoubleRelease, kUseAfterClose };
   Type type;
-  const char* function;   // the call that misused it ("PQclear")
-  ReleasedRecord first;   // the earlier release
-  uint32_t stack_id;      // this call's stack
-  uint32_t tid;           // this call's thread
+  const char* function;  // the call that misused it ("PQclear")
+  ReleasedRecord first;  // the earlier release
+  uint32_t stack_id;     // this call's stack
+  uint32_t tid;          // this call's thread
   int64_t now_ns;
 };
 
@@ -154,18 +154,18 @@ class EventSink {
 };
 
 struct AcquireInfo {
-  uintptr_t parent = 0;       // e.g. the connection a result came from
-  Identity identity;          // describes the handle (or its parent)
-  uint16_t flags = 0;         // initial RecordFlags: kPinsParent, and for a
-                              // thread kExited and kDetached
-  uintptr_t code = 0;         // Record::code (a thread's start routine)
-  uint32_t serial = 0;        // Record::serial
-  uint32_t query_id = 0;      // Record::query_id
-  int64_t exited_ns = 0;      // with kExited: when the thread exited
-  uint32_t stack_id = 0;      // if nonzero, this stack (from CaptureStackId)
-                              // rather than the caller's
-  uint32_t tid = 0;           // if nonzero, the acquiring thread's tid (a
-                              // thread recording its own creation)
+  uintptr_t parent = 0;   // e.g. the connection a result came from
+  Identity identity;      // describes the handle (or its parent)
+  uint16_t flags = 0;     // initial RecordFlags: kPinsParent, and for a
+                          // thread kExited and kDetached
+  uintptr_t code = 0;     // Record::code (a thread's start routine)
+  uint32_t serial = 0;    // Record::serial
+  uint32_t query_id = 0;  // Record::query_id
+  int64_t exited_ns = 0;  // with kExited: when the thread exited
+  uint32_t stack_id = 0;  // if nonzero, this stack (from CaptureStackId)
+                          // rather than the caller's
+  uint32_t tid = 0;       // if nonzero, the acquiring thread's tid (a
+                          // thread recording its own creation)
 };
 
 class Tracker {
@@ -181,7 +181,9 @@ class Tracker {
   Tracker& operator=(const Tracker&) = delete;
 
   const Options& options() const { return options_; }
-  bool Tracks(uint32_t library) const { return (options_.track & library) != 0; }
+  bool Tracks(uint32_t library) const {
+    return (options_.track & library) != 0;
+  }
 
   // The leak rule of `r`'s family at `now_ns` (the README states them):
   // whether it is past its threshold, and why. `parent_alive` says whether
@@ -302,7 +304,9 @@ class Tracker {
   ShardedTable& table() { return table_; }
 
   // The report module registers itself once at start-up.
-  void SetSink(EventSink* sink) { sink_.store(sink, std::memory_order_release); }
+  void SetSink(EventSink* sink) {
+    sink_.store(sink, std::memory_order_release);
+  }
 
   // Runs one watchdog scan now (the watchdog thread calls this; tests too).
   void Scan();
@@ -339,7 +343,7 @@ class Tracker {
   static std::atomic<Tracker*> instance_;
 
   struct ScanPass;
-  void EnsureStarted();        // stack capture and watchdog, on first acquire
+  void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
   // (the candidates, one lock at a time), growth, metrics.
   void CollectForScan(const Record& r, ScanPass* pass);
@@ -408,8 +412,8 @@ class Tracker {
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;
   ShardLock notes_mu_;
-  std::vector<LiveNote> notes_;      // guarded by notes_mu_
-  uint64_t notes_dropped_ = 0;       // guarded by notes_mu_
+  std::vector<LiveNote> notes_;  // guarded by notes_mu_
+  uint64_t notes_dropped_ = 0;   // guarded by notes_mu_
 };
 
 }  // namespace leakwatch
