@@ -43,8 +43,9 @@ LW_LIBPQ_FUNCTIONS(LW_DECLARE_REAL)
 
 uintptr_t Key(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
-// "dbname=app user=app host=127.0.0.1 port=5432" (+ a failure mark), and
-// the backend pid. Called only right after a connect, on the caller's thread.
+// "dbname=app user=app host=127.0.0.1 port=5432", the backend pid and
+// whether the connect failed. Called only right after a connect, on the
+// caller's thread.
 Identity ReadIdentity(const PGconn* conn) {
   Identity identity;
   auto db = real_PQdb.Get();
@@ -58,10 +59,10 @@ Identity ReadIdentity(const PGconn* conn) {
   std::string text = std::string("dbname=") + str(db(conn)) +
                      " user=" + str(user(conn)) + " host=" + str(host(conn)) +
                      " port=" + str(port(conn));
-  if (status(conn) == CONNECTION_BAD) text += " (connection failed)";
   Tracker& tracker = Tracker::Get();
   identity.string_id = tracker.InternString(text);
   identity.detail = static_cast<uint32_t>(pid(conn));
+  identity.connect_failed = status(conn) == CONNECTION_BAD;
   return identity;
 }
 

@@ -68,11 +68,10 @@ uint32_t ServerConnectionId(MYSQL* mysql) {
 enum class ConnectState { kConnected, kFailed, kPending };
 
 // "host=127.0.0.1 port=3306 user=app db=app": what the library reports for a
-// live connection, else what the program asked for.
-std::string IdentityText(MYSQL* mysql, ConnectState state, const char* host,
+// live (`connected`) connection, else what the program asked for.
+std::string IdentityText(MYSQL* mysql, bool connected, const char* host,
                          const char* user, const char* db, unsigned int port,
                          const char* unix_socket) {
-  bool connected = state == ConnectState::kConnected;
   auto get_info = real_mariadb_get_infov.Get();
   const char* info_host = nullptr;
   const char* info_user = nullptr;
@@ -103,7 +102,6 @@ std::string IdentityText(MYSQL* mysql, ConnectState state, const char* host,
   }
   text += std::string(" user=") + (user ? user : "");
   if (db != nullptr && db[0] != '\0') text += std::string(" db=") + db;
-  if (state == ConnectState::kFailed) text += " (connection failed)";
   return text;
 }
 
@@ -115,11 +113,12 @@ void OnConnected(MYSQL* mysql, ConnectState state, const char* host,
   if (mysql == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
+  bool connected = state == ConnectState::kConnected;
   Identity identity;
   identity.string_id = tracker.InternString(
-      IdentityText(mysql, state, host, user, db, port, unix_socket));
-  identity.detail =
-      state == ConnectState::kConnected ? ServerConnectionId(mysql) : 0;
+      IdentityText(mysql, connected, host, user, db, port, unix_socket));
+  identity.detail = connected ? ServerConnectionId(mysql) : 0;
+  identity.connect_failed = state == ConnectState::kFailed;
   tracker.SetIdentity(Key(mysql), identity);
   tracker.Touch(Key(mysql), nullptr);
 }
@@ -341,10 +340,7 @@ LW_EXPORT int mysql_real_connect_cont(MYSQL** ret, MYSQL* mysql,
       if (*ret != nullptr) {
         identity.detail = leakwatch::ServerConnectionId(mysql);
       } else {
-        leakwatch::Depot<char>::View text =
-            tracker.strings().Get(identity.string_id);
-        identity.string_id = tracker.InternString(
-            std::string(text.data, text.size) + " (connection failed)");
+        identity.connect_failed = true;
       }
       tracker.SetIdentity(leakwatch::Key(mysql), identity);
     }
