@@ -18,9 +18,6 @@
 #include "tracker/tracker.h"
 
 namespace leakwatch {
-
-__attribute__((tls_model("initial-exec"))) __thread int t_hook_depth = 0;
-
 namespace {
 
 alignas(Log) unsigned char g_log_storage[sizeof(Log)];
@@ -54,8 +51,8 @@ __attribute__((destructor)) void AgentStop() {
   Tracker& tracker = Tracker::Get();
   tracker.Exit();
   int code = tracker.options().exitcode;
-  if (code != 0 && (g_reporter->unsuppressed_at_exit() > 0 ||
-                    tracker.misuse_count() > 0)) {
+  if (code != 0 &&
+      (g_reporter->unsuppressed_at_exit() > 0 || tracker.misuse_count() > 0)) {
     // The program's status becomes ours: a CI gate. Its buffered output is
     // written first; the remaining destructors are skipped, as LeakSanitizer
     // does.

@@ -15,7 +15,6 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -28,17 +27,26 @@ namespace {
 
 const char* const kLibdlSonames[] = {"libc.so.6", "libdl.so.2", nullptr};
 ClientLibrary g_libdl{"libc", kLibdlSonames};
-RealFunction<void* (*)(const char*, int)> real_dlopen("dlopen", &g_libdl);
-RealFunction<int (*)(void*)> real_dlclose("dlclose", &g_libdl);
+// Spelled out without what glibc declares them with: dlclose's nonnull,
+// which a template argument cannot carry, and noexcept (dlopen runs the
+// loaded objects' constructors).
+using DlopenFn = void* (*)(const char*, int);
+using DlcloseFn = int (*)(void*);
+
+#define LW_LIBDL_FUNCTIONS(X) X(dlopen, DlopenFn) X(dlclose, DlcloseFn)
+
+#define LW_DECLARE_LIBDL_REAL(...) LW_DECLARE_REAL(g_libdl, __VA_ARGS__)
+LW_LIBDL_FUNCTIONS(LW_DECLARE_LIBDL_REAL)
+#undef LW_DECLARE_LIBDL_REAL
 
 // True if the object containing `caller` has its own library search path,
 // which glibc would use for a name without a slash.
 bool CallerHasSearchPath(const void* caller) {
   Dl_info info;
   struct link_map* map = nullptr;
-  if (dladdr1(caller, &info, reinterpret_cast<void**>(&map),
-              RTLD_DL_LINKMAP) == 0 ||
-      map == nullptr || map->l_ld == nullptr) {
+  int found =
+      dladdr1(caller, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP);
+  if (found == 0 || map == nullptr || map->l_ld == nullptr) {
     return true;  // unknown: assume it matters
   }
   for (const ElfW(Dyn)* d = map->l_ld; d->d_tag != DT_NULL; ++d) {
@@ -66,6 +74,14 @@ const char* BlindClientLibrary(void* handle) {
   return nullptr;
 }
 
+// True if a dlopen(`file`, `mode`) from `caller` is an RTLD_DEEPBIND load
+// that DlopenDeepbindChecked may make: one whose result does not depend on
+// its caller.
+bool IsCallerFreeDeepbind(const char* file, int mode, const void* caller) {
+  return (mode & RTLD_DEEPBIND) && file != nullptr && !std::strchr(file, '$') &&
+         (std::strchr(file, '/') || !CallerHasSearchPath(caller));
+}
+
 __attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
                                                       int mode) {
   auto real = real_dlopen.Get();
@@ -74,12 +90,9 @@ __attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
   if (handle == nullptr) return handle;
   int saved_errno = errno;
   if (const char* library = BlindClientLibrary(handle)) {
-    std::string msg = std::string("leakwatch: ") + file +
-                      " was loaded with RTLD_DEEPBIND: its calls to " +
-                      library + " bind to that library directly and cannot "
-                      "be seen\n";
-    ssize_t ignored = write(STDERR_FILENO, msg.data(), msg.size());
-    (void)ignored;
+    WriteToStderr(std::string("leakwatch: ") + file +
+                  " was loaded with RTLD_DEEPBIND: its calls to " + library +
+                  " bind to that library directly and cannot be seen\n");
   }
   errno = saved_errno;
   return handle;
@@ -89,9 +102,7 @@ __attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
 }  // namespace leakwatch
 
 LW_EXPORT void* dlopen(const char* file, int mode) {
-  if ((mode & RTLD_DEEPBIND) && file != nullptr && !std::strchr(file, '$') &&
-      (std::strchr(file, '/') ||
-       !leakwatch::CallerHasSearchPath(__builtin_return_address(0)))) {
+  if (leakwatch::IsCallerFreeDeepbind(file, mode, LW_CALLER)) {
     return leakwatch::DlopenDeepbindChecked(file, mode);
   }
   auto real = leakwatch::real_dlopen.Get();

@@ -24,6 +24,7 @@ ClientLibrary g_libpq{"libpq", kLibpqSonames};
 namespace {
 
 // Real functions: the hooked ones and those we call to read identities.
+// clang-format off
 #define LW_LIBPQ_FUNCTIONS(X)                                                 \
   X(PQconnectdb) X(PQconnectdbParams) X(PQsetdbLogin) X(PQconnectStart)       \
   X(PQconnectStartParams) X(PQconnectPoll) X(PQresetStart) X(PQresetPoll)     \
@@ -35,16 +36,15 @@ namespace {
   X(PQconsumeInput) X(PQputCopyData) X(PQputCopyEnd) X(PQgetCopyData)         \
   X(PQpipelineSync) X(PQsendFlushRequest) X(PQdb) X(PQuser) X(PQhost)         \
   X(PQport) X(PQbackendPID) X(PQstatus)
+// clang-format on
 
-#define LW_DECLARE_REAL(name) \
-  RealFunction<decltype(&::name)> real_##name(#name, &g_libpq);
-LW_LIBPQ_FUNCTIONS(LW_DECLARE_REAL)
-#undef LW_DECLARE_REAL
+#define LW_DECLARE_PQ_REAL(...) LW_DECLARE_REAL(g_libpq, __VA_ARGS__)
+LW_LIBPQ_FUNCTIONS(LW_DECLARE_PQ_REAL)
+#undef LW_DECLARE_PQ_REAL
 
-uintptr_t Key(const void* p) { return reinterpret_cast<uintptr_t>(p); }
-
-// "dbname=app user=app host=127.0.0.1 port=5432" (+ a failure mark), and
-// the backend pid. Called only right after a connect, on the caller's thread.
+// "dbname=app user=app host=127.0.0.1 port=5432", the backend pid and
+// whether the connect failed. Called only right after a connect, on the
+// caller's thread.
 Identity ReadIdentity(const PGconn* conn) {
   Identity identity;
   auto db = real_PQdb.Get();
@@ -58,34 +58,25 @@ Identity ReadIdentity(const PGconn* conn) {
   std::string text = std::string("dbname=") + str(db(conn)) +
                      " user=" + str(user(conn)) + " host=" + str(host(conn)) +
                      " port=" + str(port(conn));
-  if (status(conn) == CONNECTION_BAD) text += " (connection failed)";
   Tracker& tracker = Tracker::Get();
   identity.string_id = tracker.InternString(text);
   identity.detail = static_cast<uint32_t>(pid(conn));
+  identity.connect_failed = status(conn) == CONNECTION_BAD;
   return identity;
 }
 
-// A connect that completes (successfully or not) inside the call. Inlined
-// into the hook, whose frame anchors the stack cache (as all acquisitions
-// in hooks are: no hook then unwinds with unw_backtrace, whose per-thread
-// cache is 256 KiB).
-__attribute__((always_inline)) inline void OnConnect(PGconn* conn) {
+// A connection from a connect that `completed` (successfully or not) inside
+// the call, or that started here and completes in PQconnectPoll. Inlined
+// into the hook, whose frame anchors the stack cache (as every acquisition in
+// a hook is).
+__attribute__((always_inline)) inline void OnConnect(PGconn* conn,
+                                                     bool completed) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
   info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
-  info.identity = ReadIdentity(conn);
-  tracker.Acquire(&kPgConn, Key(conn), info);
-}
-
-// A connect that starts here and completes in PQconnectPoll.
-__attribute__((always_inline)) inline void OnConnectStart(PGconn* conn) {
-  if (conn == nullptr) return;
-  ErrnoGuard errno_guard;
-  Tracker& tracker = Tracker::Get();
-  AcquireInfo info;
-  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  if (completed) info.identity = ReadIdentity(conn);
   tracker.Acquire(&kPgConn, Key(conn), info);
 }
 
@@ -124,9 +115,19 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
   }
 }
 
+// After PQconnectPoll or PQresetPoll: a connect that completed (either way)
+// has a new identity; one still under way is activity.
+void OnPoll(PGconn* conn, PostgresPollingStatusType status) {
+  if (status == PGRES_POLLING_OK || status == PGRES_POLLING_FAILED) {
+    OnIdentityChange(conn);
+  } else {
+    OnActivity(conn);
+  }
+}
+
 // A result (or cancel handle) obtained on `conn`: the connection becomes
 // active, and the new handle remembers which connection it came from.
-// Inlined into the hook, which captures the stack itself (see CaptureStack).
+// Inlined into the hook, whose frame anchors the stack cache.
 __attribute__((always_inline)) inline void OnHandleFromConn(
     const KindDesc* kind, const void* handle, const PGconn* conn,
     uint32_t query = 0) {
@@ -146,337 +147,168 @@ __attribute__((always_inline)) inline void OnHandleFromConn(
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
 }
 
-// A release; a second release of the same handle is reported (before the
-// real call, which may abort the process).
-void OnRelease(const void* handle, const KindDesc* kind, const char* function,
-               const void* caller) {
-  if (handle == nullptr) return;
-  ErrnoGuard errno_guard;
-  Tracker& tracker = Tracker::Get();
-  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
-    tracker.CheckReleaseMisuse(Key(handle), kind, function);
-  }
-}
-
 }  // namespace
 }  // namespace leakwatch
 
 using leakwatch::g_libpq;
-using leakwatch::HookScope;
 using leakwatch::kLibPg;
 
-#define LW_CALLER __builtin_return_address(0)
+// The hooks of this file (see hook.h).
+#define LW_PQ_HOOK(type, name, fail, params, args, before, after) \
+  LW_HOOK(g_libpq, kLibPg, type, name, fail, params, args, before, after)
 
 // --- connections -------------------------------------------------------------
 
-LW_EXPORT PGconn* PQconnectdb(const char* conninfo) {
-  auto real = leakwatch::real_PQconnectdb.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGconn* conn = real(conninfo);
-  if (scope.record()) leakwatch::OnConnect(conn);
-  return conn;
-}
+// Connects: `completed` if the connect is done when the call returns.
+#define LW_CONNECT_HOOK(name, params, args, completed)      \
+  LW_PQ_HOOK(PGconn*, name, nullptr, params, args, (void)0, \
+             leakwatch::OnConnect(result, completed))
 
-LW_EXPORT PGconn* PQconnectdbParams(const char* const* keywords,
-                                    const char* const* values,
-                                    int expand_dbname) {
-  auto real = leakwatch::real_PQconnectdbParams.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGconn* conn = real(keywords, values, expand_dbname);
-  if (scope.record()) leakwatch::OnConnect(conn);
-  return conn;
-}
+LW_CONNECT_HOOK(PQconnectdb, (const char* conninfo), (conninfo), true)
+LW_CONNECT_HOOK(PQconnectdbParams,
+                (const char* const* keywords, const char* const* values,
+                 int expand_dbname),
+                (keywords, values, expand_dbname), true)
+LW_CONNECT_HOOK(PQsetdbLogin,
+                (const char* pghost, const char* pgport, const char* pgoptions,
+                 const char* pgtty, const char* dbName, const char* login,
+                 const char* pwd),
+                (pghost, pgport, pgoptions, pgtty, dbName, login, pwd), true)
+LW_CONNECT_HOOK(PQconnectStart, (const char* conninfo), (conninfo), false)
+LW_CONNECT_HOOK(PQconnectStartParams,
+                (const char* const* keywords, const char* const* values,
+                 int expand_dbname),
+                (keywords, values, expand_dbname), false)
 
-LW_EXPORT PGconn* PQsetdbLogin(const char* pghost, const char* pgport,
-                               const char* pgoptions, const char* pgtty,
-                               const char* dbName, const char* login,
-                               const char* pwd) {
-  auto real = leakwatch::real_PQsetdbLogin.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGconn* conn = real(pghost, pgport, pgoptions, pgtty, dbName, login, pwd);
-  if (scope.record()) leakwatch::OnConnect(conn);
-  return conn;
-}
+// The steps of a non-blocking connect or reset.
+#define LW_POLL_HOOK(name)                                          \
+  LW_PQ_HOOK(PostgresPollingStatusType, name, PGRES_POLLING_FAILED, \
+             (PGconn * conn), (conn), (void)0,                      \
+             leakwatch::OnPoll(conn, result))
 
-LW_EXPORT PGconn* PQconnectStart(const char* conninfo) {
-  auto real = leakwatch::real_PQconnectStart.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGconn* conn = real(conninfo);
-  if (scope.record()) leakwatch::OnConnectStart(conn);
-  return conn;
-}
-
-LW_EXPORT PGconn* PQconnectStartParams(const char* const* keywords,
-                                       const char* const* values,
-                                       int expand_dbname) {
-  auto real = leakwatch::real_PQconnectStartParams.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGconn* conn = real(keywords, values, expand_dbname);
-  if (scope.record()) leakwatch::OnConnectStart(conn);
-  return conn;
-}
-
-LW_EXPORT PostgresPollingStatusType PQconnectPoll(PGconn* conn) {
-  auto real = leakwatch::real_PQconnectPoll.Get();
-  if (real == nullptr) return PGRES_POLLING_FAILED;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PostgresPollingStatusType status = real(conn);
-  if (scope.record()) {
-    if (status == PGRES_POLLING_OK || status == PGRES_POLLING_FAILED) {
-      leakwatch::OnIdentityChange(conn);
-    } else {
-      leakwatch::OnActivity(conn);
-    }
-  }
-  return status;
-}
-
-LW_EXPORT int PQresetStart(PGconn* conn) {
-  auto real = leakwatch::real_PQresetStart.Get();
-  if (real == nullptr) return 0;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  int ok = real(conn);
-  if (scope.record()) leakwatch::OnActivity(conn);
-  return ok;
-}
-
-LW_EXPORT PostgresPollingStatusType PQresetPoll(PGconn* conn) {
-  auto real = leakwatch::real_PQresetPoll.Get();
-  if (real == nullptr) return PGRES_POLLING_FAILED;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PostgresPollingStatusType status = real(conn);
-  if (scope.record()) {
-    if (status == PGRES_POLLING_OK || status == PGRES_POLLING_FAILED) {
-      leakwatch::OnIdentityChange(conn);
-    } else {
-      leakwatch::OnActivity(conn);
-    }
-  }
-  return status;
-}
+LW_POLL_HOOK(PQconnectPoll)
+LW_POLL_HOOK(PQresetPoll)
+LW_PQ_HOOK(int, PQresetStart, 0, (PGconn * conn), (conn), (void)0,
+           leakwatch::OnActivity(conn))
 
 LW_EXPORT void PQreset(PGconn* conn) {
-  auto real = leakwatch::real_PQreset.Get();
-  if (real == nullptr) return;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  LW_HOOK_BEGIN(g_libpq, kLibPg, PQreset, );
   if (scope.record()) leakwatch::OnCallStart(conn, "PQreset");
   real(conn);
   if (scope.record()) leakwatch::OnIdentityChange(conn);
 }
 
-LW_EXPORT void PQfinish(PGconn* conn) {
-  auto real = leakwatch::real_PQfinish.Get();
-  if (real == nullptr) return;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(conn, &leakwatch::kPgConn, "PQfinish", scope.caller());
-  real(conn);
-}
+// Releases: void functions of the handle alone.
+#define LW_PQ_RELEASE_HOOK(name, type, kind)                            \
+  LW_RELEASE_HOOK(g_libpq, kLibPg, kind, void, name, , (type * handle), \
+                  (handle), handle)
+
+LW_PQ_RELEASE_HOOK(PQfinish, PGconn, &leakwatch::kPgConn)
 
 // --- results -----------------------------------------------------------------
 
-LW_EXPORT PGresult* PQexec(PGconn* conn, const char* query) {
-  auto real = leakwatch::real_PQexec.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQexec");
-  PGresult* res = real(conn, query);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
-        leakwatch::QueryId(query, -1));
-  return res;
-}
+// Calls that block until the server answers and return a new result; `sql`
+// (a query-depot id, 0 = none) is the query the call sends.
+#define LW_RESULT_HOOK(name, params, args, sql) \
+  LW_PQ_HOOK(                                   \
+      PGresult*, name, nullptr, params, args,   \
+      leakwatch::OnCallStart(conn, #name),      \
+      leakwatch::OnHandleFromConn(&leakwatch::kPgResult, result, conn, (sql)))
 
-LW_EXPORT PGresult* PQexecParams(PGconn* conn, const char* command, int nParams,
-                                 const Oid* paramTypes,
-                                 const char* const* paramValues,
-                                 const int* paramLengths,
-                                 const int* paramFormats, int resultFormat) {
-  auto real = leakwatch::real_PQexecParams.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQexecParams");
-  PGresult* res = real(conn, command, nParams, paramTypes, paramValues,
-                       paramLengths, paramFormats, resultFormat);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
-        leakwatch::QueryId(command, -1));
-  return res;
-}
+LW_RESULT_HOOK(PQexec, (PGconn * conn, const char* query), (conn, query),
+               leakwatch::QueryId(query, -1))
+LW_RESULT_HOOK(PQexecParams,
+               (PGconn * conn, const char* command, int nParams,
+                const Oid* paramTypes, const char* const* paramValues,
+                const int* paramLengths, const int* paramFormats,
+                int resultFormat),
+               (conn, command, nParams, paramTypes, paramValues, paramLengths,
+                paramFormats, resultFormat),
+               leakwatch::QueryId(command, -1))
+LW_RESULT_HOOK(PQprepare,
+               (PGconn * conn, const char* stmtName, const char* query,
+                int nParams, const Oid* paramTypes),
+               (conn, stmtName, query, nParams, paramTypes),
+               leakwatch::QueryId(query, -1))
+LW_RESULT_HOOK(PQexecPrepared,
+               (PGconn * conn, const char* stmtName, int nParams,
+                const char* const* paramValues, const int* paramLengths,
+                const int* paramFormats, int resultFormat),
+               (conn, stmtName, nParams, paramValues, paramLengths,
+                paramFormats, resultFormat),
+               leakwatch::DescribedQueryId("EXECUTE ", stmtName))
+LW_RESULT_HOOK(PQdescribePrepared, (PGconn * conn, const char* stmt),
+               (conn, stmt), 0)
+LW_RESULT_HOOK(PQdescribePortal, (PGconn * conn, const char* portal),
+               (conn, portal), 0)
+LW_RESULT_HOOK(PQgetResult, (PGconn * conn), (conn), 0)
+LW_RESULT_HOOK(PQfn,
+               (PGconn * conn, int fnid, int* result_buf, int* result_len,
+                int result_is_int, const PQArgBlock* args, int nargs),
+               (conn, fnid, result_buf, result_len, result_is_int, args, nargs),
+               0)
 
-LW_EXPORT PGresult* PQprepare(PGconn* conn, const char* stmtName,
-                              const char* query, int nParams,
-                              const Oid* paramTypes) {
-  auto real = leakwatch::real_PQprepare.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQprepare");
-  PGresult* res = real(conn, stmtName, query, nParams, paramTypes);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
-        leakwatch::QueryId(query, -1));
-  return res;
-}
+// Handles made without a call to the server, of `kind`; `conn` (null if
+// none) is the connection the new handle belongs to.
+#define LW_HANDLE_HOOK(type, name, kind, params, args, conn) \
+  LW_PQ_HOOK(type*, name, nullptr, params, args, (void)0,    \
+             leakwatch::OnHandleFromConn(kind, result, conn))
 
-LW_EXPORT PGresult* PQexecPrepared(PGconn* conn, const char* stmtName,
-                                   int nParams, const char* const* paramValues,
-                                   const int* paramLengths,
-                                   const int* paramFormats, int resultFormat) {
-  auto real = leakwatch::real_PQexecPrepared.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQexecPrepared");
-  PGresult* res = real(conn, stmtName, nParams, paramValues, paramLengths,
-                       paramFormats, resultFormat);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn,
-        leakwatch::DescribedQueryId("EXECUTE ", stmtName));
-  return res;
-}
+LW_HANDLE_HOOK(PGresult, PQmakeEmptyPGresult, &leakwatch::kPgResult,
+               (PGconn * conn, ExecStatusType status), (conn, status), conn)
+LW_HANDLE_HOOK(PGresult, PQcopyResult, &leakwatch::kPgResult,
+               (const PGresult* src, int flags), (src, flags), nullptr)
+LW_PQ_RELEASE_HOOK(PQclear, PGresult, &leakwatch::kPgResult)
 
-LW_EXPORT PGresult* PQdescribePrepared(PGconn* conn, const char* stmt) {
-  auto real = leakwatch::real_PQdescribePrepared.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQdescribePrepared");
-  PGresult* res = real(conn, stmt);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
-  return res;
-}
+// --- cancel handles ----------------------------------------------------------
 
-LW_EXPORT PGresult* PQdescribePortal(PGconn* conn, const char* portal) {
-  auto real = leakwatch::real_PQdescribePortal.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQdescribePortal");
-  PGresult* res = real(conn, portal);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
-  return res;
-}
+LW_HANDLE_HOOK(PGcancel, PQgetCancel, &leakwatch::kPgCancel, (PGconn * conn),
+               (conn), conn)
+LW_PQ_RELEASE_HOOK(PQfreeCancel, PGcancel, &leakwatch::kPgCancel)
 
-LW_EXPORT PGresult* PQgetResult(PGconn* conn) {
-  auto real = leakwatch::real_PQgetResult.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQgetResult");
-  PGresult* res = real(conn);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
-  return res;
-}
+// --- activity on a connection (idle time) ------------------------------------
 
-LW_EXPORT PGresult* PQmakeEmptyPGresult(PGconn* conn, ExecStatusType status) {
-  auto real = leakwatch::real_PQmakeEmptyPGresult.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGresult* res = real(conn, status);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
-  return res;
-}
+// Calls that send a query or make the connection active: int-returning, conn
+// first; `fail` is what the library documents as the error return, `sql` the
+// query-depot id of the query sent (0 = none). A call on a closed connection
+// is reported.
+#define LW_ACTIVITY_HOOK(name, fail, params, args, sql) \
+  LW_PQ_HOOK(int, name, fail, params, args,             \
+             leakwatch::OnActivity(conn, (sql), #name), (void)0)
 
-LW_EXPORT PGresult* PQcopyResult(const PGresult* src, int flags) {
-  auto real = leakwatch::real_PQcopyResult.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGresult* res = real(src, flags);
-  if (scope.record()) {
-    leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, nullptr);
-  }
-  return res;
-}
-
-LW_EXPORT PGresult* PQfn(PGconn* conn, int fnid, int* result_buf,
-                         int* result_len, int result_is_int,
-                         const PQArgBlock* args, int nargs) {
-  auto real = leakwatch::real_PQfn.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQfn");
-  PGresult* res =
-      real(conn, fnid, result_buf, result_len, result_is_int, args, nargs);
-  if (scope.record()) leakwatch::OnHandleFromConn(&leakwatch::kPgResult, res, conn);
-  return res;
-}
-
-LW_EXPORT void PQclear(PGresult* res) {
-  auto real = leakwatch::real_PQclear.Get();
-  if (real == nullptr) return;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(res, &leakwatch::kPgResult, "PQclear", scope.caller());
-  real(res);
-}
-
-// --- cancel handles ------------------------------------------------------------
-
-LW_EXPORT PGcancel* PQgetCancel(PGconn* conn) {
-  auto real = leakwatch::real_PQgetCancel.Get();
-  if (real == nullptr) return nullptr;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  PGcancel* cancel = real(conn);
-  if (scope.record()) {
-    leakwatch::OnHandleFromConn(&leakwatch::kPgCancel, cancel, conn);
-  }
-  return cancel;
-}
-
-LW_EXPORT void PQfreeCancel(PGcancel* cancel) {
-  auto real = leakwatch::real_PQfreeCancel.Get();
-  if (real == nullptr) return;
-  HookScope scope(g_libpq, kLibPg, LW_CALLER);
-  if (scope.record()) leakwatch::OnRelease(cancel, &leakwatch::kPgCancel, "PQfreeCancel", scope.caller());
-  real(cancel);
-}
-
-// --- activity on a connection (idle time) -------------------------------------
-
-// Hooks that only mark the connection active: int-returning, conn first;
-// `fail` is what the library documents as the error return.
-#define LW_ACTIVITY_HOOK(name, fail, params, args)       \
-  LW_QUERY_HOOK(name, fail, params, args, 0)
-// The same for calls that send a query: `query` is its query-depot id.
-#define LW_QUERY_HOOK(name, fail, params, args, query)         \
-  LW_EXPORT int name params {                                  \
-    auto real = leakwatch::real_##name.Get();                  \
-    if (real == nullptr) return fail;                          \
-    HookScope scope(g_libpq, kLibPg, LW_CALLER);               \
-    if (scope.record()) {                                      \
-      leakwatch::OnActivity(conn, (query), #name);             \
-    }                                                          \
-    return real args;                                          \
-  }
-
-LW_QUERY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),
-              (conn, query), leakwatch::QueryId(query, -1))
-LW_QUERY_HOOK(PQsendQueryParams, 0,
+LW_ACTIVITY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),
+                 (conn, query), leakwatch::QueryId(query, -1))
+LW_ACTIVITY_HOOK(PQsendQueryParams, 0,
                  (PGconn * conn, const char* command, int nParams,
                   const Oid* paramTypes, const char* const* paramValues,
                   const int* paramLengths, const int* paramFormats,
                   int resultFormat),
-                 (conn, command, nParams, paramTypes, paramValues,
-                  paramLengths, paramFormats, resultFormat),
-              leakwatch::QueryId(command, -1))
-LW_QUERY_HOOK(PQsendPrepare, 0,
+                 (conn, command, nParams, paramTypes, paramValues, paramLengths,
+                  paramFormats, resultFormat),
+                 leakwatch::QueryId(command, -1))
+LW_ACTIVITY_HOOK(PQsendPrepare, 0,
                  (PGconn * conn, const char* stmtName, const char* query,
                   int nParams, const Oid* paramTypes),
                  (conn, stmtName, query, nParams, paramTypes),
-              leakwatch::QueryId(query, -1))
-LW_QUERY_HOOK(PQsendQueryPrepared, 0,
+                 leakwatch::QueryId(query, -1))
+LW_ACTIVITY_HOOK(PQsendQueryPrepared, 0,
                  (PGconn * conn, const char* stmtName, int nParams,
                   const char* const* paramValues, const int* paramLengths,
                   const int* paramFormats, int resultFormat),
                  (conn, stmtName, nParams, paramValues, paramLengths,
                   paramFormats, resultFormat),
-              leakwatch::DescribedQueryId("EXECUTE ", stmtName))
+                 leakwatch::DescribedQueryId("EXECUTE ", stmtName))
 LW_ACTIVITY_HOOK(PQsendDescribePrepared, 0, (PGconn * conn, const char* stmt),
-                 (conn, stmt))
+                 (conn, stmt), 0)
 LW_ACTIVITY_HOOK(PQsendDescribePortal, 0, (PGconn * conn, const char* portal),
-                 (conn, portal))
-LW_ACTIVITY_HOOK(PQconsumeInput, 0, (PGconn * conn), (conn))
+                 (conn, portal), 0)
+LW_ACTIVITY_HOOK(PQconsumeInput, 0, (PGconn * conn), (conn), 0)
 LW_ACTIVITY_HOOK(PQputCopyData, -1,
                  (PGconn * conn, const char* buffer, int nbytes),
-                 (conn, buffer, nbytes))
+                 (conn, buffer, nbytes), 0)
 LW_ACTIVITY_HOOK(PQputCopyEnd, -1, (PGconn * conn, const char* errormsg),
-                 (conn, errormsg))
+                 (conn, errormsg), 0)
 LW_ACTIVITY_HOOK(PQgetCopyData, -2, (PGconn * conn, char** buffer, int async),
-                 (conn, buffer, async))
-LW_ACTIVITY_HOOK(PQpipelineSync, 0, (PGconn * conn), (conn))
-LW_ACTIVITY_HOOK(PQsendFlushRequest, 0, (PGconn * conn), (conn))
+                 (conn, buffer, async), 0)
+LW_ACTIVITY_HOOK(PQpipelineSync, 0, (PGconn * conn), (conn), 0)
+LW_ACTIVITY_HOOK(PQsendFlushRequest, 0, (PGconn * conn), (conn), 0)

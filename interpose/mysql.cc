@@ -12,7 +12,8 @@
 //
 // A connection's identity is read here, on the calling thread: from the
 // connect arguments and, where the library has it, mariadb_get_infov; the
-// server's connection id is refreshed after queries (auto-reconnect changes it).
+// server's connection id is refreshed after queries (auto-reconnect changes
+// it).
 #include <mysql.h>
 
 #include <cstdio>
@@ -25,14 +26,18 @@
 
 namespace leakwatch {
 
-const char* const kMysqlSonames[] = {
-    "libmariadb.so.3",      "libmysqlclient.so.21", "libmysqlclient.so.20",
-    "libmysqlclient.so.18", "libmariadb.so",        "libmysqlclient.so",
-    nullptr};
+const char* const kMysqlSonames[] = {"libmariadb.so.3",
+                                     "libmysqlclient.so.21",
+                                     "libmysqlclient.so.20",
+                                     "libmysqlclient.so.18",
+                                     "libmariadb.so",
+                                     "libmysqlclient.so",
+                                     nullptr};
 ClientLibrary g_mysql{"libmariadb/libmysqlclient", kMysqlSonames};
 
 namespace {
 
+// clang-format off
 #define LW_MYSQL_FUNCTIONS(X)                                                  \
   X(mysql_init) X(mysql_real_connect) X(mysql_real_connect_start)              \
   X(mysql_real_connect_cont) X(mysql_change_user) X(mysql_close)               \
@@ -49,16 +54,13 @@ namespace {
   X(mysql_real_query_cont) X(mysql_ping) X(mysql_select_db) X(mysql_commit)    \
   X(mysql_rollback) X(mysql_autocommit) X(mysql_reset_connection)              \
   X(mysql_thread_id)
+// clang-format on
 
-#define LW_DECLARE_REAL(name) \
-  RealFunction<decltype(&::name)> real_##name(#name, &g_mysql);
-LW_MYSQL_FUNCTIONS(LW_DECLARE_REAL)
-#undef LW_DECLARE_REAL
+#define LW_DECLARE_MYSQL_REAL(...) LW_DECLARE_REAL(g_mysql, __VA_ARGS__)
+LW_MYSQL_FUNCTIONS(LW_DECLARE_MYSQL_REAL)
+#undef LW_DECLARE_MYSQL_REAL
 // MariaDB only; adds detail (the host, port and database actually used).
-RealFunction<decltype(&::mariadb_get_infov)> real_mariadb_get_infov(
-    "mariadb_get_infov", &g_mysql, /*optional=*/true);
-
-uintptr_t Key(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+LW_DECLARE_OPTIONAL_REAL(g_mysql, mariadb_get_infov)
 
 uint32_t ServerConnectionId(MYSQL* mysql) {
   auto thread_id = real_mysql_thread_id.Get();
@@ -67,12 +69,27 @@ uint32_t ServerConnectionId(MYSQL* mysql) {
 
 enum class ConnectState { kConnected, kFailed, kPending };
 
+// The state of a connect that completed and returned `connection` (null if
+// it failed).
+ConnectState CompletedState(const MYSQL* connection) {
+  return connection != nullptr ? ConnectState::kConnected
+                               : ConnectState::kFailed;
+}
+
+// What a connect call asked for (the identity's part of its arguments).
+struct ConnectArgs {
+  const char* host;
+  const char* user;
+  const char* db;
+  unsigned int port;
+  const char* unix_socket;
+};
+
 // "host=127.0.0.1 port=3306 user=app db=app": what the library reports for a
-// live connection, else what the program asked for.
-std::string IdentityText(MYSQL* mysql, ConnectState state, const char* host,
-                         const char* user, const char* db, unsigned int port,
-                         const char* unix_socket) {
-  bool connected = state == ConnectState::kConnected;
+// live (`connected`) connection, else what the program asked for.
+std::string IdentityText(MYSQL* mysql, bool connected,
+                         const ConnectArgs& asked) {
+  auto [host, user, db, port, unix_socket] = asked;
   auto get_info = real_mariadb_get_infov.Get();
   const char* info_host = nullptr;
   const char* info_user = nullptr;
@@ -103,23 +120,21 @@ std::string IdentityText(MYSQL* mysql, ConnectState state, const char* host,
   }
   text += std::string(" user=") + (user ? user : "");
   if (db != nullptr && db[0] != '\0') text += std::string(" db=") + db;
-  if (state == ConnectState::kFailed) text += " (connection failed)";
   return text;
 }
 
 // After a connect attempt completed (successfully or not), or started
 // (non-blocking API: the arguments are known only then).
-void OnConnected(MYSQL* mysql, ConnectState state, const char* host,
-                 const char* user, const char* db, unsigned int port,
-                 const char* unix_socket) {
+void OnConnected(MYSQL* mysql, ConnectState state, const ConnectArgs& asked) {
   if (mysql == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
+  bool connected = state == ConnectState::kConnected;
   Identity identity;
-  identity.string_id = tracker.InternString(
-      IdentityText(mysql, state, host, user, db, port, unix_socket));
-  identity.detail =
-      state == ConnectState::kConnected ? ServerConnectionId(mysql) : 0;
+  identity.string_id =
+      tracker.InternString(IdentityText(mysql, connected, asked));
+  identity.detail = connected ? ServerConnectionId(mysql) : 0;
+  identity.connect_failed = state == ConnectState::kFailed;
   tracker.SetIdentity(Key(mysql), identity);
   tracker.Touch(Key(mysql), nullptr);
 }
@@ -208,7 +223,7 @@ void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
 }
 
 // A result or statement obtained from `parent` (a connection or statement).
-// Inlined into the hook, which captures the stack itself (see CaptureStack).
+// Inlined into the hook, whose frame anchors the stack cache.
 __attribute__((always_inline)) inline void OnHandleFromParent(
     const KindDesc* kind, const void* handle, const void* parent,
     uint16_t flags) {
@@ -225,18 +240,6 @@ __attribute__((always_inline)) inline void OnHandleFromParent(
     tracker.Touch(Key(parent), &info.identity, nullptr, &info.query_id);
   }
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
-}
-
-// A release; a second release of the same handle is reported (before the
-// real call, which may abort the process).
-void OnRelease(const void* handle, const KindDesc* kind, const char* function,
-               const void* caller) {
-  if (handle == nullptr) return;
-  ErrnoGuard errno_guard;
-  Tracker& tracker = Tracker::Get();
-  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
-    tracker.CheckReleaseMisuse(Key(handle), kind, function);
-  }
 }
 
 // A statement call: the statement and its connection are active; a prepare
@@ -256,164 +259,158 @@ void OnStatementActivity(MYSQL_STMT* stmt, bool starting, uint32_t query = 0) {
   }
 }
 
+// After mysql_change_user or mysql_select_db: the session changed if `ok`.
+void OnSessionCall(MYSQL* mysql, bool ok, const char* user, const char* db) {
+  if (ok) {
+    OnSessionChange(mysql, user, db);
+  } else {
+    OnActivity(mysql, false);
+  }
+}
+
+// After mysql_real_connect_start: done at once, or pending; either way the
+// identity is known from the arguments now (the _cont call does not have
+// them).
+void OnConnectStart(MYSQL* mysql, int status, MYSQL* const* ret,
+                    const ConnectArgs& asked) {
+  OnConnected(mysql,
+              status != 0 ? ConnectState::kPending : CompletedState(*ret),
+              asked);
+  if (status != 0) OnCallStart(mysql);
+}
+
+// After mysql_real_connect_cont: once the connect completed (`status` 0), the
+// identity set when it started gets the server's connection id, or is marked
+// failed.
+void OnConnectCont(MYSQL* mysql, int status, MYSQL* const* ret) {
+  if (status != 0) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  Identity identity;
+  if (!tracker.Touch(Key(mysql), &identity)) return;
+  if (*ret != nullptr) {
+    identity.detail = ServerConnectionId(mysql);
+  } else {
+    identity.connect_failed = true;
+  }
+  tracker.SetIdentity(Key(mysql), identity);
+}
+
+// After a non-blocking result call: the result once the call completed
+// (`status` 0, the result in `*ret`); until then the connection is in use.
+// Inlined into the hook, whose frame anchors the stack cache.
+__attribute__((always_inline)) inline void OnAsyncResult(
+    MYSQL* mysql, int status, MYSQL_RES* const* ret) {
+  if (status == 0) {
+    OnHandleFromParent(&kMysqlResult, *ret, mysql, 0);
+  } else {
+    OnCallStart(mysql);
+  }
+}
+
+// After a non-blocking query call: `query` (a query-depot id, 0 = none)
+// becomes the connection's last query; the connection is in use until the
+// call completes (`status` 0).
+void OnAsyncQuery(MYSQL* mysql, int status, uint32_t query) {
+  if (query != 0) OnActivity(mysql, false, query);
+  if (status == 0) {
+    OnActivity(mysql, true);
+  } else {
+    OnCallStart(mysql);
+  }
+}
+
+// What a non-blocking call returns when its real function is missing: done,
+// with `value` (the documented failure) in `*ret`.
+template <typename T>
+int AsyncFailure(T* ret, std::type_identity_t<T> value) {
+  *ret = value;
+  return 0;
+}
+
 }  // namespace
 }  // namespace leakwatch
 
 using leakwatch::g_mysql;
-using leakwatch::HookScope;
 using leakwatch::kLibMysql;
 
-#define LW_CALLER __builtin_return_address(0)
-#define LW_SCOPE HookScope scope(g_mysql, kLibMysql, LW_CALLER)
-
-// --- connections ---------------------------------------------------------------
-
-LW_EXPORT MYSQL* mysql_init(MYSQL* mysql) {
-  auto real = leakwatch::real_mysql_init.Get();
-  if (real == nullptr) return nullptr;
-  LW_SCOPE;
-  MYSQL* ret = real(mysql);
-  if (scope.record()) leakwatch::OnAcquireConn(ret);
-  return ret;
-}
-
-LW_EXPORT MYSQL* mysql_real_connect(MYSQL* mysql, const char* host,
-                                    const char* user, const char* passwd,
-                                    const char* db, unsigned int port,
-                                    const char* unix_socket,
-                                    unsigned long clientflag) {
-  auto real = leakwatch::real_mysql_real_connect.Get();
-  if (real == nullptr) return nullptr;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnCallStart(mysql);
-  MYSQL* ret =
-      real(mysql, host, user, passwd, db, port, unix_socket, clientflag);
-  if (scope.record()) {
-    leakwatch::OnConnected(mysql,
-                           ret != nullptr ? leakwatch::ConnectState::kConnected
-                                          : leakwatch::ConnectState::kFailed,
-                           host, user, db, port, unix_socket);
+// The hooks of this file (see hook.h).
+#define LW_MYSQL_HOOK(type, name, fail, params, args, before, after) \
+  LW_HOOK(g_mysql, kLibMysql, type, name, fail, params, args, before, after)
+// Blocking calls on the connection `mysql`: in use while they run;
+// `function` (null: none) names a call on a closed connection in a misuse
+// report.
+#define LW_BLOCKING_HOOK(type, name, fail, params, args, function, after) \
+  LW_MYSQL_HOOK(type, name, fail, params, args,                           \
+                leakwatch::OnCallStart(mysql, function), after)
+// Non-blocking calls (_start/_cont), done when they return 0, with their
+// result in *ret; `fail` is the *ret of a failure. `result` is the status.
+#define LW_ASYNC_HOOK(name, fail, params, args, after)                       \
+  LW_MYSQL_HOOK(int, name, leakwatch::AsyncFailure(ret, fail), params, args, \
+                (void)0, after)
+// Releases of `handle`, a `kind`.
+#define LW_MYSQL_RELEASE_HOOK(type, name, kind, fail, params, args, handle) \
+  LW_RELEASE_HOOK(g_mysql, kLibMysql, kind, type, name, fail, params, args, \
+                  handle)
+// The second half of a non-blocking release: recorded when it started.
+#define LW_RELEASE_CONT_HOOK(name, fail, params, args) \
+  LW_EXPORT int name params {                          \
+    auto real = leakwatch::real_##name.Get();          \
+    if (real == nullptr) return fail;                  \
+    return real args;                                  \
   }
-  return ret;
-}
 
-LW_EXPORT int mysql_real_connect_start(MYSQL** ret, MYSQL* mysql,
-                                       const char* host, const char* user,
-                                       const char* passwd, const char* db,
-                                       unsigned int port,
-                                       const char* unix_socket,
-                                       unsigned long client_flags) {
-  auto real = leakwatch::real_mysql_real_connect_start.Get();
-  if (real == nullptr) {
-    *ret = nullptr;
-    return 0;
-  }
-  LW_SCOPE;
-  int status = real(ret, mysql, host, user, passwd, db, port, unix_socket,
-                    client_flags);
-  if (scope.record()) {
-    // Done at once, or pending: either way the identity is known from the
-    // arguments now (the _cont call does not have them).
-    using leakwatch::ConnectState;
-    ConnectState state = status != 0        ? ConnectState::kPending
-                         : *ret != nullptr ? ConnectState::kConnected
-                                           : ConnectState::kFailed;
-    leakwatch::OnConnected(mysql, state, host, user, db, port, unix_socket);
-    if (status != 0) leakwatch::OnCallStart(mysql);
-  }
-  return status;
-}
+// --- connections -------------------------------------------------------------
 
-LW_EXPORT int mysql_real_connect_cont(MYSQL** ret, MYSQL* mysql,
-                                      int ready_status) {
-  auto real = leakwatch::real_mysql_real_connect_cont.Get();
-  if (real == nullptr) {
-    *ret = nullptr;
-    return 0;
-  }
-  LW_SCOPE;
-  int status = real(ret, mysql, ready_status);
-  if (scope.record() && status == 0) {
-    leakwatch::ErrnoGuard errno_guard;
-    leakwatch::Tracker& tracker = leakwatch::Tracker::Get();
-    leakwatch::Identity identity;
-    if (tracker.Touch(leakwatch::Key(mysql), &identity)) {
-      if (*ret != nullptr) {
-        identity.detail = leakwatch::ServerConnectionId(mysql);
-      } else {
-        leakwatch::Depot<char>::View text =
-            tracker.strings().Get(identity.string_id);
-        identity.string_id = tracker.InternString(
-            std::string(text.data, text.size) + " (connection failed)");
-      }
-      tracker.SetIdentity(leakwatch::Key(mysql), identity);
-    }
-  }
-  return status;
-}
+LW_MYSQL_HOOK(MYSQL*, mysql_init, nullptr, (MYSQL * mysql), (mysql), (void)0,
+              leakwatch::OnAcquireConn(result))
+LW_BLOCKING_HOOK(MYSQL*, mysql_real_connect, nullptr,
+                 (MYSQL * mysql, const char* host, const char* user,
+                  const char* passwd, const char* db, unsigned int port,
+                  const char* unix_socket, unsigned long clientflag),
+                 (mysql, host, user, passwd, db, port, unix_socket, clientflag),
+                 nullptr,
+                 leakwatch::OnConnected(mysql,
+                                        leakwatch::CompletedState(result),
+                                        {host, user, db, port, unix_socket}))
+LW_ASYNC_HOOK(mysql_real_connect_start, nullptr,
+              (MYSQL * *ret, MYSQL* mysql, const char* host, const char* user,
+               const char* passwd, const char* db, unsigned int port,
+               const char* unix_socket, unsigned long client_flags),
+              (ret, mysql, host, user, passwd, db, port, unix_socket,
+               client_flags),
+              leakwatch::OnConnectStart(mysql, result, ret,
+                                        {host, user, db, port, unix_socket}))
+LW_ASYNC_HOOK(mysql_real_connect_cont, nullptr,
+              (MYSQL * *ret, MYSQL* mysql, int ready_status),
+              (ret, mysql, ready_status),
+              leakwatch::OnConnectCont(mysql, result, ret))
+LW_BLOCKING_HOOK(my_bool, mysql_change_user, 1,
+                 (MYSQL * mysql, const char* user, const char* passwd,
+                  const char* db),
+                 (mysql, user, passwd, db), nullptr,
+                 leakwatch::OnSessionCall(mysql, !result, user, db))
+LW_MYSQL_RELEASE_HOOK(void, mysql_close, &leakwatch::kMysqlConn, ,
+                      (MYSQL * sock), (sock), sock)
+LW_MYSQL_RELEASE_HOOK(int, mysql_close_start, &leakwatch::kMysqlConn, 0,
+                      (MYSQL * sock), (sock), sock)
+LW_RELEASE_CONT_HOOK(mysql_close_cont, 0, (MYSQL * sock, int ready_status),
+                     (sock, ready_status))
 
-LW_EXPORT my_bool mysql_change_user(MYSQL* mysql, const char* user,
-                                    const char* passwd, const char* db) {
-  auto real = leakwatch::real_mysql_change_user.Get();
-  if (real == nullptr) return 1;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnCallStart(mysql);
-  my_bool failed = real(mysql, user, passwd, db);
-  if (scope.record()) {
-    if (!failed) {
-      leakwatch::OnSessionChange(mysql, user, db);
-    } else {
-      leakwatch::OnActivity(mysql, false);
-    }
-  }
-  return failed;
-}
-
-LW_EXPORT void mysql_close(MYSQL* sock) {
-  auto real = leakwatch::real_mysql_close.Get();
-  if (real == nullptr) return;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close", scope.caller());
-  real(sock);
-}
-
-LW_EXPORT int mysql_close_start(MYSQL* sock) {
-  auto real = leakwatch::real_mysql_close_start.Get();
-  if (real == nullptr) return 0;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(sock, &leakwatch::kMysqlConn, "mysql_close_start", scope.caller());
-  return real(sock);
-}
-
-LW_EXPORT int mysql_close_cont(MYSQL* sock, int ready_status) {
-  auto real = leakwatch::real_mysql_close_cont.Get();
-  if (real == nullptr) return 0;
-  return real(sock, ready_status);  // released when the close started
-}
-
-// --- results -------------------------------------------------------------------
+// --- results -----------------------------------------------------------------
 
 // Result-returning calls on a connection: blocking, then the new result.
-#define LW_RESULT_HOOK(name, params, args, flags)                           \
-  LW_EXPORT MYSQL_RES* name params {                                        \
-    auto real = leakwatch::real_##name.Get();                               \
-    if (real == nullptr) return nullptr;                                    \
-    LW_SCOPE;                                                               \
-    if (scope.record()) leakwatch::OnCallStart(mysql, #name);               \
-    MYSQL_RES* res = real args;                                             \
-    if (scope.record()) {                                                   \
-      leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, res, mysql,   \
-                                    flags);                                 \
-    }                                                                       \
-    return res;                                                             \
-  }
+#define LW_RESULT_HOOK(name, params, args, flags)                          \
+  LW_BLOCKING_HOOK(MYSQL_RES*, name, nullptr, params, args, #name,         \
+                   leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, \
+                                                 result, mysql, flags))
 
 LW_RESULT_HOOK(mysql_store_result, (MYSQL * mysql), (mysql), 0)
 // An unbuffered result keeps its connection busy until it is freed.
 LW_RESULT_HOOK(mysql_use_result, (MYSQL * mysql), (mysql),
                leakwatch::kPinsParent)
-LW_RESULT_HOOK(mysql_list_dbs, (MYSQL * mysql, const char* wild),
-               (mysql, wild), 0)
+LW_RESULT_HOOK(mysql_list_dbs, (MYSQL * mysql, const char* wild), (mysql, wild),
+               0)
 LW_RESULT_HOOK(mysql_list_tables, (MYSQL * mysql, const char* wild),
                (mysql, wild), 0)
 LW_RESULT_HOOK(mysql_list_fields,
@@ -422,28 +419,12 @@ LW_RESULT_HOOK(mysql_list_fields,
 LW_RESULT_HOOK(mysql_list_processes, (MYSQL * mysql), (mysql), 0)
 
 // Non-blocking result calls: the result exists once the call returns 0.
-#define LW_ASYNC_RESULT_HOOK(name, params, args)                            \
-  LW_EXPORT int name params {                                               \
-    auto real = leakwatch::real_##name.Get();                               \
-    if (real == nullptr) {                                                  \
-      *ret = nullptr;                                                       \
-      return 0;                                                             \
-    }                                                                       \
-    LW_SCOPE;                                                               \
-    int status = real args;                                                 \
-    if (scope.record()) {                                                   \
-      if (status == 0) {                                                    \
-        leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, *ret,       \
-                                      mysql, 0);                            \
-      } else {                                                              \
-        leakwatch::OnCallStart(mysql);                                      \
-      }                                                                     \
-    }                                                                       \
-    return status;                                                          \
-  }
+#define LW_ASYNC_RESULT_HOOK(name, params, args) \
+  LW_ASYNC_HOOK(name, nullptr, params, args,     \
+                leakwatch::OnAsyncResult(mysql, result, ret))
 
-LW_ASYNC_RESULT_HOOK(mysql_store_result_start,
-                     (MYSQL_RES * *ret, MYSQL* mysql), (ret, mysql))
+LW_ASYNC_RESULT_HOOK(mysql_store_result_start, (MYSQL_RES * *ret, MYSQL* mysql),
+                     (ret, mysql))
 LW_ASYNC_RESULT_HOOK(mysql_store_result_cont,
                      (MYSQL_RES * *ret, MYSQL* mysql, int ready_status),
                      (ret, mysql, ready_status))
@@ -455,183 +436,85 @@ LW_ASYNC_RESULT_HOOK(mysql_list_fields_cont,
                      (MYSQL_RES * *ret, MYSQL* mysql, int ready_status),
                      (ret, mysql, ready_status))
 
-LW_EXPORT void mysql_free_result(MYSQL_RES* result) {
-  auto real = leakwatch::real_mysql_free_result.Get();
-  if (real == nullptr) return;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result", scope.caller());
-  real(result);
-}
+LW_MYSQL_RELEASE_HOOK(void, mysql_free_result, &leakwatch::kMysqlResult, ,
+                      (MYSQL_RES * result), (result), result)
+LW_MYSQL_RELEASE_HOOK(int, mysql_free_result_start, &leakwatch::kMysqlResult, 0,
+                      (MYSQL_RES * result), (result), result)
+LW_RELEASE_CONT_HOOK(mysql_free_result_cont, 0,
+                     (MYSQL_RES * result, int ready_status),
+                     (result, ready_status))
 
-LW_EXPORT int mysql_free_result_start(MYSQL_RES* result) {
-  auto real = leakwatch::real_mysql_free_result_start.Get();
-  if (real == nullptr) return 0;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(result, &leakwatch::kMysqlResult, "mysql_free_result_start", scope.caller());
-  return real(result);
-}
+// --- statements --------------------------------------------------------------
 
-LW_EXPORT int mysql_free_result_cont(MYSQL_RES* result, int ready_status) {
-  auto real = leakwatch::real_mysql_free_result_cont.Get();
-  if (real == nullptr) return 0;
-  return real(result, ready_status);  // released when the free started
-}
+LW_MYSQL_HOOK(MYSQL_STMT*, mysql_stmt_init, nullptr, (MYSQL * mysql), (mysql),
+              (void)0,
+              leakwatch::OnHandleFromParent(&leakwatch::kMysqlStmt, result,
+                                            mysql, 0))
+LW_MYSQL_RELEASE_HOOK(my_bool, mysql_stmt_close, &leakwatch::kMysqlStmt, 1,
+                      (MYSQL_STMT * stmt), (stmt), stmt)
+LW_MYSQL_RELEASE_HOOK(int, mysql_stmt_close_start, &leakwatch::kMysqlStmt,
+                      leakwatch::AsyncFailure(ret, 1),
+                      (my_bool * ret, MYSQL_STMT* stmt), (ret, stmt), stmt)
+LW_RELEASE_CONT_HOOK(mysql_stmt_close_cont, leakwatch::AsyncFailure(ret, 1),
+                     (my_bool * ret, MYSQL_STMT* stmt, int ready_status),
+                     (ret, stmt, ready_status))
+LW_MYSQL_HOOK(MYSQL_RES*, mysql_stmt_result_metadata, nullptr,
+              (MYSQL_STMT * stmt), (stmt), (void)0,
+              leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, result,
+                                            stmt, 0))
+// Statement calls: the statement and its connection are in use while they
+// run; a prepare gives both its query.
+LW_MYSQL_HOOK(int, mysql_stmt_prepare, 1,
+              (MYSQL_STMT * stmt, const char* query, unsigned long length),
+              (stmt, query, length), leakwatch::OnStatementActivity(stmt, true),
+              leakwatch::OnStatementActivity(
+                  stmt, false,
+                  leakwatch::QueryId(query, static_cast<long>(length))))
+LW_MYSQL_HOOK(int, mysql_stmt_execute, 1, (MYSQL_STMT * stmt), (stmt),
+              leakwatch::OnStatementActivity(stmt, true),
+              leakwatch::OnStatementActivity(stmt, false))
 
-// --- statements ------------------------------------------------------------------
-
-LW_EXPORT MYSQL_STMT* mysql_stmt_init(MYSQL* mysql) {
-  auto real = leakwatch::real_mysql_stmt_init.Get();
-  if (real == nullptr) return nullptr;
-  LW_SCOPE;
-  MYSQL_STMT* stmt = real(mysql);
-  if (scope.record()) {
-    leakwatch::OnHandleFromParent(&leakwatch::kMysqlStmt, stmt, mysql, 0);
-  }
-  return stmt;
-}
-
-LW_EXPORT my_bool mysql_stmt_close(MYSQL_STMT* stmt) {
-  auto real = leakwatch::real_mysql_stmt_close.Get();
-  if (real == nullptr) return 1;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close", scope.caller());
-  return real(stmt);
-}
-
-LW_EXPORT int mysql_stmt_close_start(my_bool* ret, MYSQL_STMT* stmt) {
-  auto real = leakwatch::real_mysql_stmt_close_start.Get();
-  if (real == nullptr) {
-    *ret = 1;
-    return 0;
-  }
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnRelease(stmt, &leakwatch::kMysqlStmt, "mysql_stmt_close_start", scope.caller());
-  return real(ret, stmt);
-}
-
-LW_EXPORT int mysql_stmt_close_cont(my_bool* ret, MYSQL_STMT* stmt,
-                                    int ready_status) {
-  auto real = leakwatch::real_mysql_stmt_close_cont.Get();
-  if (real == nullptr) {
-    *ret = 1;
-    return 0;
-  }
-  return real(ret, stmt, ready_status);  // released when the close started
-}
-
-LW_EXPORT MYSQL_RES* mysql_stmt_result_metadata(MYSQL_STMT* stmt) {
-  auto real = leakwatch::real_mysql_stmt_result_metadata.Get();
-  if (real == nullptr) return nullptr;
-  LW_SCOPE;
-  MYSQL_RES* res = real(stmt);
-  if (scope.record()) {
-    leakwatch::OnHandleFromParent(&leakwatch::kMysqlResult, res, stmt, 0);
-  }
-  return res;
-}
-
-LW_EXPORT int mysql_stmt_prepare(MYSQL_STMT* stmt, const char* query,
-                                 unsigned long length) {
-  auto real = leakwatch::real_mysql_stmt_prepare.Get();
-  if (real == nullptr) return 1;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnStatementActivity(stmt, true);
-  int ret = real(stmt, query, length);
-  if (scope.record()) {
-    leakwatch::OnStatementActivity(
-        stmt, false, leakwatch::QueryId(query, static_cast<long>(length)));
-  }
-  return ret;
-}
-
-LW_EXPORT int mysql_stmt_execute(MYSQL_STMT* stmt) {
-  auto real = leakwatch::real_mysql_stmt_execute.Get();
-  if (real == nullptr) return 1;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnStatementActivity(stmt, true);
-  int ret = real(stmt);
-  if (scope.record()) leakwatch::OnStatementActivity(stmt, false);
-  return ret;
-}
-
-// --- activity on a connection (idle time) ----------------------------------------
+// --- activity on a connection (idle time) ------------------------------------
 
 // Blocking calls: in use while they run; `after_query` also checks for a
 // reconnect; `sql` (a query-depot id, 0 = none) becomes the last query.
-#define LW_CONN_CALL_HOOK(ret_type, name, fail, params, args, after_query, \
-                          sql)                                              \
-  LW_EXPORT ret_type name params {                                          \
-    auto real = leakwatch::real_##name.Get();                               \
-    if (real == nullptr) return fail;                                       \
-    LW_SCOPE;                                                               \
-    if (scope.record()) leakwatch::OnCallStart(mysql, #name);               \
-    ret_type ret = real args;                                               \
-    if (scope.record()) leakwatch::OnActivity(mysql, after_query, (sql));   \
-    return ret;                                                             \
-  }
+#define LW_CONN_CALL_HOOK(type, name, params, args, after_query, sql) \
+  LW_BLOCKING_HOOK(type, name, 1, params, args, #name,                \
+                   leakwatch::OnActivity(mysql, after_query, (sql)))
 
-LW_CONN_CALL_HOOK(int, mysql_query, 1, (MYSQL * mysql, const char* q),
-                  (mysql, q), true, leakwatch::QueryId(q, -1))
-LW_CONN_CALL_HOOK(int, mysql_real_query, 1,
+LW_CONN_CALL_HOOK(int, mysql_query, (MYSQL * mysql, const char* q), (mysql, q),
+                  true, leakwatch::QueryId(q, -1))
+LW_CONN_CALL_HOOK(int, mysql_real_query,
                   (MYSQL * mysql, const char* q, unsigned long length),
                   (mysql, q, length), true,
                   leakwatch::QueryId(q, static_cast<long>(length)))
-LW_CONN_CALL_HOOK(int, mysql_send_query, 1,
+LW_CONN_CALL_HOOK(int, mysql_send_query,
                   (MYSQL * mysql, const char* q, unsigned long length),
                   (mysql, q, length), true,
                   leakwatch::QueryId(q, static_cast<long>(length)))
-LW_CONN_CALL_HOOK(my_bool, mysql_read_query_result, 1, (MYSQL * mysql),
-                  (mysql), false, 0)
-LW_CONN_CALL_HOOK(int, mysql_next_result, 1, (MYSQL * mysql), (mysql), false, 0)
-LW_CONN_CALL_HOOK(int, mysql_ping, 1, (MYSQL * mysql), (mysql), true, 0)
-LW_EXPORT int mysql_select_db(MYSQL* mysql, const char* db) {
-  auto real = leakwatch::real_mysql_select_db.Get();
-  if (real == nullptr) return 1;
-  LW_SCOPE;
-  if (scope.record()) leakwatch::OnCallStart(mysql);
-  int ret = real(mysql, db);
-  if (scope.record()) {
-    if (ret == 0) {
-      leakwatch::OnSessionChange(mysql, nullptr, db);
-    } else {
-      leakwatch::OnActivity(mysql, false);
-    }
-  }
-  return ret;
-}
-LW_CONN_CALL_HOOK(my_bool, mysql_commit, 1, (MYSQL * mysql), (mysql), false, 0)
-LW_CONN_CALL_HOOK(my_bool, mysql_rollback, 1, (MYSQL * mysql), (mysql), false, 0)
-LW_CONN_CALL_HOOK(my_bool, mysql_autocommit, 1, (MYSQL * mysql, my_bool mode),
-                  (mysql, mode), false, 0)
-LW_CONN_CALL_HOOK(int, mysql_reset_connection, 1, (MYSQL * mysql), (mysql),
+LW_CONN_CALL_HOOK(my_bool, mysql_read_query_result, (MYSQL * mysql), (mysql),
                   false, 0)
+LW_CONN_CALL_HOOK(int, mysql_next_result, (MYSQL * mysql), (mysql), false, 0)
+LW_CONN_CALL_HOOK(int, mysql_ping, (MYSQL * mysql), (mysql), true, 0)
+LW_BLOCKING_HOOK(int, mysql_select_db, 1, (MYSQL * mysql, const char* db),
+                 (mysql, db), nullptr,
+                 leakwatch::OnSessionCall(mysql, result == 0, nullptr, db))
+LW_CONN_CALL_HOOK(my_bool, mysql_commit, (MYSQL * mysql), (mysql), false, 0)
+LW_CONN_CALL_HOOK(my_bool, mysql_rollback, (MYSQL * mysql), (mysql), false, 0)
+LW_CONN_CALL_HOOK(my_bool, mysql_autocommit, (MYSQL * mysql, my_bool mode),
+                  (mysql, mode), false, 0)
+LW_CONN_CALL_HOOK(int, mysql_reset_connection, (MYSQL * mysql), (mysql), false,
+                  0)
 
 // Non-blocking queries: in use from the start until the call completes.
-#define LW_ASYNC_QUERY_HOOK(name, params, args, sql)                   \
-  LW_EXPORT int name params {                                          \
-    auto real = leakwatch::real_##name.Get();                          \
-    if (real == nullptr) {                                             \
-      *ret = 1;                                                        \
-      return 0;                                                        \
-    }                                                                  \
-    LW_SCOPE;                                                          \
-    int status = real args;                                            \
-    if (scope.record()) {                                              \
-      uint32_t query = (sql);                                          \
-      if (query != 0) leakwatch::OnActivity(mysql, false, query);      \
-      if (status == 0) {                                               \
-        leakwatch::OnActivity(mysql, true);                            \
-      } else {                                                         \
-        leakwatch::OnCallStart(mysql);                                 \
-      }                                                                \
-    }                                                                  \
-    return status;                                                     \
-  }
+#define LW_ASYNC_QUERY_HOOK(name, params, args, sql) \
+  LW_ASYNC_HOOK(name, 1, params, args,               \
+                leakwatch::OnAsyncQuery(mysql, result, (sql)))
 
-LW_ASYNC_QUERY_HOOK(mysql_query_start,
-                    (int* ret, MYSQL* mysql, const char* q), (ret, mysql, q),
-                    leakwatch::QueryId(q, -1))
-LW_ASYNC_QUERY_HOOK(mysql_query_cont, (int* ret, MYSQL* mysql, int ready_status),
+LW_ASYNC_QUERY_HOOK(mysql_query_start, (int* ret, MYSQL* mysql, const char* q),
+                    (ret, mysql, q), leakwatch::QueryId(q, -1))
+LW_ASYNC_QUERY_HOOK(mysql_query_cont,
+                    (int* ret, MYSQL* mysql, int ready_status),
                     (ret, mysql, ready_status), 0)
 LW_ASYNC_QUERY_HOOK(mysql_real_query_start,
                     (int* ret, MYSQL* mysql, const char* q,

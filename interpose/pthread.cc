@@ -42,28 +42,21 @@ ClientLibrary g_libc{"libc", kLibcSonames};
 // attributes, which a template argument cannot.
 using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*,
                                 void* (*)(void*), void*);
-RealFunction<PthreadCreateFn> real_pthread_create("pthread_create", &g_libc);
-RealFunction<decltype(&::pthread_join)> real_pthread_join("pthread_join",
-                                                          &g_libc);
-RealFunction<decltype(&::pthread_tryjoin_np)> real_pthread_tryjoin_np(
-    "pthread_tryjoin_np", &g_libc);
-RealFunction<decltype(&::pthread_timedjoin_np)> real_pthread_timedjoin_np(
-    "pthread_timedjoin_np", &g_libc);
-RealFunction<decltype(&::pthread_clockjoin_np)> real_pthread_clockjoin_np(
-    "pthread_clockjoin_np", &g_libc);
-RealFunction<decltype(&::pthread_detach)> real_pthread_detach(
-    "pthread_detach", &g_libc);
-RealFunction<decltype(&::thrd_create)> real_thrd_create("thrd_create",
-                                                        &g_libc);
-RealFunction<decltype(&::thrd_join)> real_thrd_join("thrd_join", &g_libc);
-RealFunction<decltype(&::thrd_detach)> real_thrd_detach("thrd_detach",
-                                                        &g_libc);
 
-uintptr_t Key(pthread_t t) { return static_cast<uintptr_t>(t); }
+// clang-format off
+#define LW_PTHREAD_FUNCTIONS(X)                                          \
+  X(pthread_create, PthreadCreateFn) X(pthread_join) X(pthread_tryjoin_np) \
+  X(pthread_timedjoin_np) X(pthread_clockjoin_np) X(pthread_detach)      \
+  X(thrd_create) X(thrd_join) X(thrd_detach)
+// clang-format on
+
+#define LW_DECLARE_LIBC_REAL(...) LW_DECLARE_REAL(g_libc, __VA_ARGS__)
+LW_PTHREAD_FUNCTIONS(LW_DECLARE_LIBC_REAL)
+#undef LW_DECLARE_LIBC_REAL
 
 // Shared by the creator and the new thread; freed by whichever lets go last.
 struct ThreadState {
-  void* (*start)(void*) = nullptr;  // POSIX start routine, or
+  void* (*start)(void*) = nullptr;    // POSIX start routine, or
   int (*start_c11)(void*) = nullptr;  // C11 start routine
   void* arg = nullptr;
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -170,33 +163,73 @@ int TrampolineC11(void* p) {
   return start(arg);
 }
 
-// In the creator, after a successful create: the record goes in, with
-// whatever the new thread has done meanwhile, unless it inserted it itself.
-void InsertThread(ThreadState* ts, pthread_t thread) {
-  ErrnoGuard errno_guard;
-  pthread_mutex_lock(&ts->mu);
-  if (!ts->inserted) InsertLocked(ts, Key(thread));
-  pthread_mutex_unlock(&ts->mu);
-  ts->Unref();
+// Calls the client libraries make are theirs (a thread libpq or libmariadb
+// starts is not the program's leak).
+bool FromClientLibrary(const void* caller) {
+  return g_libpq.Contains(caller) || g_mysql.Contains(caller);
 }
 
-// Before the real create: what the record will say of the creation. Inlined
-// into the exported hook, whose frame anchors the stack cache.
-__attribute__((always_inline)) inline void PrepareThread(ThreadState* ts,
-                                                         uintptr_t code) {
+// Before the real create of a thread that runs `code`: the state shared with
+// the new thread, saying what the record will say of the creation; null if
+// the creation is not recorded (then the real create runs the program's
+// start routine itself). Inlined into the exported hook, whose frame anchors
+// the stack cache.
+__attribute__((always_inline)) inline ThreadState* PrepareThread(
+    const HookScope& scope, uintptr_t code) {
+  if (!scope.record() || FromClientLibrary(scope.caller())) return nullptr;
   ErrnoGuard errno_guard;
+  auto* ts = new (std::nothrow) ThreadState;
+  if (ts == nullptr) return nullptr;
+  EnsureExitKey();
   static std::atomic<uint32_t> next_serial{1};
   Tracker& tracker = Tracker::Get();
   ts->code = code;
   ts->serial = next_serial.fetch_add(1, std::memory_order_relaxed);
   ts->stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   ts->creator_tid = Tracker::CurrentTid();
+  return ts;
 }
 
-// Calls the client libraries make are theirs (a thread libpq or libmariadb
-// starts is not the program's leak).
-bool FromClientLibrary(const void* caller) {
-  return g_libpq.Contains(caller) || g_mysql.Contains(caller);
+// PrepareThread for pthread_create: `attr` may ask for a detached thread.
+__attribute__((always_inline)) inline ThreadState* PrepareThread(
+    const HookScope& scope, const pthread_attr_t* attr, void* (*start)(void*),
+    void* arg) {
+  ThreadState* ts = PrepareThread(scope, reinterpret_cast<uintptr_t>(start));
+  if (ts == nullptr) return nullptr;
+  ts->start = start;
+  ts->arg = arg;
+  int detach_state = PTHREAD_CREATE_JOINABLE;
+  if (attr != nullptr &&
+      pthread_attr_getdetachstate(attr, &detach_state) == 0 &&
+      detach_state == PTHREAD_CREATE_DETACHED) {
+    ts->detached = true;
+  }
+  return ts;
+}
+
+// PrepareThread for thrd_create.
+__attribute__((always_inline)) inline ThreadState* PrepareThread(
+    const HookScope& scope, int (*start)(void*), void* arg) {
+  ThreadState* ts = PrepareThread(scope, reinterpret_cast<uintptr_t>(start));
+  if (ts == nullptr) return nullptr;
+  ts->start_c11 = start;
+  ts->arg = arg;
+  return ts;
+}
+
+// In the creator, after the real create with `ts` (`created`: it succeeded,
+// the new thread's id is in `*thread`): the record goes in, with whatever the
+// new thread has done meanwhile, unless it inserted it itself.
+void FinishCreate(ThreadState* ts, bool created, const pthread_t* thread) {
+  if (!created) {
+    delete ts;  // the thread never ran
+    return;
+  }
+  ErrnoGuard errno_guard;
+  pthread_mutex_lock(&ts->mu);
+  if (!ts->inserted) InsertLocked(ts, Key(*thread));
+  pthread_mutex_unlock(&ts->mu);
+  ts->Unref();
 }
 
 void OnDetach(pthread_t thread) {
@@ -222,8 +255,9 @@ struct JoinScope {
     ErrnoGuard errno_guard;
     known = Tracker::Get().GetSerial(key, &serial);
   }
-  void Done(int rc) {
-    if (!record || rc != 0) return;
+  // After the real join; `joined`: it succeeded.
+  void Done(bool joined) {
+    if (!record || !joined) return;
     ErrnoGuard errno_guard;
     if (known) {
       Tracker::Get().ReleaseIfSerial(key, serial);
@@ -242,131 +276,60 @@ struct JoinScope {
 }  // namespace
 }  // namespace leakwatch
 
-using leakwatch::HookScope;
 using leakwatch::kLibThread;
 
-#define LW_CALLER __builtin_return_address(0)
+// The start of every hook here (see hook.h).
+#define LW_THREAD_BEGIN(name, fail) \
+  LW_HOOK_BEGIN(::leakwatch::g_libc, kLibThread, name, fail)
 
 LW_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
                              void* (*start_routine)(void*), void* arg) {
-  auto real = leakwatch::real_pthread_create.Get();
-  if (real == nullptr) return EAGAIN;
-  const void* caller = LW_CALLER;
-  HookScope scope(leakwatch::g_libc, kLibThread, caller);
-  if (!scope.record() || leakwatch::FromClientLibrary(caller)) {
-    return real(thread, attr, start_routine, arg);
-  }
-  auto* ts = new (std::nothrow) leakwatch::ThreadState;
+  LW_THREAD_BEGIN(pthread_create, EAGAIN);
+  auto* ts = leakwatch::PrepareThread(scope, attr, start_routine, arg);
   if (ts == nullptr) return real(thread, attr, start_routine, arg);
-  leakwatch::EnsureExitKey();
-  ts->start = start_routine;
-  ts->arg = arg;
-  leakwatch::PrepareThread(ts, reinterpret_cast<uintptr_t>(start_routine));
-  int detach_state = PTHREAD_CREATE_JOINABLE;
-  if (attr != nullptr &&
-      pthread_attr_getdetachstate(attr, &detach_state) == 0 &&
-      detach_state == PTHREAD_CREATE_DETACHED) {
-    ts->detached = true;
-  }
   int rc = real(thread, attr, &leakwatch::Trampoline, ts);
-  if (rc != 0) {
-    delete ts;  // the thread never ran
-    return rc;
-  }
-  leakwatch::InsertThread(ts, *thread);
+  leakwatch::FinishCreate(ts, rc == 0, thread);
   return rc;
 }
 
 LW_EXPORT int thrd_create(thrd_t* thr, thrd_start_t func, void* arg) {
-  auto real = leakwatch::real_thrd_create.Get();
-  if (real == nullptr) return thrd_error;
-  const void* caller = LW_CALLER;
-  HookScope scope(leakwatch::g_libc, kLibThread, caller);
-  if (!scope.record() || leakwatch::FromClientLibrary(caller)) {
-    return real(thr, func, arg);
-  }
-  auto* ts = new (std::nothrow) leakwatch::ThreadState;
+  LW_THREAD_BEGIN(thrd_create, thrd_error);
+  auto* ts = leakwatch::PrepareThread(scope, func, arg);
   if (ts == nullptr) return real(thr, func, arg);
-  leakwatch::EnsureExitKey();
-  ts->start_c11 = func;
-  ts->arg = arg;
-  leakwatch::PrepareThread(ts, reinterpret_cast<uintptr_t>(func));
   int rc = real(thr, &leakwatch::TrampolineC11, ts);
-  if (rc != thrd_success) {
-    delete ts;
-    return rc;
+  leakwatch::FinishCreate(ts, rc == thrd_success, thr);
+  return rc;
+}
+
+// Detaches are recorded before the real call: once detached, an exited
+// thread's pthread_t may be reused at once.
+#define LW_DETACH_HOOK(name, fail)                          \
+  LW_HOOK(::leakwatch::g_libc, kLibThread, int, name, fail, \
+          (pthread_t thread), (thread), leakwatch::OnDetach(thread), (void)0)
+
+LW_DETACH_HOOK(pthread_detach, ESRCH)
+LW_DETACH_HOOK(thrd_detach, thrd_error)
+
+// Joins; `joined` is the return of a successful join.
+#define LW_JOIN_HOOK(name, fail, joined, params, args) \
+  LW_EXPORT int name params {                          \
+    LW_THREAD_BEGIN(name, fail);                       \
+    leakwatch::JoinScope join(thread, scope.record()); \
+    int rc = real args;                                \
+    join.Done(rc == (joined));                         \
+    return rc;                                         \
   }
-  leakwatch::InsertThread(ts, *thr);
-  return rc;
-}
 
-LW_EXPORT int pthread_detach(pthread_t thread) {
-  auto real = leakwatch::real_pthread_detach.Get();
-  if (real == nullptr) return ESRCH;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  // Before the real call: once detached, an exited thread's pthread_t may be
-  // reused at once.
-  if (scope.record()) leakwatch::OnDetach(thread);
-  return real(thread);
-}
-
-LW_EXPORT int thrd_detach(thrd_t thr) {
-  auto real = leakwatch::real_thrd_detach.Get();
-  if (real == nullptr) return thrd_error;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  if (scope.record()) leakwatch::OnDetach(thr);
-  return real(thr);
-}
-
-LW_EXPORT int pthread_join(pthread_t thread, void** retval) {
-  auto real = leakwatch::real_pthread_join.Get();
-  if (real == nullptr) return ESRCH;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  leakwatch::JoinScope join(thread, scope.record());
-  int rc = real(thread, retval);
-  join.Done(rc);
-  return rc;
-}
-
-LW_EXPORT int pthread_tryjoin_np(pthread_t thread, void** retval) {
-  auto real = leakwatch::real_pthread_tryjoin_np.Get();
-  if (real == nullptr) return ESRCH;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  leakwatch::JoinScope join(thread, scope.record());
-  int rc = real(thread, retval);
-  join.Done(rc);
-  return rc;
-}
-
-LW_EXPORT int pthread_timedjoin_np(pthread_t thread, void** retval,
-                                   const struct timespec* abstime) {
-  auto real = leakwatch::real_pthread_timedjoin_np.Get();
-  if (real == nullptr) return ESRCH;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  leakwatch::JoinScope join(thread, scope.record());
-  int rc = real(thread, retval, abstime);
-  join.Done(rc);
-  return rc;
-}
-
-LW_EXPORT int pthread_clockjoin_np(pthread_t thread, void** retval,
-                                   clockid_t clockid,
-                                   const struct timespec* abstime) {
-  auto real = leakwatch::real_pthread_clockjoin_np.Get();
-  if (real == nullptr) return ESRCH;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  leakwatch::JoinScope join(thread, scope.record());
-  int rc = real(thread, retval, clockid, abstime);
-  join.Done(rc);
-  return rc;
-}
-
-LW_EXPORT int thrd_join(thrd_t thr, int* res) {
-  auto real = leakwatch::real_thrd_join.Get();
-  if (real == nullptr) return thrd_error;
-  HookScope scope(leakwatch::g_libc, kLibThread, LW_CALLER);
-  leakwatch::JoinScope join(thr, scope.record());
-  int rc = real(thr, res);
-  join.Done(rc == thrd_success ? 0 : rc);
-  return rc;
-}
+LW_JOIN_HOOK(pthread_join, ESRCH, 0, (pthread_t thread, void** retval),
+             (thread, retval))
+LW_JOIN_HOOK(pthread_tryjoin_np, ESRCH, 0, (pthread_t thread, void** retval),
+             (thread, retval))
+LW_JOIN_HOOK(pthread_timedjoin_np, ESRCH, 0,
+             (pthread_t thread, void** retval, const struct timespec* abstime),
+             (thread, retval, abstime))
+LW_JOIN_HOOK(pthread_clockjoin_np, ESRCH, 0,
+             (pthread_t thread, void** retval, clockid_t clockid,
+              const struct timespec* abstime),
+             (thread, retval, clockid, abstime))
+LW_JOIN_HOOK(thrd_join, thrd_error, thrd_success, (thrd_t thread, int* res),
+             (thread, res))

@@ -16,7 +16,9 @@ namespace {
 uintptr_t SelfBase() {
   static uintptr_t base = [] {
     Dl_info info;
-    if (dladdr(reinterpret_cast<void*>(&SelfBase), &info) == 0) return uintptr_t{0};
+    if (dladdr(reinterpret_cast<void*>(&SelfBase), &info) == 0) {
+      return uintptr_t{0};
+    }
     return reinterpret_cast<uintptr_t>(info.dli_fbase);
   }();
   return base;
@@ -73,6 +75,11 @@ void* Find(const char* name, ClientLibrary* library) {
 
 }  // namespace
 
+void WriteToStderr(const std::string& text) {
+  ssize_t ignored = write(STDERR_FILENO, text.data(), text.size());
+  (void)ignored;
+}
+
 void ForgetUnloadedLibraries() {
   for (ClientLibrary* library : {&g_libpq, &g_mysql}) {
     uintptr_t lo = library->code_lo.load(std::memory_order_relaxed);
@@ -95,12 +102,10 @@ void* ResolveReal(const char* name, ClientLibrary* library,
   if (p != nullptr) {
     RememberCodeRange(p, library);
   } else if (!warned->exchange(true)) {
-    std::string msg = std::string("leakwatch: cannot find the real ") + name +
-                      " (" + library->label +
-                      ") in this process; the call fails as the library "
-                      "documents failure\n";
-    ssize_t ignored = write(STDERR_FILENO, msg.data(), msg.size());
-    (void)ignored;
+    WriteToStderr(std::string("leakwatch: cannot find the real ") + name +
+                  " (" + library->label +
+                  ") in this process; the call fails as the library "
+                  "documents failure\n");
   }
   errno = saved_errno;
   return p;

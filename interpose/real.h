@@ -19,14 +19,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace leakwatch {
 
 // A client library: its sonames and, once a symbol was resolved in it, the
 // address range of its code.
 struct ClientLibrary {
-  const char* label;              // "libpq"
-  const char* const* sonames;     // nullptr-terminated
+  const char* label;           // "libpq"
+  const char* const* sonames;  // nullptr-terminated
   std::atomic<uintptr_t> code_lo{0};
   std::atomic<uintptr_t> code_hi{0};
   // Bumped when the library is unloaded (dlclose): real functions resolved
@@ -49,6 +50,10 @@ extern ClientLibrary g_mysql;
 // longer mapped (their code range is gone), so a library loaded again, at
 // another address, is resolved again. Not for hooks' hot paths.
 void ForgetUnloadedLibraries();
+
+// Writes `text` to stderr in one write (a line the agent says about itself
+// from the interpose layer); errors are ignored.
+void WriteToStderr(const std::string& text);
 
 // The slow path: resolves `name` in `library`; nullptr if not found (said once
 // per symbol on stderr when `*warned` is false).
@@ -88,5 +93,21 @@ class RealFunction {
 };
 
 }  // namespace leakwatch
+
+// Declares `real_<name>`, the RealFunction of `name` in the ClientLibrary
+// `library`: the one way to declare a real function, used by each hook file's
+// X-macro list of them. Its type is that of `name`'s declaration, or the
+// optional third argument where that will not do (glibc declares some
+// functions nonnull, an attribute a template argument cannot carry).
+#define LW_DECLARE_REAL(library, name, ...)          \
+  ::leakwatch::RealFunction<LW_REAL_TYPE_(           \
+      __VA_ARGS__ __VA_OPT__(, ) decltype(&::name))> \
+      real_##name(#name, &library);
+// The same for a function the hooks can do without (RealFunction's
+// `optional`).
+#define LW_DECLARE_OPTIONAL_REAL(library, name)                             \
+  ::leakwatch::RealFunction<decltype(&::name)> real_##name(#name, &library, \
+                                                           true);
+#define LW_REAL_TYPE_(type, ...) type
 
 #endif  // LEAKWATCH_INTERPOSE_REAL_H_

@@ -1,8 +1,10 @@
 #include "interpose/sql.h"
 
+#include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cstring>
-#include <string>
+#include <string_view>
 
 #include "tracker/thread_block.h"
 #include "tracker/tracker.h"
@@ -19,18 +21,21 @@ bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 // --- the per-thread cache of masked texts ----------------------------------
 //
-// Masking costs ~40 instructions a byte, on every query a program sends, and
-// pgbench-like loops send one statement with new numbers each time. A thread
-// keeps the last few texts it masked: a text that differs from a cached one
-// only in the value of digits that masking replaced — same length, every
-// other byte equal, digits at the same positions — masks to the same text.
+// Masking reads every byte of every query a program sends, and pgbench-like
+// loops send one statement with new numbers each time. A thread keeps the
+// last few texts it masked: a text that differs from a cached one only in
+// the value of digits that masking replaced — same length, every other byte
+// equal, digits at the same positions — masks to the same text.
 // Digits are alike to every rule of MaskSql (digit, alphanumeric, identifier
 // character; never part of a $tag$), so the two texts have the same
 // structure and only replaced bytes differ. Masking marks the digits it
 // copies verbatim (t1, $1, "col2"): those must be equal too.
 
 constexpr size_t kCachedBytes = 200;
-constexpr int kCacheEntries = 8;
+constexpr unsigned kCacheEntries = 8;
+static_assert(std::has_single_bit(kCacheEntries) && kCacheEntries > 1);
+// A 64-bit hash shifted right by this is an index into the cache.
+constexpr int kCacheSlotShift = 64 - std::countr_zero(kCacheEntries);
 
 struct CachedQuery {
   uint32_t query_id;
@@ -76,7 +81,7 @@ int CacheSlot(const char* sql, size_t len) {
   uint64_t w = LoadWord(sql, len);
   w &= ~((DigitBytes(w) >> 7) * 0xff);
   uint64_t h = (w ^ len) * 0x9e3779b97f4a7c15ull;
-  return static_cast<int>(h >> 61);
+  return static_cast<int>(h >> kCacheSlotShift);
 }
 
 // Byte masks from bit masks: kByteMask[b] has byte k = 0xff iff bit k of b.
@@ -111,9 +116,73 @@ bool Matches(const CachedQuery& entry, const char* sql, size_t len) {
   return true;
 }
 
-}  // namespace
+// The end of the string literal at `i`: '...' (with '' inside) or, if
+// `escape`, E'...' (with \' inside; `i` at the E). The text's end if it is
+// not closed.
+size_t StringLiteralEnd(const char* sql, size_t len, size_t i, bool escape) {
+  if (escape) ++i;
+  ++i;
+  while (i < len) {
+    if (escape && sql[i] == '\\' && i + 1 < len) {
+      i += 2;
+    } else if (sql[i] == '\'' && i + 1 < len && sql[i + 1] == '\'') {
+      i += 2;
+    } else if (sql[i] == '\'') {
+      return i + 1;
+    } else {
+      ++i;
+    }
+  }
+  return i;
+}
 
-namespace {
+// If a dollar-quoted literal ($$ ... $$, $tag$ ... $tag$; not a $1
+// placeholder) starts at the `$` at `i`, its end (the text's end if it is
+// not closed); otherwise `i`.
+size_t DollarQuotedEnd(const char* sql, size_t len, size_t i) {
+  size_t j = i + 1;
+  while (j < len &&
+         (std::isalpha(static_cast<unsigned char>(sql[j])) || sql[j] == '_')) {
+    ++j;
+  }
+  if (j >= len || sql[j] != '$') return i;
+  std::string_view tag(sql + i, j - i + 1);
+  for (size_t k = j + 1; k + tag.size() <= len; ++k) {
+    if (std::memcmp(sql + k, tag.data(), tag.size()) == 0) {
+      return k + tag.size();
+    }
+  }
+  return len;
+}
+
+// True if a numeric literal starts at `i` (not a digit of an identifier:
+// t1, $1 stay).
+bool StartsNumber(const char* sql, size_t len, size_t i) {
+  char c = sql[i];
+  return (std::isdigit(static_cast<unsigned char>(c)) ||
+          (c == '.' && i + 1 < len &&
+           std::isdigit(static_cast<unsigned char>(sql[i + 1])))) &&
+         (i == 0 || !IsIdentChar(sql[i - 1]));
+}
+
+// The end of the numeric literal at `i`.
+size_t NumberEnd(const char* sql, size_t len, size_t i) {
+  while (i < len &&
+         (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '.')) {
+    ++i;
+  }
+  return i;
+}
+
+// Ends `out`, `o` bytes written of at most `limit`, with "..." in place of
+// its last bytes if need be, and a NUL. Returns the length.
+size_t EndWithEllipsis(char* out, size_t o, size_t limit) {
+  size_t keep = limit >= 3 ? limit - 3 : 0;
+  if (o > keep) o = keep;
+  for (int k = 0; k < 3 && o < limit; ++k) out[o++] = '.';
+  out[o] = '\0';
+  return o;
+}
 
 // MaskSql, also setting in `kept` (if not null; bit i of word i / 64) the
 // position of every digit it copies verbatim rather than masks (t1, $1,
@@ -145,25 +214,11 @@ size_t MaskSqlMarking(const char* sql, size_t len, char* out, size_t cap,
       if (o > 0 && i < len) put(' ');
       continue;
     }
-    // 'string' (with '' inside) and E'string' (with \' inside).
-    bool escape_string =
-        (c == 'E' || c == 'e') && i + 1 < len && sql[i + 1] == '\'' &&
-        (i == 0 || !IsIdentChar(sql[i - 1]));
+    bool escape_string = (c == 'E' || c == 'e') && i + 1 < len &&
+                         sql[i + 1] == '\'' &&
+                         (i == 0 || !IsIdentChar(sql[i - 1]));
     if (c == '\'' || escape_string) {
-      if (escape_string) ++i;
-      ++i;
-      while (i < len) {
-        if (escape_string && sql[i] == '\\' && i + 1 < len) {
-          i += 2;
-        } else if (sql[i] == '\'' && i + 1 < len && sql[i + 1] == '\'') {
-          i += 2;
-        } else if (sql[i] == '\'') {
-          ++i;
-          break;
-        } else {
-          ++i;
-        }
-      }
+      i = StringLiteralEnd(sql, len, i, escape_string);
       put('?');
       continue;
     }
@@ -179,36 +234,16 @@ size_t MaskSqlMarking(const char* sql, size_t len, char* out, size_t cap,
       }
       continue;
     }
-    // $$ ... $$ and $tag$ ... $tag$ (but not $1 placeholders).
     if (c == '$' && (i == 0 || !IsIdentChar(sql[i - 1]))) {
-      size_t j = i + 1;
-      while (j < len && (std::isalpha(static_cast<unsigned char>(sql[j])) ||
-                         sql[j] == '_')) {
-        ++j;
-      }
-      if (j < len && sql[j] == '$') {
-        std::string tag(sql + i, j - i + 1);
-        const char* end = nullptr;
-        for (size_t k = j + 1; k + tag.size() <= len; ++k) {
-          if (std::memcmp(sql + k, tag.data(), tag.size()) == 0) {
-            end = sql + k;
-            break;
-          }
-        }
-        i = end != nullptr ? static_cast<size_t>(end - sql) + tag.size() : len;
+      size_t end = DollarQuotedEnd(sql, len, i);
+      if (end != i) {
+        i = end;
         put('?');
         continue;
       }
     }
-    // Numbers that are not part of an identifier (t1, $1 stay).
-    if ((std::isdigit(static_cast<unsigned char>(c)) ||
-         (c == '.' && i + 1 < len &&
-          std::isdigit(static_cast<unsigned char>(sql[i + 1])))) &&
-        (i == 0 || !IsIdentChar(sql[i - 1]))) {
-      while (i < len && (std::isalnum(static_cast<unsigned char>(sql[i])) ||
-                         sql[i] == '.')) {
-        ++i;
-      }
+    if (StartsNumber(sql, len, i)) {
+      i = NumberEnd(sql, len, i);
       put('?');
       continue;
     }
@@ -216,12 +251,7 @@ size_t MaskSqlMarking(const char* sql, size_t len, char* out, size_t cap,
     put(c);
     ++i;
   }
-  if (i < len) cut = true;
-  if (cut) {
-    size_t keep = limit >= 3 ? limit - 3 : 0;
-    if (o > keep) o = keep;
-    for (int k = 0; k < 3 && o < limit; ++k) out[o++] = '.';
-  }
+  if (cut || i < len) return EndWithEllipsis(out, o, limit);
   out[o] = '\0';
   return o;
 }
@@ -270,9 +300,14 @@ uint32_t QueryId(const char* sql, long len) {
 uint32_t DescribedQueryId(const char* prefix, const char* name) {
   Tracker& tracker = Tracker::Get();
   if (tracker.options().sql == kSqlOff) return 0;
-  std::string text = std::string(prefix) + (name != nullptr ? name : "");
-  if (text.size() > kMaxQueryBytes) text.resize(kMaxQueryBytes);
-  return tracker.InternQuery(text);
+  char buf[kMaxQueryBytes];
+  size_t n = 0;
+  for (const char* part : {prefix, name != nullptr ? name : ""}) {
+    size_t add = std::min(std::strlen(part), sizeof buf - n);
+    std::memcpy(buf + n, part, add);
+    n += add;
+  }
+  return tracker.InternQuery(std::string_view(buf, n));
 }
 
 }  // namespace leakwatch

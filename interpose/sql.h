@@ -3,8 +3,14 @@
 // the same statement with other values is one interned text, and secrets in
 // literals stay out of reports.
 //
-// Thread safety: pure functions; hook-safe (no allocation, no locks besides
-// the tracker's depot).
+// Thread safety: all may be called from any thread, from a hook. MaskSql is
+// a pure function: it writes only `out`, allocates nothing, takes no lock.
+// QueryId and DescribedQueryId read the tracker's options and intern their
+// text in the tracker's string depot, which takes its insert lock and
+// allocates only for a text it has not seen; QueryId also keeps a cache of
+// masked texts in the calling thread's block (tracker/thread_block.h,
+// mapped on the thread's first use), which a signal handler's hook on the
+// same thread sees whole or empty.
 #ifndef LEAKWATCH_INTERPOSE_SQL_H_
 #define LEAKWATCH_INTERPOSE_SQL_H_
 

@@ -1,0 +1,17 @@
+#include "interpose/hook.h"
+
+namespace leakwatch {
+
+__attribute__((tls_model("initial-exec"))) __thread int t_hook_depth = 0;
+
+void OnRelease(const void* handle, const KindDesc* kind, const char* function,
+               const void* caller) {
+  if (handle == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
+    tracker.CheckReleaseMisuse(Key(handle), kind, function);
+  }
+}
+
+}  // namespace leakwatch
