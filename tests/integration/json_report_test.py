@@ -144,6 +144,16 @@ def test_suppressions_and_threads():
           rep["groups"][0]["running_growing_site"] == 6, "threads at exit", rep)
 
 
+def test_failed_connect_is_a_field():
+    r = run("my_failed_connect_leak", LEAKWATCH_FORMAT="json")
+    rep = events(r.stderr)[-1]
+    check(rep["type"] == "exit_report" and rep["held"] == 1, "one handle", rep)
+    example = rep["groups"][0]["example"]
+    check(example.get("connection_failed") is True and
+          "failed" not in json.dumps(example["identity"]),
+          "connection_failed is a field, not a word in the identity", example)
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_"):
