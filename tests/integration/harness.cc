@@ -48,7 +48,7 @@ RunResult RunProgram(const std::vector<std::string>& argv,
   }
   // Start from a clean leakwatch configuration: only what the test asks for.
   for (auto it = env.begin(); it != env.end();) {
-    if (it->first.rfind("LEAKWATCH_", 0) == 0 && it->first != "LEAKWATCH_REQUIRE_SERVERS") {
+    if (it->first.rfind("LEAKWATCH_", 0) == 0) {
       it = env.erase(it);
     } else {
       ++it;
