@@ -48,7 +48,7 @@ RunResult RunProgram(const std::vector<std::string>& argv,
   }
   // Start from a clean leakwatch configuration: only what the test asks for.
   for (auto it = env.begin(); it != env.end();) {
-    if (it->first.rfind("LEAKWATCH_", 0) == 0 && it->first != "LEAKWATCH_REQUIRE_SERVERS") {
+    if (it->first.rfind("LEAKWATCH_", 0) == 0) {
       it = env.erase(it);
     } else {
       ++it;
@@ -317,6 +317,27 @@ int CountLiveWarnings(const std::string& text, const std::string& kind,
     count += std::stoi((*it)[1]);
   }
   return count;
+}
+
+RunResult RunWithMetrics(const std::string& program,
+                         const std::string& metrics_pattern,
+                         const std::string& copy, RunOptions options) {
+  options.env["LEAKWATCH_METRICS"] = metrics_pattern;
+  // The program is told the path with its own pid: it reads the file itself.
+  return RunProgram(
+      {"/bin/sh", "-c",
+       "exec \"$0\" \"$(printf '%s' \"$1\" | sed \"s/%p/$$/\")\" \"$2\"",
+       ProgramPath(program), metrics_pattern, copy},
+      options);
+}
+
+long MetricsSample(const std::string& text, const std::string& name,
+                   const std::string& kind) {
+  std::smatch m;
+  std::regex re(name + R"(\{kind=")" +
+                std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
+                R"("[^}]*\} (\d+))");
+  return std::regex_search(text, m, re) ? std::stol(m[1]) : -1L;
 }
 
 }  // namespace leakwatch::testing

@@ -95,6 +95,18 @@ ExitReport ParseExitReport(const std::string& text);
 // True if any frame of the group names `function`.
 bool GroupHasFrame(const ExitGroup& group, const std::string& function);
 
+// Runs `program` with LEAKWATCH_METRICS set to `metrics_pattern` (with %p)
+// and the pid-expanded path as its first argument, `copy` as its second (the
+// metrics programs copy the live file there before they exit).
+RunResult RunWithMetrics(const std::string& program,
+                         const std::string& metrics_pattern,
+                         const std::string& copy, RunOptions options);
+
+// The value of the sample `name{kind="KIND",...}` in a metrics text; -1 if
+// absent.
+long MetricsSample(const std::string& text, const std::string& name,
+                   const std::string& kind);
+
 // Reads a whole file ("" if absent).
 std::string ReadFile(const std::string& path);
 

@@ -400,12 +400,16 @@ TEST(HostileExit, ExitFromASigtermHandlerWhileThreadsAreInHooks) {
       EXPECT_EQ(ExitReportCount(r.err), 0) << r.err;
       continue;
     }
-    ASSERT_EQ(ExitReportCount(r.err), 1) << r.err;
-    ExitReport report = ParseExitReport(r.err);
     // The two results main keeps, and whatever a worker held at that moment
-    // (at most one each), unless its shard was skipped.
+    // (at most one each), unless its shard was skipped. When every held
+    // handle was in a skipped shard there is nothing to list: then the
+    // "incomplete" line is the whole report (CI, 1 run in ~500).
     std::vector<std::string> skipped =
         LinesWith(r.err, "exit report incomplete");
+    if (skipped.empty() || ExitReportCount(r.err) != 0) {
+      ASSERT_EQ(ExitReportCount(r.err), 1) << r.err;
+    }
+    ExitReport report = ParseExitReport(r.err);
     EXPECT_LE(skipped.size(), 1u) << r.err;
     EXPECT_LE(report.total, 2 + 16) << r.err;
     if (skipped.empty()) {

@@ -107,23 +107,12 @@ TEST(PgPrograms, MetricsFileShowsWhatIsHeldAndGoesAtExit) {
   std::string pattern = dir.path() + "/leakwatch-%p.prom";
   std::string copy = dir.path() + "/copy.prom";
   RunOptions options;
-  options.env = {{"LEAKWATCH_METRICS", pattern},
-                 {"LEAKWATCH_THRESHOLD_MS", "300ms"}};
-  // The program is told the path with its own pid: it reads LEAKWATCH_METRICS
-  // itself after expanding %p.
-  RunResult r = RunProgram(
-      {"/bin/sh", "-c",
-       "exec \"$0\" \"$(printf '%s' \"$1\" | sed \"s/%p/$$/\")\" \"$2\"",
-       ProgramPath("pg_metrics_hold"), pattern, copy},
-      options);
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "300ms"}};
+  RunResult r = RunWithMetrics("pg_metrics_hold", pattern, copy, options);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string text = ReadFile(copy);
   auto sample = [&](const std::string& name, const std::string& kind) {
-    std::smatch m;
-    std::regex re(name + R"(\{kind=")" +
-                  std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
-                  R"("[^}]*\} (\d+))");
-    return std::regex_search(text, m, re) ? std::stol(m[1]) : -1L;
+    return MetricsSample(text, name, kind);
   };
   EXPECT_EQ(sample("leakwatch_handles_open", "pg.conn"), 3) << text;
   EXPECT_EQ(sample("leakwatch_handles_open", "pg.result"), 5) << text;
@@ -154,23 +143,15 @@ TEST(PgPrograms, ExitReportAndMetricsAgreeAboutHandlesLivingWithAParent) {
   std::string pattern = dir.path() + "/leakwatch-%p.prom";
   std::string copy = dir.path() + "/copy.prom";
   RunOptions options;
-  options.env = {{"LEAKWATCH_METRICS", pattern},
-                 {"LEAKWATCH_THRESHOLD_MS", "300"}};
-  RunResult r = RunProgram(
-      {"/bin/sh", "-c",
-       "exec \"$0\" \"$(printf '%s' \"$1\" | sed \"s/%p/$$/\")\" \"$2\"",
-       ProgramPath("parent_leaks"), pattern, copy},
-      options);
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "300"}};
+  RunResult r = RunWithMetrics("parent_leaks", pattern, copy, options);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string metrics = ReadFile(copy);
   ExitReport report = ParseExitReport(r.err);
   ASSERT_TRUE(report.present) << r.err;
   for (const std::string kind : {"pg.cancel", "mysql.stmt"}) {
-    std::smatch m;
-    std::regex re(R"(leakwatch_handles_past_threshold\{kind=")" +
-                  std::regex_replace(kind, std::regex(R"(\.)"), R"(\.)") +
-                  R"("[^}]*\} (\d+))");
-    ASSERT_TRUE(std::regex_search(metrics, m, re)) << metrics;
+    long gauge =
+        MetricsSample(metrics, "leakwatch_handles_past_threshold", kind);
     int held = 0, past = 0;
     for (const ExitGroup& g : report.groups) {
       if (g.kind != kind) continue;
@@ -178,7 +159,7 @@ TEST(PgPrograms, ExitReportAndMetricsAgreeAboutHandlesLivingWithAParent) {
       past += g.past_threshold;
     }
     EXPECT_EQ(held, 2) << kind << "\n" << r.err;
-    EXPECT_EQ(std::stol(m[1]), 1) << kind << "\n" << metrics;
+    EXPECT_EQ(gauge, 1) << kind << "\n" << metrics;
     EXPECT_EQ(past, 1) << kind << "\n" << r.err;
   }
 }

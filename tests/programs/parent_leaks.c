@@ -11,31 +11,8 @@
 #include <unistd.h>
 
 #include "my_common.h"
+#include "metrics_file.h"
 #include "pg_common.h"
-
-/* True if one line of `path` contains both `a` and `b`. */
-static int line_has(const char* path, const char* a, const char* b) {
-  FILE* f = fopen(path, "r");
-  if (f == NULL) return 0;
-  char line[4096];
-  int found = 0;
-  while (!found && fgets(line, sizeof line, f) != NULL) {
-    found = strstr(line, a) != NULL && strstr(line, b) != NULL;
-  }
-  fclose(f);
-  return found;
-}
-
-static int copy_file(const char* from, const char* to) {
-  FILE* in = fopen(from, "r");
-  FILE* out = fopen(to, "w");
-  if (in == NULL || out == NULL) return 0;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, out);
-  fclose(in);
-  return fclose(out) == 0;
-}
 
 __attribute__((noinline)) PGcancel* take_cancel(PGconn* conn) {
   return PQgetCancel(conn);
