@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -74,6 +75,7 @@ struct Shared {
   uint64_t root_bytes;
   uint64_t heap_bytes;
   uint64_t reached_bytes;
+  uint64_t snapshot_max_rss_kb;  // set by the tracer
 };
 
 // --- memory of the snapshot's own --------------------------------------------
@@ -122,7 +124,6 @@ class MappedVector {
   size_t capacity_ = 0;
 };
 
-int OpenDebug() { static int fd = -1; if (fd < 0) fd = (int)syscall(SYS_openat, AT_FDCWD, "/tmp/reach_debug.log", O_WRONLY|O_CREAT|O_APPEND, 0644); return fd; }
 // --- the process's mappings ---------------------------------------------------
 
 struct Mapping {
@@ -366,15 +367,10 @@ class Snapshot {
         continue;
       }
       if (!m.anonymous || !s_->glibc_layout) continue;
-      uintptr_t p = m.begin;
-      while (p < m.end) {
-        uintptr_t next = FindHeapAt(p, m.end);
-        if (next == 0) break;
-        p = next;
-      }
-      for (uintptr_t a = (m.begin + kArenaHeapAlign - 1) & ~(kArenaHeapAlign - 1);
-           a + kPage <= m.end; a += kArenaHeapAlign) {
-        if (HeapOf(a) == nullptr && !Excluded(a, a + kPage)) FindHeapAt(a, m.end);
+      // Every page that holds data may begin a heap or a large block.
+      for (uintptr_t p = m.begin; p < m.end;) {
+        uintptr_t next = Present(p) ? FindHeapAt(p, m.end) : 0;
+        p = next != 0 ? next : p + kPage;
       }
     }
     std::sort(heaps_.begin(), heaps_.end(),
@@ -383,6 +379,21 @@ class Snapshot {
       heap_lo_ = heaps_[0].begin;
       heap_hi_ = heaps_[heaps_.size() - 1].end;
     }
+  }
+
+  // True unless the page at `p` was never touched (pagemap, read 512 pages
+  // at a time; true when pagemap cannot be read).
+  bool Present(uintptr_t p) {
+    uintptr_t page = p / kPage;
+    if (page < present_first_ || page >= present_first_ + 512) {
+      present_first_ = page;
+      if (pagemap_ < 0 ||
+          syscall(SYS_pread64, pagemap_, present_, sizeof present_,
+                  page * 8) != static_cast<long>(sizeof present_)) {
+        std::fill(present_, present_ + 512, uint64_t{1} << 63);
+      }
+    }
+    return (present_[page - present_first_] >> 62) != 0;
   }
 
   // A heap starting at `p` (a thread arena's, or a run of large blocks);
@@ -443,6 +454,9 @@ class Snapshot {
         arena = Word(h.cover_begin);
       } else {
         arena = FindMainArena(top);
+        // malloc's own bookkeeping in libc's data (bins, last_remainder)
+        // keeps stale pointers to chunks now in use: never a root.
+        if (arena != 0) main_arena_ = arena;
       }
       if (arena != 0) ClearFastbinsOf(arena);
     }
@@ -453,6 +467,8 @@ class Snapshot {
   static constexpr uintptr_t kArenaFastbins = 16;
   static constexpr int kFastbins = 10;
   static constexpr uintptr_t kArenaTop = 96;
+  // sizeof(struct malloc_state) on x86-64 (glibc 2.27 to 2.40).
+  static constexpr uintptr_t kArenaSize = 2200;
 
   static uintptr_t LastChunk(const Heap& h) {
     uintptr_t c = h.begin, last = 0;
@@ -633,6 +649,7 @@ class Snapshot {
       consider(s_->exclude[i].begin, s_->exclude[i].end);
     }
     for (const Heap& h : heaps_) consider(h.cover_begin, h.cover_end);
+    if (main_arena_ != 0) consider(main_arena_, main_arena_ + kArenaSize);
     return found;
   }
 
@@ -730,6 +747,9 @@ class Snapshot {
   MappedVector<uintptr_t> pending_;
   MappedVector<uintptr_t> visited_;  // chunks the last flood from a lost one reached
   uintptr_t heap_lo_ = 0, heap_hi_ = 0;
+  uintptr_t main_arena_ = 0;
+  uint64_t present_[512];
+  uintptr_t present_first_ = ~uintptr_t{0} / 2;
   int pagemap_ = -1;
 };
 
@@ -854,9 +874,12 @@ int TracerMain(void* arg) {
   pid_t child = s->child.load(std::memory_order_acquire);
   if (child > 0) {
     int status;
-    while (syscall(SYS_wait4, child, &status, __WALL, nullptr) < 0 &&
+    struct rusage usage;
+    std::memset(&usage, 0, sizeof usage);
+    while (syscall(SYS_wait4, child, &status, __WALL, &usage) < 0 &&
            errno == EINTR) {
     }
+    s->snapshot_max_rss_kb = static_cast<uint64_t>(usage.ru_maxrss);
   }
   return 0;
 }
@@ -1025,6 +1048,7 @@ bool ScanReachability(const uintptr_t* keys, size_t count, Reach* verdicts,
   stats->root_bytes = s->root_bytes;
   stats->heap_bytes = s->heap_bytes;
   stats->reached_bytes = s->reached_bytes;
+  stats->snapshot_max_rss_kb = s->snapshot_max_rss_kb;
   stats->threads = s->thread_count.load(std::memory_order_acquire);
   munmap(stack, kTracerStack);
   munmap(area, bytes);

@@ -61,6 +61,9 @@ struct ReachStats {
   uint64_t root_bytes = 0;     // root memory scanned
   uint64_t heap_bytes = 0;     // glibc heap walked (in use and free)
   uint64_t reached_bytes = 0;  // heap chunks reached and scanned
+  uint64_t snapshot_max_rss_kb = 0;  // the snapshot's peak resident memory
+                                     // (its own pages and the host's it
+                                     // touched)
   uint32_t threads = 0;        // threads stopped and their registers read
   const char* failure = "";    // why no verdicts were made ("" if they were)
 };
