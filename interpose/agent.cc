@@ -5,8 +5,10 @@
 // first) and after our destructor (its destructors run after ours), so nothing
 // here is required for a hook to work: the tracker initialises itself on
 // first use, and the report module is attached lazily too.
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <new>
@@ -62,8 +64,62 @@ __attribute__((destructor)) void AgentStop() {
   --t_hook_depth;
 }
 
+// The program's main, behind StartMain.
+using MainFn = int (*)(int, char**, char**);
+MainFn g_main = nullptr;
+
+// main's return is an exit point: the reachability of what is still held is
+// decided before exit() runs the static destructors that free the containers
+// a program keeps its handles in. Registered as main starts, after every
+// constructor registered its destructor, it runs first.
+void ExitPointAtExit() {
+  ++t_hook_depth;
+  {
+    ErrnoGuard errno_guard;
+    Tracker::Get().ExitPoint();
+  }
+  --t_hook_depth;
+}
+
+// Registers ExitPointAtExit, then jumps to main (a sibling call: no frame of
+// ours stays below main in the program's stacks).
+int StartMain(int argc, char** argv, char** envp) {
+  atexit(&ExitPointAtExit);
+  return g_main(argc, argv, envp);
+}
+
 }  // namespace
 }  // namespace leakwatch
+
+// exit() is an exit point too (the program's own call; libc's internal ones,
+// as after main returns, do not come here).
+LW_EXPORT void exit(int status) noexcept {
+  using ExitFn = void (*)(int);
+  static ExitFn real = reinterpret_cast<ExitFn>(dlsym(RTLD_NEXT, "exit"));
+  if (leakwatch::t_hook_depth == 0) {
+    ++leakwatch::t_hook_depth;
+    {
+      leakwatch::ErrnoGuard errno_guard;
+      leakwatch::Tracker::Get().ExitPoint();
+    }
+    --leakwatch::t_hook_depth;
+  }
+  if (real == nullptr) _exit(status);  // cannot happen with glibc
+  real(status);
+  __builtin_unreachable();
+}
+
+// The program's start: main is wrapped so that its return is seen.
+LW_EXPORT int __libc_start_main(leakwatch::MainFn main, int argc, char** argv,
+                                void (*init)(), void (*fini)(),
+                                void (*rtld_fini)(), void* stack_end) {
+  using StartFn = int (*)(leakwatch::MainFn, int, char**, void (*)(),
+                          void (*)(), void (*)(), void*);
+  auto real = reinterpret_cast<StartFn>(dlsym(RTLD_NEXT, "__libc_start_main"));
+  leakwatch::g_main = main;
+  return real(&leakwatch::StartMain, argc, argv, init, fini, rtld_fini,
+              stack_end);
+}
 
 // In-program annotation (include/leakwatch.h): the program keeps `handle` on
 // purpose. Returns 1 if leakwatch tracks it, 0 if not.

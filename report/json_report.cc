@@ -4,6 +4,8 @@
 //   leak                  a handle past a rule (live)
 //   leak_more             the rest of a flooding site's handles in one scan
 //   growing_thread_site   a thread creation site that keeps growing
+//   growing_connection_site   a connection site whose idle, never reused
+//                         connections keep growing
 //   released              a reported handle was released (slow, not leaked)
 //   active_again          a connection reported idle was used again
 //   released_more, active_again_more   the rest of a site's notes in a scan
@@ -25,6 +27,7 @@
 #include "report/render.h"
 #include "tracker/clock.h"
 #include "tracker/escape.h"
+#include "tracker/reach.h"
 
 namespace leakwatch {
 namespace {
@@ -43,6 +46,10 @@ const char* ReasonName(Finding finding) {
       return "never_joined";
     case Finding::kGrowingSite:
       return "growing_site";
+    case Finding::kLost:
+      return "lost";
+    case Finding::kIndirectlyLost:
+      return "indirectly_lost";
     case Finding::kNone:
       break;
   }
@@ -162,7 +169,22 @@ void JsonRenderer::RecordFields(Fields* f, const Record& r, int64_t now_ns) {
     }
     return;
   }
-  if (FamilyUsesIdleTime(family)) f->Num("idle_ms", Ms(now_ns - r.active_ns));
+  if (FamilyUsesIdleTime(family)) {
+    f->Num("idle_ms", Ms(now_ns - r.active_ns));
+    f->Raw("reused", (r.flags & kReused) ? "true" : "false");
+  }
+  switch (static_cast<Reach>(r.reach)) {
+    case Reach::kReachable:
+      f->Raw("reachable", "true");
+      break;
+    case Reach::kLost:
+    case Reach::kIndirectlyLost:
+      f->Raw("reachable", "false");
+      break;
+    case Reach::kUnknown:
+      f->Raw("reachable", "null");
+      break;
+  }
   if (r.parent != 0) f->Hex("connection", r.parent);
   IdentityFields(f, r);
   std::string_view query = ctx_.String(r.query_id);
@@ -216,6 +238,17 @@ std::string JsonRenderer::RenderScan(const ScanModel& model) {
   }
   for (const SiteGrowth& g : model.growing) {
     const Record& r = g.oldest;
+    if (r.kind->family != Family::kThread) {
+      out += Open("growing_connection_site") +
+             fmt::format(
+                 ",\"kind\":{},\"site\":{},\"count\":{},\"previous\":{},"
+                 "\"opened_over_ms\":{},\"oldest_ms\":{},\"threshold_ms\":"
+                 "{},\"frames\":{}}}\n",
+                 JsonString(r.kind->name), r.stack_id, g.count, g.previous,
+                 Ms(g.span_ns), Ms(model.now_ns - r.acquired_ns),
+                 ctx_.ThresholdMs(r.kind->family), Frames(r.stack_id));
+      continue;
+    }
     out +=
         Open("growing_thread_site") +
         fmt::format(
@@ -250,6 +283,8 @@ std::string JsonRenderer::Group(const HeldModel& model,
     f.Num("running_growing_site", g.running);
   }
   if (g.pinned > 0) f.Num("pinned_connections", g.pinned);
+  f.Num("lost", g.lost);
+  f.Num("indirectly_lost", g.indirectly_lost);
   std::string example = "{";
   Fields e(&example);
   RecordFields(&e, g.example->record, model.now_ns);
@@ -297,7 +332,7 @@ std::string JsonRenderer::RenderHeld(const HeldModel& model) {
   if (model.at_exit) out = RenderScan(model.pending);
   if (!model.at_exit && model.held.empty()) return out;
   // Nothing held and no stats asked for: no output at all, as in text.
-  if (model.held.empty() && model.suppressed == 0 &&
+  if (model.held.empty() && model.reachable.empty() && model.suppressed == 0 &&
       model.shards_skipped == 0 && !ctx_.options().stats) {
     return out;
   }
@@ -321,6 +356,15 @@ std::string JsonRenderer::RenderHeld(const HeldModel& model) {
     groups += Group(model, g);
   }
   f.Raw("groups", groups + "]");
+  if (model.at_exit) {
+    f.Num("reachable", model.reachable.size());
+    std::string reachable = "[";
+    for (const HeldModel::Group& g : model.reachable_groups) {
+      if (reachable.size() > 1) reachable += ',';
+      reachable += Group(model, g);
+    }
+    f.Raw("reachable_groups", reachable + "]");
+  }
   ExitFields(&f, model);
   return out + report + "}\n";
 }

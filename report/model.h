@@ -67,6 +67,8 @@ struct HeldModel {
     size_t past_threshold = 0;      // members whose finding is PastThreshold
     size_t running = 0;             // threads still running (growing site)
     size_t pinned = 0;              // connections pinned by unbuffered results
+    size_t lost = 0;                // members no pointer refers to
+    size_t indirectly_lost = 0;     // members only lost ones refer to
     const Held* example = nullptr;  // the oldest member
     size_t example_pins = 0;        // unbuffered results pinning the example
   };
@@ -77,6 +79,11 @@ struct HeldModel {
   std::vector<Held> held;     // unsuppressed
   std::vector<Group> groups;  // largest first, then oldest
   std::vector<std::pair<std::string, size_t>> per_kind;  // largest first
+  // At exit: still reachable, convicted by no rule (Held::convicted false),
+  // unsuppressed; grouped the same way. Not counted for the exit code.
+  std::vector<Held> reachable;
+  std::vector<Group> reachable_groups;
+  std::vector<std::pair<std::string, size_t>> reachable_per_kind;
   // At exit only:
   size_t suppressed = 0;  // handles hidden by suppressions
   std::vector<Suppressions::Rule> suppressions_used;  // with their hits

@@ -10,6 +10,7 @@
 
 #include "report/metrics.h"
 #include "tracker/clock.h"
+#include "tracker/reach.h"
 
 namespace leakwatch {
 namespace {
@@ -142,12 +143,14 @@ HeldModel Reporter::BuildHeldModel(const ExitSnapshot& snapshot, bool at_exit) {
   for (const Held& h : snapshot.held) {
     int rule = SuppressionFor(h.record);
     if (rule < 0) {
-      model.held.push_back(h);
+      (h.convicted ? model.held : model.reachable).push_back(h);
     } else if (at_exit) {
       suppressions_.Hit(rule, 1);
     }
   }
-  GroupHeld(&model);
+  GroupHeld(model.held, &model.groups, &model.per_kind);
+  GroupHeld(model.reachable, &model.reachable_groups,
+            &model.reachable_per_kind);
   if (!at_exit) return model;
   unsuppressed_at_exit_ = model.held.size();
   for (const Suppressions::Rule& rule : suppressions_.rules()) {
@@ -166,15 +169,17 @@ HeldModel Reporter::BuildHeldModel(const ExitSnapshot& snapshot, bool at_exit) {
 }
 
 // Groups model->held by kind and acquisition stack, largest group first.
-void Reporter::GroupHeld(HeldModel* model) {
+void Reporter::GroupHeld(
+    const std::vector<Held>& held, std::vector<HeldModel::Group>* out,
+    std::vector<std::pair<std::string, size_t>>* out_per_kind) {
   // Connections kept busy by an unbuffered result still held.
   std::map<uintptr_t, size_t> pinned_by;
-  for (const Held& h : model->held) {
+  for (const Held& h : held) {
     const Record& r = h.record;
     if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];
   }
   std::map<uint64_t, HeldModel::Group> groups;
-  for (const Held& h : model->held) {
+  for (const Held& h : held) {
     const Record& r = h.record;
     auto [it, inserted] = groups.try_emplace(SiteKey(r));
     HeldModel::Group& g = it->second;
@@ -187,14 +192,18 @@ void Reporter::GroupHeld(HeldModel* model) {
     g.members.push_back(&h);
     if (r.kind->family == Family::kThread && !(r.flags & kExited)) ++g.running;
     if (PastThreshold(h.finding)) ++g.past_threshold;
+    if (r.reach == static_cast<uint8_t>(Reach::kLost)) ++g.lost;
+    if (r.reach == static_cast<uint8_t>(Reach::kIndirectlyLost)) {
+      ++g.indirectly_lost;
+    }
     g.pinned += pinned_by.count(r.key);
   }
   for (auto& [key, g] : groups) {
     auto pins = pinned_by.find(g.example->record.key);
     g.example_pins = pins != pinned_by.end() ? pins->second : 0;
-    model->groups.push_back(std::move(g));
+    out->push_back(std::move(g));
   }
-  std::sort(model->groups.begin(), model->groups.end(),
+  std::sort(out->begin(), out->end(),
             [](const HeldModel::Group& a, const HeldModel::Group& b) {
               if (a.members.size() != b.members.size()) {
                 return a.members.size() > b.members.size();
@@ -202,9 +211,9 @@ void Reporter::GroupHeld(HeldModel* model) {
               return a.oldest_acquired_ns < b.oldest_acquired_ns;
             });
   std::map<std::string, size_t> per_kind;
-  for (const Held& h : model->held) ++per_kind[h.record.kind->name];
-  model->per_kind.assign(per_kind.begin(), per_kind.end());
-  std::sort(model->per_kind.begin(), model->per_kind.end(),
+  for (const Held& h : held) ++per_kind[h.record.kind->name];
+  out_per_kind->assign(per_kind.begin(), per_kind.end());
+  std::sort(out_per_kind->begin(), out_per_kind->end(),
             [](const auto& a, const auto& b) {
               return a.second != b.second ? a.second > b.second
                                           : a.first < b.first;

@@ -76,7 +76,11 @@ class Reporter : public EventSink {
  private:
   // The suppression rule matching a record's site, or -1 (cached per site).
   int SuppressionFor(const Record& r);
-  void GroupHeld(HeldModel* model);
+  // Groups `held` by kind and acquisition stack, largest group first; the
+  // groups point into `held`.
+  void GroupHeld(const std::vector<Held>& held,
+                 std::vector<HeldModel::Group>* out,
+                 std::vector<std::pair<std::string, size_t>>* per_kind);
   void WriteMetrics(const MetricsSnapshot& snapshot);
 
   Tracker& tracker_;

@@ -12,6 +12,7 @@
 
 #include "report/render.h"
 #include "tracker/clock.h"
+#include "tracker/reach.h"
 
 namespace leakwatch {
 namespace {
@@ -45,6 +46,8 @@ class TextRenderer : public Renderer {
   void AppendGroup(std::string* out, const HeldModel& model,
                    const HeldModel::Group& g, const char* held_where);
   void AppendExitTrailer(std::string* out, const HeldModel& model);
+  void AppendReachable(std::string* out, const HeldModel& model);
+  std::string WhereAcquired(uint32_t stack_id);
 };
 
 void TextRenderer::AppendStack(std::string* out, uint32_t stack_id) {
@@ -141,6 +144,16 @@ std::string TextRenderer::Describe(const Held& h, int64_t now_ns, bool live) {
     if (live) fmt::format_to(to, " (threshold {})", threshold);
   }
   fmt::format_to(to, " by thread {}", r.tid);
+  const auto reach = static_cast<Reach>(r.reach);
+  if (h.finding == Finding::kLost || (!live && reach == Reach::kLost)) {
+    out += ", lost (no pointer to it is left)";
+  } else if (h.finding == Finding::kIndirectlyLost ||
+             (!live && reach == Reach::kIndirectlyLost)) {
+    out += ", indirectly lost (only lost handles point to it)";
+  } else if (live && h.finding == Finding::kIdleTooLong &&
+             (r.flags & kReused)) {
+    out += ", no longer used while its site's others are";
+  }
   if (r.flags & kPinsParent) out += ", unbuffered, pins its connection";
   if (live && h.finding == Finding::kOutlivedParent) {
     out += ", outlived its connection";
@@ -185,6 +198,29 @@ void TextRenderer::AppendGrowth(std::string* out, const SiteGrowth& g,
                                 int64_t now_ns) {
   const Record& r = g.oldest;
   auto to = std::back_inserter(*out);
+  if (r.kind->family != Family::kThread) {
+    const std::string threshold =
+        FormatDuration(ctx_.ThresholdMs(r.kind->family) * 1000000);
+    if (g.previous == 0) {
+      fmt::format_to(to,
+                     "{}growing {} site {}: {} connections idle and never "
+                     "used again (opened over {}, oldest {}, threshold {}), "
+                     "acquired at:\n",
+                     Prefix(), r.kind->name, r.stack_id, g.count,
+                     FormatDuration(g.span_ns),
+                     FormatDuration(now_ns - r.acquired_ns), threshold);
+      AppendStack(out, r.stack_id);
+    } else {
+      fmt::format_to(to,
+                     "{}growing {} site {}: now {} connections idle and never "
+                     "used again (doubled since the last warning; opened over "
+                     "{}, oldest {})\n",
+                     Prefix(), r.kind->name, r.stack_id, g.count,
+                     FormatDuration(g.span_ns),
+                     FormatDuration(now_ns - r.acquired_ns));
+    }
+    return;
+  }
   if (g.previous == 0) {
     fmt::format_to(to,
                    "{}growing thread site {}: {} threads from one creation "
@@ -261,6 +297,10 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
           g.running);
     }
   }
+  if (g.lost > 0) verdict += fmt::format("; {} lost", g.lost);
+  if (g.indirectly_lost > 0) {
+    verdict += fmt::format("; {} indirectly lost", g.indirectly_lost);
+  }
   if (g.pinned > 0) {
     verdict += fmt::format("; {} pinned by unbuffered results", g.pinned);
   }
@@ -304,8 +344,55 @@ std::string TextRenderer::RenderHeld(const HeldModel& model) {
     fmt::format_to(std::back_inserter(out), "\n{}SUMMARY: {} handle{} {}: {}\n",
                    Prefix(), n, n == 1 ? "" : "s", held_where, totals);
   }
+  if (model.at_exit) AppendReachable(&out, model);
   if (model.at_exit) AppendExitTrailer(&out, model);
   return out;
+}
+
+// Still held at exit, still reachable, convicted by no rule: counts per
+// group and where each was acquired, in a few lines.
+void TextRenderer::AppendReachable(std::string* out, const HeldModel& model) {
+  if (model.reachable.empty()) return;
+  auto to = std::back_inserter(*out);
+  size_t n = model.reachable.size();
+  size_t groups = model.reachable_groups.size();
+  std::string totals;
+  for (const auto& [name, count] : model.reachable_per_kind) {
+    if (!totals.empty()) totals += ", ";
+    totals += fmt::format("{} {}", count, name);
+  }
+  fmt::format_to(to,
+                 "{}still held at exit, reachable (not counted as leaks): {} "
+                 "handle{} in {} group{} ({})\n",
+                 Prefix(), n, n == 1 ? "" : "s", groups, groups == 1 ? "" : "s",
+                 totals);
+  for (const HeldModel::Group& g : model.reachable_groups) {
+    fmt::format_to(to, "{}  {} {} from site {} (oldest held {}), acquired in ",
+                   Prefix(), g.members.size(), g.kind->name, g.stack_id,
+                   FormatDuration(model.now_ns - g.oldest_acquired_ns));
+    *out += WhereAcquired(g.stack_id) + "\n";
+  }
+}
+
+// "f (file.c:12) < g (file.c:40)": the innermost source-level frames of a
+// stack, up to three.
+std::string TextRenderer::WhereAcquired(uint32_t stack_id) {
+  Depot<uintptr_t>::View frames = ctx_.Stack(stack_id);
+  std::string out;
+  int shown = 0;
+  for (uint32_t i = 0; i < frames.size && shown < 3; ++i) {
+    for (const SymbolizedFrame& f : ctx_.Frames(frames.data[i])) {
+      if (shown == 3) break;
+      if (shown++ > 0) out += " < ";
+      out += f.function.empty() ? "??" : f.function;
+      if (!f.file.empty()) {
+        out += fmt::format(" ({}:{})", f.file, f.line);
+      } else if (!f.module.empty()) {
+        out += fmt::format(" ({}+0x{:x})", f.module, f.module_offset);
+      }
+    }
+  }
+  return out.empty() ? std::string("(no stack)") : out;
 }
 
 // Misuses, suppressions, skipped shards and stats, after the exit report.

@@ -205,6 +205,35 @@ bool ParseFormat(const char* text, Format* format, std::string* expected) {
   return true;
 }
 
+bool ParseReachMode(const char* text, ReachMode* mode, std::string* expected) {
+  *expected = "on, exit or off";
+  if (std::strcmp(text, "on") == 0) {
+    *mode = kReachOn;
+  } else if (std::strcmp(text, "exit") == 0) {
+    *mode = kReachExit;
+  } else if (std::strcmp(text, "off") == 0) {
+    *mode = kReachOff;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool ParseExitReachable(const char* text, ExitReachable* mode,
+                        std::string* expected) {
+  *expected = "report, count or off";
+  if (std::strcmp(text, "report") == 0) {
+    *mode = kExitReachableReport;
+  } else if (std::strcmp(text, "count") == 0) {
+    *mode = kExitReachableCount;
+  } else if (std::strcmp(text, "off") == 0) {
+    *mode = kExitReachableOff;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 namespace {
 
 std::string ShowDuration(int64_t ms) {
@@ -229,6 +258,14 @@ std::string ShowSqlMode(SqlMode m) {
 }
 std::string ShowExitCode(int code) { return std::to_string(code); }
 std::string ShowFormat(Format f) { return f == kFormatJson ? "json" : "text"; }
+std::string ShowReachMode(ReachMode m) {
+  return m == kReachOn ? "on" : m == kReachExit ? "exit" : "off";
+}
+std::string ShowExitReachable(ExitReachable m) {
+  return m == kExitReachableReport  ? "report"
+         : m == kExitReachableCount ? "count"
+                                    : "off";
+}
 
 bool ParseOne(const char* text, Duration* out, std::string* expected) {
   return ParseDuration(text, out, expected);
@@ -265,6 +302,8 @@ bool ParseOne(const char* text, Bool* out, std::string* expected) {
 #define LW_PARSER_SqlMode ParseSqlMode
 #define LW_PARSER_ExitCode ParseExitCodeOption
 #define LW_PARSER_Format ParseFormat
+#define LW_PARSER_ReachMode ParseReachMode
+#define LW_PARSER_ExitReachable ParseExitReachable
 
 }  // namespace
 

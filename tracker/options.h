@@ -42,6 +42,12 @@ using LibraryList = uint32_t;
 using Bool = bool;
 enum SqlMode : int { kSqlOff = 0, kSqlMasked = 1, kSqlFull = 2 };
 enum Format : int { kFormatText = 0, kFormatJson = 1 };
+enum ReachMode : int { kReachOff = 0, kReachExit = 1, kReachOn = 2 };
+enum ExitReachable : int {
+  kExitReachableOff = 0,
+  kExitReachableReport = 1,
+  kExitReachableCount = 2,
+};
 
 struct Options {
 #define LW_OPTION(type, field, var, def, def_text, desc) type field = def;
@@ -81,6 +87,9 @@ bool ParseLibraryList(const char* text, uint32_t* libraries,
 bool ParseBool(const char* text, bool* value, std::string* expected);
 bool ParseSqlMode(const char* text, SqlMode* mode, std::string* expected);
 bool ParseFormat(const char* text, Format* format, std::string* expected);
+bool ParseReachMode(const char* text, ReachMode* mode, std::string* expected);
+bool ParseExitReachable(const char* text, ExitReachable* mode,
+                        std::string* expected);
 
 }  // namespace leakwatch
 

@@ -124,20 +124,21 @@ class MappedVector {
   size_t capacity_ = 0;
 };
 
-// --- the process's mappings ---------------------------------------------------
+// --- the process's mappings
+// ---------------------------------------------------
 
 struct Mapping {
   uintptr_t begin, end;
   uintptr_t live_begin;  // a thread stack's live part begins here (else begin)
-  bool scannable;  // readable, writable, private, not a special one
-  bool main_heap;  // "[heap]"
-  bool anonymous;  // no file
-  bool libc;       // a mapping of libc.so.6 (malloc's main arena is there)
+  bool scannable;        // readable, writable, private, not a special one
+  bool main_heap;        // "[heap]"
+  bool anonymous;        // no file
+  bool libc;  // a mapping of libc.so.6 (malloc's main arena is there)
 };
 
 int OpenFile(const char* path) {
-  return static_cast<int>(syscall(SYS_openat, AT_FDCWD, path,
-                                  O_RDONLY | O_CLOEXEC));
+  return static_cast<int>(
+      syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
 }
 
 // Reads a whole /proc file into a mapping of its own; its size in *size.
@@ -228,7 +229,8 @@ bool ReadMaps(MappedVector<Mapping>* out) {
   return true;
 }
 
-// --- glibc's heaps ------------------------------------------------------------
+// --- glibc's heaps
+// ------------------------------------------------------------
 
 // A region of glibc heap. `cover` is memory that belongs to it (never a root:
 // its chunks are reached one by one); its chunks lie in [begin, end). Either
@@ -239,8 +241,8 @@ struct Heap {
   uintptr_t begin, end;
   bool mmapped;
   uint64_t* starts;
-  uint64_t* marks[2];    // by Mark
-  bool block_marks[2];   // mmapped: its one chunk's marks
+  uint64_t* marks[2];   // by Mark
+  bool block_marks[2];  // mmapped: its one chunk's marks
 };
 
 // Marks of a chunk: reached from the roots, or visited from a lost handle.
@@ -320,7 +322,8 @@ uintptr_t MmappedChunkAt(uintptr_t c, uintptr_t limit) {
   return size;
 }
 
-// --- the scan -------------------------------------------------------------------
+// --- the scan
+// -------------------------------------------------------------------
 
 class Snapshot {
  public:
@@ -388,8 +391,8 @@ class Snapshot {
     if (page < present_first_ || page >= present_first_ + 512) {
       present_first_ = page;
       if (pagemap_ < 0 ||
-          syscall(SYS_pread64, pagemap_, present_, sizeof present_,
-                  page * 8) != static_cast<long>(sizeof present_)) {
+          syscall(SYS_pread64, pagemap_, present_, sizeof present_, page * 8) !=
+              static_cast<long>(sizeof present_)) {
         std::fill(present_, present_ + 512, uint64_t{1} << 63);
       }
     }
@@ -609,9 +612,9 @@ class Snapshot {
     uint32_t threads = s_->thread_count.load(std::memory_order_acquire);
     for (uint32_t t = 0; t < threads; ++t) {
       const user_regs_struct& r = s_->threads[t].regs;
-      const unsigned long long values[] = {
-          r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8,
-          r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15};
+      const unsigned long long values[] = {r.rax, r.rbx, r.rcx, r.rdx, r.rsi,
+                                           r.rdi, r.rbp, r.r8,  r.r9,  r.r10,
+                                           r.r11, r.r12, r.r13, r.r14, r.r15};
       for (unsigned long long v : values) Visit(v, kReached);
     }
     for (const Mapping& m : maps_) {
@@ -745,7 +748,8 @@ class Snapshot {
   MappedVector<Mapping> maps_;
   MappedVector<Heap> heaps_;
   MappedVector<uintptr_t> pending_;
-  MappedVector<uintptr_t> visited_;  // chunks the last flood from a lost one reached
+  MappedVector<uintptr_t>
+      visited_;  // chunks the last flood from a lost one reached
   uintptr_t heap_lo_ = 0, heap_hi_ = 0;
   uintptr_t main_arena_ = 0;
   uint64_t present_[512];
@@ -753,7 +757,8 @@ class Snapshot {
   int pagemap_ = -1;
 };
 
-// --- stopping the world ---------------------------------------------------------
+// --- stopping the world
+// ---------------------------------------------------------
 
 long Ptrace(long request, pid_t tid, long addr, long data) {
   return syscall(SYS_ptrace, request, tid, addr, data);
@@ -787,11 +792,12 @@ bool StopTheWorld(Shared* s, pid_t* attached, size_t* attached_count) {
   char* p = path + 6;
   char digits[16];
   int nd = 0;
-  for (pid_t v = s->pid; v > 0; v /= 10) digits[nd++] = static_cast<char>('0' + v % 10);
+  for (pid_t v = s->pid; v > 0; v /= 10)
+    digits[nd++] = static_cast<char>('0' + v % 10);
   while (nd > 0) *p++ = digits[--nd];
   std::memcpy(p, "/task", 6);
-  int dir = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path,
-                                     O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  int dir = static_cast<int>(
+      syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir < 0) {
     s->failure = "cannot list the process's threads";
     return false;
@@ -934,11 +940,29 @@ size_t CountThreads() {
 
 }  // namespace
 
+// Valgrind runs the program on a CPU of its own and replaces malloc: no
+// clone of the address space, no glibc heap to walk.
+bool UnderValgrind() {
+  static const bool under = [] {
+    const char* preload = getenv("LD_PRELOAD");
+    return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
+  }();
+  return under;
+}
+
+void PrepareReachability() {
+  if (!UnderValgrind()) TcacheKey();
+}
+
 bool ScanReachability(const uintptr_t* keys, size_t count, Reach* verdicts,
                       const MemoryRange* exclude, size_t exclude_count,
                       int64_t timeout_ms, ReachStats* stats) {
   *stats = ReachStats();
   std::fill(verdicts, verdicts + count, Reach::kUnknown);
+  if (UnderValgrind()) {
+    stats->failure = "not under valgrind";
+    return false;
+  }
   size_t capacity = CountThreads() * 2 + 64;
   constexpr size_t kExtraExclusions = 3;
   size_t n_exclude = exclude_count + kExtraExclusions;

@@ -56,16 +56,16 @@ struct MemoryRange {
 };
 
 struct ReachStats {
-  int64_t pause_ns = 0;        // first thread stopped to last one resumed
-  int64_t scan_ns = 0;         // the snapshot's scan
-  uint64_t root_bytes = 0;     // root memory scanned
-  uint64_t heap_bytes = 0;     // glibc heap walked (in use and free)
-  uint64_t reached_bytes = 0;  // heap chunks reached and scanned
+  int64_t pause_ns = 0;              // first thread stopped to last one resumed
+  int64_t scan_ns = 0;               // the snapshot's scan
+  uint64_t root_bytes = 0;           // root memory scanned
+  uint64_t heap_bytes = 0;           // glibc heap walked (in use and free)
+  uint64_t reached_bytes = 0;        // heap chunks reached and scanned
   uint64_t snapshot_max_rss_kb = 0;  // the snapshot's peak resident memory
                                      // (its own pages and the host's it
                                      // touched)
-  uint32_t threads = 0;        // threads stopped and their registers read
-  const char* failure = "";    // why no verdicts were made ("" if they were)
+  uint32_t threads = 0;              // threads stopped and their registers read
+  const char* failure = "";  // why no verdicts were made ("" if they were)
 };
 
 // Decides the reachability of `keys` (addresses of handles, sorted, no
@@ -76,6 +76,11 @@ struct ReachStats {
 bool ScanReachability(const uintptr_t* keys, size_t count, Reach* verdicts,
                       const MemoryRange* exclude, size_t exclude_count,
                       int64_t timeout_ms, ReachStats* stats);
+
+// What ScanReachability learns by calling malloc (glibc's tcache key), done
+// ahead, from a thread that may call malloc: a scan at exit may run while
+// another thread is inside malloc.
+void PrepareReachability();
 
 }  // namespace leakwatch
 

@@ -325,4 +325,17 @@ void ShardedTable::UnlockAllAfterFork() {
   for (Shard& shard : shards_) shard.mu.Unlock();
 }
 
+void ShardedTable::ForEachRecordMapping(void (*fn)(uintptr_t, uintptr_t, void*),
+                                        void* arg) const {
+  for (const Shard& shard : shards_) {
+    for (uint32_t k = 0; k < kMaxChunks; ++k) {
+      uintptr_t origin =
+          __atomic_load_n(&shard.chunk_origin[k], __ATOMIC_ACQUIRE);
+      if (origin == 0) continue;
+      uintptr_t begin = origin + uintptr_t{ChunkBase(k)} * sizeof(Record);
+      fn(begin, begin + uintptr_t{ChunkRecords(k)} * sizeof(Record), arg);
+    }
+  }
+}
+
 }  // namespace leakwatch

@@ -66,7 +66,24 @@ enum RecordFlags : uint16_t {
   kDetached = 1 << 5,      // thread: detached (released when it exits)
   kIgnored = 1 << 6,       // the program said it keeps this on purpose
                            // (leakwatch_ignore): never reported
+  kReused = 1 << 7,        // connection: used again after an idle gap of at
+                           // least half its threshold (a pooled one)
 };
+
+// Record::gap_code: a duration in ms in one byte, about 12% precision, up to
+// 2^32 ms (a connection's longest idle gap before it was used again).
+inline uint8_t EncodeGapMs(uint64_t ms) {
+  if (ms < 8) return static_cast<uint8_t>(ms);
+  int e = 63 - __builtin_clzll(ms);  // ms in [2^e, 2^(e+1))
+  if (e > 31) return 255;
+  uint64_t mantissa = (ms >> (e - 3)) & 7;
+  return static_cast<uint8_t>(((e - 2) << 3) | mantissa);
+}
+inline uint64_t DecodeGapMs(uint8_t code) {
+  if (code < 8) return code;
+  int e = (code >> 3) + 2;
+  return ((uint64_t{8} | (code & 7)) << e) >> 3;
+}
 
 struct Record {
   uintptr_t key = 0;  // the handle's address; 0 = free pool entry
@@ -78,12 +95,16 @@ struct Record {
   Identity identity;        // for a result: its connection's
   uint32_t tid = 0;         // acquiring thread (kernel tid)
   uint16_t flags = 0;
-  uint32_t query_id = 0;  // string-depot id of the query behind the
-                          // handle (a result's SQL, a connection's last)
-  uint32_t serial = 0;    // set by the hooks to tell reuses of a key
-                          // apart (threads: pthread_t values recur)
-  uintptr_t code = 0;     // a code address the handle is about (a
-                          // thread's start routine); 0 = none
+  uint8_t reach = 0;         // Reach (tracker/reach.h): the last scan's verdict
+  uint8_t gap_code = 0;      // longest idle gap before reuse (EncodeGapMs)
+  uint32_t query_id = 0;     // string-depot id of the query behind the
+                             // handle (a result's SQL, a connection's last)
+  uint32_t serial = 0;       // set by the hooks to tell reuses of a key
+                             // apart (threads: pthread_t values recur)
+  uintptr_t code = 0;        // a code address the handle is about (a
+                             // thread's start routine); 0 = none
+  int64_t reach_due_ns = 0;  // NowNs() from which a live scan may look
+                             // at it again (0 = any time)
 };
 
 // A record as it was released, kept a while to explain a second release or a
@@ -242,6 +263,12 @@ class ShardedTable {
   static size_t HomeSlot(uintptr_t key, size_t slots) {
     return static_cast<uint32_t>(Hash(key)) & (slots - 1);
   }
+
+  // Calls fn(begin, end) for every mapping that holds records (for the
+  // reachability scan, which must not count the table's own copies of
+  // keys). Takes no lock: chunks are never moved or unmapped.
+  void ForEachRecordMapping(void (*fn)(uintptr_t, uintptr_t, void*),
+                            void* arg) const;
 
   // fork(): lock every shard in index order before, unlock after.
   void LockAllForFork();

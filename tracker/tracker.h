@@ -41,7 +41,11 @@ enum class Finding : uint8_t {
   kIdleTooLong,     // conn: no activity for longer than the threshold
   kOutlivedParent,  // lives with its parent and outlived it by the threshold
   kNeverJoined,     // thread: exited, and not joined within the threshold
-  kGrowingSite,     // thread: running, from a creation site that keeps growing
+  kGrowingSite,     // thread: running, from a creation site that keeps
+                    // growing; connection: idle, never used again, from a
+                    // site whose such connections keep growing
+  kLost,            // past its threshold, and no pointer to it is left
+  kIndirectlyLost,  // past its threshold, only lost handles point to it
 };
 
 // True for the findings that mean "past its family's threshold" (a growing
@@ -50,10 +54,36 @@ constexpr bool PastThreshold(Finding f) {
   return f != Finding::kNone && f != Finding::kGrowingSite;
 }
 
+// What the idle rule of a connection knows of its acquisition site (the
+// connections from the same stack), made by the scan from the connections
+// open now and the site's history.
+struct ConnContext {
+  // Longest idle gap after which a connection of the site was used again
+  // (0: none ever was): the site is a pool.
+  int64_t site_gap_ns = 0;
+  // Another open connection of the site was opened within the threshold of
+  // this one (a pool filled at start-up).
+  bool batch = false;
+  // Latest activity on another open connection of the site (INT64_MIN: none).
+  int64_t others_active_ns = INT64_MIN;
+};
+
 // A record and what the rules found when it was taken.
 struct Held {
   Record record;
   Finding finding = Finding::kNone;
+  // At exit: false for a handle still reachable that no rule convicts (a
+  // pool's connection): listed apart, not counted (LEAKWATCH_EXIT_REACHABLE).
+  bool convicted = true;
+};
+
+// Counts of the reachability scans, for stats and tests.
+struct ReachTotals {
+  uint64_t scans = 0;         // scans that made verdicts
+  uint64_t failures = 0;      // scans that could not be made
+  int64_t last_pause_ns = 0;  // the host's pause in the last scan
+  int64_t max_pause_ns = 0;
+  const char* failure = "";  // why the last failed scan failed
 };
 
 // A note the watchdog passes on about a handle that had been reported live.
@@ -67,10 +97,13 @@ struct LiveNote {
   int64_t at_ns;  // when it happened
 };
 
-// A creation site of threads that keeps growing (see Tracker::Scan).
+// A site that keeps growing (see Tracker::Scan): running threads from one
+// creation stack, or idle connections never used again from one connect
+// stack (oldest.kind says which).
 struct SiteGrowth {
-  Record oldest;          // the site's oldest running thread
-  uint32_t count = 0;     // running threads older than the threshold
+  Record oldest;          // the site's oldest running thread / connection
+  uint32_t count = 0;     // threads older than / connections idle past the
+                          // threshold
   uint32_t previous = 0;  // count at the site's last warning; 0 = first
   int64_t span_ns = 0;    // their creation times span this long
 };
@@ -190,7 +223,19 @@ class Tracker {
   // the handle a lives-with-parent kind came from is still tracked. A running
   // thread is kNone here: growth is a property of its site (Scan). Every
   // report, live or at exit, and the metrics take their verdicts from here.
-  Finding Judge(const Record& r, int64_t now_ns, bool parent_alive) const;
+  // A connection is judged with what its site knows (`conn`; default: a
+  // site of one connection never reused); its verdict of reachability is in
+  // the record (Record::reach).
+  Finding Judge(const Record& r, int64_t now_ns, bool parent_alive,
+                const ConnContext& conn = ConnContext()) const;
+
+  // The exit point (exit() or main's return, before atexit handlers and
+  // static destructors free what the program's globals point to): has the
+  // watchdog decide the reachability of every handle held now, and waits for
+  // it (bounded). Later calls do nothing.
+  void ExitPoint();
+
+  ReachTotals reach_totals();
 
   // Records a new handle: captures the caller's stack, the time and the
   // thread. A key still present is replaced (counted, not reported). Hook-safe.
@@ -327,6 +372,11 @@ class Tracker {
   // interrupted thread holds), the report is abandoned with one line.
   void Exit();
   static constexpr int64_t kExitStallMs = 10000;
+  // How long ExitPoint waits for the exit scan, and how long the scan may
+  // take (then its verdicts are unknown: every handle counts, as without
+  // reachability).
+  static constexpr int64_t kExitReachWaitMs = 5000;
+  static constexpr int64_t kExitReachScanMs = 4000;
 
   // The sink calls this as it writes the exit report (per stack frame), so
   // that a long but progressing report is waited for. Hook-safe.
@@ -343,6 +393,21 @@ class Tracker {
   static std::atomic<Tracker*> instance_;
 
   struct ScanPass;
+  struct ConnSites;
+  // Reachability: decides verdicts for the handles a live scan (or, at
+  // exit, every handle) needs and stores them in their records.
+  void ReachPass(bool at_exit);
+  bool WantsReach(const Record& r, int64_t now_ns, bool at_exit) const;
+  // Past its threshold with no verdict yet while live scans run: its
+  // warning waits for the next scan (which says whether it is lost).
+  bool AwaitsVerdict(const Record& r, int64_t now_ns) const;
+  // The agent's writable segments, which the scans must not read (once, on
+  // the watchdog thread as it starts).
+  static void FindAgentMemory();
+  // The connections of `pass` judged with their sites; growing sites.
+  void JudgeConnections(ScanPass* pass, std::vector<SiteGrowth>* growing);
+  // Activity on a record (Touch, BeginCall): learns reuse after a gap.
+  void MarkActive(Record& r, int64_t now_ns) const;
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
   // (the candidates, one lock at a time), growth, metrics.
@@ -367,9 +432,10 @@ class Tracker {
   void QueueNote(LiveNote::Type type, const Record& record, int64_t at_ns);
   // After a record left the table: a note if it had been reported live.
   void OnRemoved(const Record& removed);
-  // Whether a thread site with `count` running threads older than the
-  // threshold, created over `span_ns`, is growing (not a pool).
-  bool IsGrowing(uint32_t count, int64_t span_ns) const;
+  // Whether a site with `count` running threads (idle, never reused
+  // connections) older than the threshold, created over `span_ns`, is
+  // growing (not a pool).
+  bool IsGrowing(Family family, uint32_t count, int64_t span_ns) const;
   std::vector<LiveNote> TakeNotes(uint64_t* dropped);
 
   static void ForkPrepare();
@@ -407,7 +473,20 @@ class Tracker {
 
   // Thread sites' counts at their last growth warning, by stack id.
   pthread_mutex_t scan_mu_ = PTHREAD_MUTEX_INITIALIZER;
-  std::unordered_map<uint32_t, uint32_t> site_warned_;  // guarded by scan_mu_
+  // By SiteKey (kind and stack). Guarded by scan_mu_.
+  std::unordered_map<uint64_t, uint32_t> site_warned_;
+  // Connection sites' longest reuse gap ever seen, by SiteKey.
+  std::unordered_map<uint64_t, int64_t> site_gap_;
+
+  // Reachability scans (watchdog only, except the exit handoff).
+  int64_t next_reach_ns_ = 0;  // no live scan before this NowNs()
+  bool reach_failed_ = false;  // a scan could not be made: no more live ones
+  ShardLock reach_mu_;         // guards reach_totals_
+  ReachTotals reach_totals_;
+  // Exit-point handoff (futex word): kReachNone, kReachRequested, kReachDone.
+  enum : uint32_t { kReachNone = 0, kReachRequested = 1, kReachDone = 2 };
+  std::atomic<uint32_t> exit_reach_state_{kReachNone};
+  std::atomic<bool> exit_point_done_{false};
 
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;

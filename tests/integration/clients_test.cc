@@ -73,16 +73,19 @@ TEST(Clients, PgbenchRunLeaksNothingAndTheTotalsMatchTheWork) {
 TEST(Clients, Psycopg2ConnectionsHeldInAListAreWarnedLive) {
   if (!RequirePostgres()) return;
   RunOptions options;
-  options.env = {{"LEAKWATCH_THRESHOLD_MS", "500ms"}};
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "250ms"}};
+  // One connection per request, 0.3 s apart (more than the threshold: not a
+  // pool filled at once), each used once and kept in a list.
   RunResult r = RunProgram(
-      {"/usr/bin/python3", std::string(LEAKWATCH_SOURCE_DIR) +
-                               "/tests/integration/psycopg2_hold.py"},
+      {"/usr/bin/python3",
+       std::string(LEAKWATCH_SOURCE_DIR) + "/tests/integration/psycopg2_hold.py",
+       "6", "0.3"},
       options);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "held 20 connections\n");
-  // Every one of the 20 is accounted for: a warning line of its own, or
+  EXPECT_EQ(r.out, "held 6 connections\n");
+  // Every one of the 6 is accounted for: a warning line of its own, or
   // counted in a site's "... and N more" line.
-  EXPECT_EQ(CountLiveWarnings(r.err, "pg.conn", "500 ms"), 20) << r.err;
+  EXPECT_EQ(CountLiveWarnings(r.err, "pg.conn", "250 ms"), 6) << r.err;
   EXPECT_NE(r.err.find("dbname=leakwatch"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("cannot find the real"), std::string::npos) << r.err;
 }

@@ -55,7 +55,14 @@ RunResult RunProgram(const std::vector<std::string>& argv,
     }
   }
   env.erase("LD_PRELOAD");
-  if (options.preload) env["LD_PRELOAD"] = AgentPath();
+  // Most tests count what a program still holds at exit, reachable or not
+  // (globals are the simple way to keep a handle): they ask for the count
+  // with the leaks. The reachability tests (pool_reach_test.cc) say what
+  // they want.
+  if (options.preload) {
+    env["LD_PRELOAD"] = AgentPath();
+    env["LEAKWATCH_EXIT_REACHABLE"] = "count";
+  }
   for (const auto& [k, v] : options.env) {
     if (v.empty()) {
       env.erase(k);

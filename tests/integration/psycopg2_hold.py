@@ -11,11 +11,17 @@ import psycopg2
 
 HOLD_SECONDS = 2.0
 COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+# Seconds between two connections: one per request, not a pool filled at once
+# (leakwatch takes connections opened together, within its threshold of each
+# other, for a pool).
+PAUSE = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
 
 
 def open_report_connections(count):
     conns = []
-    for _ in range(count):
+    for i in range(count):
+        if i > 0:
+            time.sleep(PAUSE)
         conn = psycopg2.connect("")  # PG* environment variables
         cur = conn.cursor()
         cur.execute("SELECT 1")
