@@ -76,7 +76,8 @@ void ExitPointAtExit() {
   ++t_hook_depth;
   {
     ErrnoGuard errno_guard;
-    Tracker::Get().ExitPoint();
+    // If exit() came first, ExitPoint already ran (and this does nothing).
+    Tracker::Get().ExitPoint(/*main_returned=*/true);
   }
   --t_hook_depth;
 }

@@ -146,6 +146,9 @@ void Tracker::ReachPass(bool at_exit) {
   g_exclude.Clear();
   for (size_t i = 0; i < g_module_count; ++i) g_exclude.Push(g_module[i]);
   table_.ForEachRecordMapping(&AddExclusion, nullptr);
+  if (at_exit && exit_stack_hi_ > exit_stack_lo_) {
+    g_exclude.Push({exit_stack_lo_, exit_stack_hi_});
+  }
   g_exclude.Push(g_keys.Range());
   g_exclude.Push(g_verdicts.Range());
   const MemoryRange exclude_self = g_exclude.Range();

@@ -917,8 +917,13 @@ void* Tracker::WatchdogMain(void* arg) {
   return nullptr;
 }
 
-void Tracker::ExitPoint() {
+void Tracker::ExitPoint(bool main_returned) {
   if (exit_point_done_.exchange(true)) return;
+  uintptr_t lo = 0, hi = 0;
+  if (main_returned && CurrentStackBounds(&lo, &hi)) {
+    exit_stack_lo_ = lo;
+    exit_stack_hi_ = hi;
+  }
   if (options_.reachability == kReachOff ||
       !watchdog_running_.load(std::memory_order_acquire) ||
       pthread_equal(pthread_self(), watchdog_thread_)) {

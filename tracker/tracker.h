@@ -233,7 +233,11 @@ class Tracker {
   // static destructors free what the program's globals point to): has the
   // watchdog decide the reachability of every handle held now, and waits for
   // it (bounded). Later calls do nothing.
-  void ExitPoint();
+  // `main_returned`: main has returned and this is the main thread, whose
+  // stack then holds no frame of the program's, only stale copies of what
+  // its frames held (they would make lost handles look reachable): it is not
+  // scanned.
+  void ExitPoint(bool main_returned = false);
 
   ReachTotals reach_totals();
 
@@ -487,6 +491,7 @@ class Tracker {
   enum : uint32_t { kReachNone = 0, kReachRequested = 1, kReachDone = 2 };
   std::atomic<uint32_t> exit_reach_state_{kReachNone};
   std::atomic<bool> exit_point_done_{false};
+  uintptr_t exit_stack_lo_ = 0, exit_stack_hi_ = 0;  // not scanned at exit
 
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;
