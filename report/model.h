@@ -33,12 +33,12 @@ struct ScanModel {
   int64_t now_ns = 0;
   // The warnings of one acquisition site, in the order of the scan.
   struct Site {
-    std::vector<Held> shown;  // the first kPerSitePerScan
-    size_t more = 0;          // past a rule too, not named one by one
-    bool stack_new = false;   // the site's stack has not been shown before
+    ScrubbedVector<Held> shown;  // the first kPerSitePerScan
+    size_t more = 0;             // past a rule too, not named one by one
+    bool stack_new = false;      // the site's stack has not been shown before
   };
-  std::vector<Site> sites;          // in order of first appearance
-  std::vector<SiteGrowth> growing;  // thread sites that keep growing
+  std::vector<Site> sites;             // in order of first appearance
+  ScrubbedVector<SiteGrowth> growing;  // thread sites that keep growing
   // Notes about handles reported earlier, in order; past kPerSitePerScan of
   // one site and type, one entry stands for the rest (`more` > 0, `note` the
   // first of them).
@@ -46,7 +46,7 @@ struct ScanModel {
     LiveNote note;
     size_t more = 0;
   };
-  std::vector<Note> notes;
+  ScrubbedVector<Note> notes;
   uint64_t notes_dropped = 0;
 
   bool empty() const {
@@ -76,12 +76,12 @@ struct HeldModel {
   bool at_exit = true;
   int64_t now_ns = 0;
   ScanModel pending;          // at exit: notes not yet passed on
-  std::vector<Held> held;     // unsuppressed
+  ScrubbedVector<Held> held;  // unsuppressed
   std::vector<Group> groups;  // largest first, then oldest
   std::vector<std::pair<std::string, size_t>> per_kind;  // largest first
   // At exit: still reachable, convicted by no rule (Held::convicted false),
   // unsuppressed; grouped the same way. Not counted for the exit code.
-  std::vector<Held> reachable;
+  ScrubbedVector<Held> reachable;
   std::vector<Group> reachable_groups;
   std::vector<std::pair<std::string, size_t>> reachable_per_kind;
   // At exit only:

@@ -170,10 +170,10 @@ HeldModel Reporter::BuildHeldModel(const ExitSnapshot& snapshot, bool at_exit) {
 
 // Groups model->held by kind and acquisition stack, largest group first.
 void Reporter::GroupHeld(
-    const std::vector<Held>& held, std::vector<HeldModel::Group>* out,
+    const ScrubbedVector<Held>& held, std::vector<HeldModel::Group>* out,
     std::vector<std::pair<std::string, size_t>>* out_per_kind) {
   // Connections kept busy by an unbuffered result still held.
-  std::map<uintptr_t, size_t> pinned_by;
+  ScrubbedMap<uintptr_t, size_t> pinned_by;
   for (const Held& h : held) {
     const Record& r = h.record;
     if ((r.flags & kPinsParent) && r.parent != 0) ++pinned_by[r.parent];

@@ -78,7 +78,7 @@ class Reporter : public EventSink {
   int SuppressionFor(const Record& r);
   // Groups `held` by kind and acquisition stack, largest group first; the
   // groups point into `held`.
-  void GroupHeld(const std::vector<Held>& held,
+  void GroupHeld(const ScrubbedVector<Held>& held,
                  std::vector<HeldModel::Group>* out,
                  std::vector<std::pair<std::string, size_t>>* per_kind);
   void WriteMetrics(const MetricsSnapshot& snapshot);

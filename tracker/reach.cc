@@ -534,6 +534,12 @@ class Snapshot {
       bits = h.starts[--word];
     }
     uintptr_t c = h.begin + (word * 64 + 63 - __builtin_clzll(bits)) * 16;
+    if (p < c + 16) {
+      // The chunk's header: where a pointer one past the end of the
+      // previous block points (stdio's _IO_buf_end). It reaches that block
+      // (if in use), never this one.
+      return c > h.begin ? ChunkOf(h, c - 8) : 0;
+    }
     return p < ChunkEnd(h, c) ? c : 0;
   }
 

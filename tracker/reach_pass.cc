@@ -149,6 +149,9 @@ void Tracker::ReachPass(bool at_exit) {
   if (at_exit && exit_stack_hi_ > exit_stack_lo_) {
     g_exclude.Push({exit_stack_lo_, exit_stack_hi_});
   }
+  if (watchdog_stack_hi_ > watchdog_stack_lo_) {
+    g_exclude.Push({watchdog_stack_lo_, watchdog_stack_hi_});
+  }
   g_exclude.Push(g_keys.Range());
   g_exclude.Push(g_verdicts.Range());
   const MemoryRange exclude_self = g_exclude.Range();

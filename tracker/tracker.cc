@@ -434,8 +434,8 @@ void Tracker::QueueNote(LiveNote::Type type, const Record& record,
   notes_mu_.Unlock();
 }
 
-std::vector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
-  std::vector<LiveNote> out;
+ScrubbedVector<LiveNote> Tracker::TakeNotes(uint64_t* dropped) {
+  ScrubbedVector<LiveNote> out;
   *dropped = 0;
   if (!notes_mu_.LockUnlessGivenUp(exiting_)) return out;
   out.swap(notes_);
@@ -608,11 +608,11 @@ struct Tracker::ScanPass {
     Record record;
     ConnContext conn;
   };
-  std::vector<Candidate> candidates;
-  std::vector<Record> conns;  // open connections, judged with their sites
+  ScrubbedVector<Candidate> candidates;
+  ScrubbedVector<Record> conns;  // open connections, judged with their sites
   std::unordered_map<uint32_t, SiteAggregate> thread_sites;
   MetricsSnapshot metrics;
-  std::vector<Held> connections;              // for per-identity metrics
+  ScrubbedVector<Held> connections;           // for per-identity metrics
   std::unordered_map<uintptr_t, int> pinned;  // connection -> pinning results
 };
 
@@ -687,7 +687,7 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
 // The connections, judged with their sites; connection sites whose idle,
 // never reused connections keep growing (warned at each doubling).
 void Tracker::JudgeConnections(ScanPass* pass,
-                               std::vector<SiteGrowth>* growing) {
+                               ScrubbedVector<SiteGrowth>* growing) {
   if (pass->conns.empty()) return;
   const int64_t threshold = threshold_ns_[static_cast<int>(Family::kConn)];
   ConnSites sites;
@@ -761,7 +761,7 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
 // Thread sites that keep growing: warned the first time, then at each
 // doubling of the count.
 void Tracker::FindGrowingSites(const ScanPass& pass,
-                               std::vector<SiteGrowth>* growing) {
+                               ScrubbedVector<SiteGrowth>* growing) {
   if (pass.thread_sites.empty()) return;
   pthread_mutex_lock(&scan_mu_);
   for (const auto& [stack_id, site] : pass.thread_sites) {
@@ -884,7 +884,10 @@ bool Tracker::WaitUntil(const struct timespec* until) {
 
 void* Tracker::WatchdogMain(void* arg) {
   auto* self = static_cast<Tracker*>(arg);
-  if (self->options_.reachability != kReachOff) FindAgentMemory();
+  if (self->options_.reachability != kReachOff) {
+    FindAgentMemory();
+    CurrentStackBounds(&self->watchdog_stack_lo_, &self->watchdog_stack_hi_);
+  }
   bool any_live =
       !self->options_.metrics.empty() || self->options_.report_interval > 0;
   for (int f = 0; f < kNumFamilies; ++f) {
@@ -997,8 +1000,8 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
                            int64_t lock_deadline_ns) {
   // Running threads are reported only for growing sites: every program exits
   // with its pool running.
-  std::vector<Record> running;
-  std::vector<Record> held;
+  ScrubbedVector<Record> running;
+  ScrubbedVector<Record> held;
   std::unordered_set<uintptr_t> keys;  // every tracked key: parents alive
   std::unordered_map<uint32_t, SiteAggregate> thread_sites;
   const int64_t thread_threshold =

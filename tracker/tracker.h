@@ -28,6 +28,7 @@
 #include "tracker/depot.h"
 #include "tracker/kinds.h"
 #include "tracker/options.h"
+#include "tracker/scrub.h"
 #include "tracker/stack.h"
 #include "tracker/table.h"
 
@@ -128,10 +129,10 @@ struct MetricsSnapshot {
 // What the watchdog found in one scan.
 struct ScanEvents {
   int64_t now_ns = 0;
-  std::vector<Held> overdue;        // found by a rule for the first time
-  std::vector<SiteGrowth> growing;  // thread sites that grew past a doubling
-  std::vector<LiveNote> notes;      // released or active again since last scan
-  uint64_t notes_dropped = 0;       // notes lost because the queue was full
+  ScrubbedVector<Held> overdue;        // found by a rule for the first time
+  ScrubbedVector<SiteGrowth> growing;  // thread sites that grew past a doubling
+  ScrubbedVector<LiveNote> notes;  // released or active again since last scan
+  uint64_t notes_dropped = 0;      // notes lost because the queue was full
   const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
 };
 
@@ -141,8 +142,8 @@ struct ExitSnapshot {
   // Still held, not inherited across fork, each with its finding. Threads:
   // those that exited and were never joined, and the running threads of
   // growing sites only.
-  std::vector<Held> held;
-  std::vector<LiveNote> notes;            // notes not yet passed on
+  ScrubbedVector<Held> held;
+  ScrubbedVector<LiveNote> notes;         // notes not yet passed on
   ShardedTable::Totals totals;            // per kind index
   const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
   int shards_skipped = 0;  // shard locks not had before the deadline
@@ -409,7 +410,7 @@ class Tracker {
   // the watchdog thread as it starts).
   static void FindAgentMemory();
   // The connections of `pass` judged with their sites; growing sites.
-  void JudgeConnections(ScanPass* pass, std::vector<SiteGrowth>* growing);
+  void JudgeConnections(ScanPass* pass, ScrubbedVector<SiteGrowth>* growing);
   // Activity on a record (Touch, BeginCall): learns reuse after a gap.
   void MarkActive(Record& r, int64_t now_ns) const;
   void EnsureStarted();  // stack capture and watchdog, on first acquire
@@ -417,7 +418,8 @@ class Tracker {
   // (the candidates, one lock at a time), growth, metrics.
   void CollectForScan(const Record& r, ScanPass* pass);
   void MarkOverdue(ScanPass* pass, ScanEvents* events);
-  void FindGrowingSites(const ScanPass& pass, std::vector<SiteGrowth>* growing);
+  void FindGrowingSites(const ScanPass& pass,
+                        ScrubbedVector<SiteGrowth>* growing);
   void FillMetrics(ScanPass* pass);
   // Fills `snapshot` with the records to report: at exit everything held
   // (threads: exited-unjoined and growing sites); with `past_threshold_only`
@@ -440,7 +442,7 @@ class Tracker {
   // connections) older than the threshold, created over `span_ns`, is
   // growing (not a pool).
   bool IsGrowing(Family family, uint32_t count, int64_t span_ns) const;
-  std::vector<LiveNote> TakeNotes(uint64_t* dropped);
+  ScrubbedVector<LiveNote> TakeNotes(uint64_t* dropped);
 
   static void ForkPrepare();
   static void ForkParent();
@@ -492,12 +494,14 @@ class Tracker {
   std::atomic<uint32_t> exit_reach_state_{kReachNone};
   std::atomic<bool> exit_point_done_{false};
   uintptr_t exit_stack_lo_ = 0, exit_stack_hi_ = 0;  // not scanned at exit
+  // The watchdog's own stack: its frames hold the agent's copies of keys.
+  uintptr_t watchdog_stack_lo_ = 0, watchdog_stack_hi_ = 0;
 
   // Notes for the watchdog about reported handles; bounded.
   static constexpr size_t kMaxNotes = 4096;
   ShardLock notes_mu_;
-  std::vector<LiveNote> notes_;  // guarded by notes_mu_
-  uint64_t notes_dropped_ = 0;   // guarded by notes_mu_
+  ScrubbedVector<LiveNote> notes_;  // guarded by notes_mu_
+  uint64_t notes_dropped_ = 0;      // guarded by notes_mu_
 };
 
 }  // namespace leakwatch

@@ -201,6 +201,50 @@ TEST(ReachTest, InteriorPointersReach) {
   free(block);
 }
 
+// A pointer to the end of a block (stdio keeps one: _IO_buf_end) lands on
+// the header of the block after it: it reaches the first block, not the next.
+[[gnu::noinline]] void Scribble();
+
+// Two blocks next to each other (tried a few times: malloc decides); the
+// second's address is only kept hidden.
+[[gnu::noinline]] char* AdjacentBlocks(uintptr_t* hidden_next) {
+  std::vector<void*> spare;
+  char* first = nullptr;
+  for (int i = 0; i < 64 && first == nullptr; ++i) {
+    auto* a = static_cast<char*>(malloc(24));
+    void* b = NewHandle();
+    if (b == a + 32) {
+      first = a;
+      *hidden_next = Hide(b);
+    } else {
+      spare.push_back(a);
+      spare.push_back(b);
+    }
+  }
+  for (void*& p : spare) {
+    free(p);
+    p = nullptr;
+  }
+  return first;
+}
+
+TEST(ReachTest, APointerPastTheEndOfABlockDoesNotReachTheNextOne) {
+  uintptr_t hidden_next = 0;
+  char* first = AdjacentBlocks(&hidden_next);
+  ASSERT_NE(first, nullptr) << "no two adjacent blocks";
+  g_global_handle = first + 24;  // one past the end of `first`'s 24 bytes
+  Keys keys;
+  keys.Add(Hide(first));
+  keys.Add(hidden_next);
+  first = nullptr;
+  Scribble();
+  std::vector<Reach> v = keys.Scan();
+  EXPECT_EQ(v[0], Reach::kReachable);
+  EXPECT_EQ(v[1], Reach::kLost);
+  free(static_cast<char*>(g_global_handle) - 24);
+  g_global_handle = nullptr;
+}
+
 // Another thread's stack and TLS: live frames count, returned ones do not.
 struct ThreadCase {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;

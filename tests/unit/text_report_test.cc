@@ -89,8 +89,8 @@ Record MakeRecord(const KindDesc* kind, uintptr_t key, int64_t held_ns,
 Held Judged(const Record& r) {
   return Held{r, Tracker::Get().Judge(r, kNow, /*parent_alive=*/false)};
 }
-std::vector<Held> Judged(const std::vector<Record>& records) {
-  std::vector<Held> out;
+ScrubbedVector<Held> Judged(const ScrubbedVector<Record>& records) {
+  ScrubbedVector<Held> out;
   for (const Record& r : records) out.push_back(Judged(r));
   return out;
 }
@@ -141,7 +141,7 @@ class TextReportTest : public testing::Test {
     ASSERT_GT(Tracker::Get().options().ThresholdMs(Family::kConn), 0);
   }
 
-  ScanEvents Overdue(std::vector<Record> records) {
+  ScanEvents Overdue(ScrubbedVector<Record> records) {
     ScanEvents events;
     events.now_ns = kNow;
     events.overdue = Judged(records);
@@ -249,7 +249,7 @@ TEST_F(TextReportTest, FloodsAreSummarisedPerSitePerScan) {
   constexpr int kMax = static_cast<int>(ScanModel::kPerSitePerScan);
   uint32_t flood = PutStack(2, 4);
   uint32_t quiet = PutStack(2, 5);
-  std::vector<Record> records;
+  ScrubbedVector<Record> records;
   for (int i = 0; i < kMax + 4; ++i) {
     records.push_back(MakeRecord(&kResult, 0x10000 + i * 16, 2 * kSec, flood));
   }
@@ -418,7 +418,7 @@ TEST_F(TextReportTest, ExitGroupsByKindAndStackLargestFirst) {
   snapshot.now_ns = kNow;
   // 2 results from s2 (older), 3 results from s1, 1 conn from s1, 2 stmts
   // from s2 (newer than the results from s2).
-  std::vector<Record> held = {
+  ScrubbedVector<Record> held = {
       MakeRecord(&kResult, 0x1010, 3 * kSec, s1),
       MakeRecord(&kResult, 0x2010, 50 * kSec, s2),
       MakeRecord(&kConn, 0x3010, 9 * kSec, s1),

@@ -93,9 +93,9 @@ class RecordingSink : public EventSink {
   }
   size_t OverdueCount(uintptr_t key) { return OverdueFor(key).size(); }
 
-  std::vector<LiveNote> NotesFor(uintptr_t key, LiveNote::Type type) {
+  ScrubbedVector<LiveNote> NotesFor(uintptr_t key, LiveNote::Type type) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<LiveNote> out;
+    ScrubbedVector<LiveNote> out;
     for (const LiveNote& n : notes_) {
       if (n.record.key == key && n.type == type) out.push_back(n);
     }
@@ -107,9 +107,9 @@ class RecordingSink : public EventSink {
   }
 
   // Growth warnings for the site whose oldest thread has stack `stack_id`.
-  std::vector<SiteGrowth> GrowingFor(uint32_t stack_id) {
+  ScrubbedVector<SiteGrowth> GrowingFor(uint32_t stack_id) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<SiteGrowth> out;
+    ScrubbedVector<SiteGrowth> out;
     for (const SiteGrowth& g : growing_) {
       if (g.oldest.stack_id == stack_id) out.push_back(g);
     }
@@ -124,8 +124,8 @@ class RecordingSink : public EventSink {
  private:
   std::mutex mu_;
   std::vector<Overdue> overdue_;
-  std::vector<LiveNote> notes_;
-  std::vector<SiteGrowth> growing_;
+  ScrubbedVector<LiveNote> notes_;
+  ScrubbedVector<SiteGrowth> growing_;
   uint64_t notes_dropped_ = 0;
   std::vector<ExitSnapshot> exits_;
 };
@@ -447,7 +447,7 @@ TEST(TrackerTest, ReleaseOfAReportedHandleYieldsOneNote) {
   ASSERT_TRUE(WaitFor(
       [&] { return !Sink().NotesFor(key, LiveNote::kReleased).empty(); }));
   for (int i = 0; i < 3; ++i) T().Scan();
-  std::vector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kReleased);
+  ScrubbedVector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kReleased);
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_EQ(notes[0].record.kind, &kTestResult);
   EXPECT_EQ(notes[0].record.acquired_ns, report.record.acquired_ns);
@@ -521,7 +521,7 @@ TEST(TrackerTest, ReportedIdleConnectionTouchedIsActiveAgain) {
   EXPECT_FALSE(r.flags & kReportedLive);
   ASSERT_TRUE(WaitFor(
       [&] { return !Sink().NotesFor(key, LiveNote::kActiveAgain).empty(); }));
-  std::vector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kActiveAgain);
+  ScrubbedVector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kActiveAgain);
   ASSERT_EQ(notes.size(), 1u);
   // The note keeps the old activity time, to say how long it was idle.
   EXPECT_EQ(notes[0].record.active_ns, report.record.active_ns);
@@ -901,7 +901,7 @@ TEST(TrackerThreadTest, GrowingSiteIsWarnedAtEachDoubling) {
     if (i == 1) {
       ASSERT_TRUE(
           WaitFor([&] { return Sink().GrowingFor(site).size() >= 1; }));
-      std::vector<SiteGrowth> g = Sink().GrowingFor(site);
+      ScrubbedVector<SiteGrowth> g = Sink().GrowingFor(site);
       EXPECT_EQ(g[0].count, 2u);
       EXPECT_EQ(g[0].previous, 0u);
       EXPECT_GT(g[0].span_ns, kResultThresholdMs * kMs);
@@ -914,7 +914,7 @@ TEST(TrackerThreadTest, GrowingSiteIsWarnedAtEachDoubling) {
     }
   }
   ASSERT_TRUE(WaitFor([&] { return Sink().GrowingFor(site).size() >= 2; }));
-  std::vector<SiteGrowth> g = Sink().GrowingFor(site);
+  ScrubbedVector<SiteGrowth> g = Sink().GrowingFor(site);
   EXPECT_EQ(g[1].count, 4u);  // doubled
   EXPECT_EQ(g[1].previous, 2u);
   for (uintptr_t k : keys) EXPECT_TRUE(T().Release(k));
