@@ -14,6 +14,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -145,13 +146,21 @@ RunResult RunProgram(const std::vector<std::string>& argv,
   return result;
 }
 
-std::vector<std::string> LinesWith(const std::string& text,
-                                   const std::string& needle) {
+std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
   std::string line;
-  while (std::getline(in, line)) {
-    if (line.find(needle) != std::string::npos) lines.push_back(line);
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> LinesWith(const std::string& text,
+                                   const std::string& needle) {
+  std::vector<std::string> lines;
+  for (std::string& line : Lines(text)) {
+    if (line.find(needle) != std::string::npos) {
+      lines.push_back(std::move(line));
+    }
   }
   return lines;
 }

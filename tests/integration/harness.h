@@ -33,6 +33,9 @@ std::string ProgramPath(const std::string& name);
 RunResult RunProgram(const std::vector<std::string>& argv,
                      const RunOptions& options);
 
+// The lines of `text`, without their '\n'.
+std::vector<std::string> Lines(const std::string& text);
+
 // The lines of `text` that contain `needle`.
 std::vector<std::string> LinesWith(const std::string& text,
                                    const std::string& needle);

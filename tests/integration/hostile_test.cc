@@ -30,14 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
 // The agent's output split by process: each "leakwatch[PID]: ..." line and
 // the unprefixed lines that follow it (frames, examples, blank lines) go to
 // PID. Lines before any prefixed line go to 0.

@@ -23,14 +23,6 @@
 namespace leakwatch::testing {
 namespace {
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
 // The "    #N 0x... in ..." frame lines right after lines[at].
 std::vector<std::string> FramesAfter(const std::vector<std::string>& lines,
                                      size_t at) {

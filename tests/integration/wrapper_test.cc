@@ -51,14 +51,6 @@ RunResult RunWrapper(const std::vector<std::string>& args,
   return RunProgram(argv, options);
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
-
 // The value of `name` in `env` output ("NAME=value" lines); "<unset>" if
 // absent.
 std::string EnvValue(const std::string& env_output, const std::string& name) {
