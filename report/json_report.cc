@@ -285,6 +285,7 @@ std::string JsonRenderer::Group(const HeldModel& model,
   if (g.pinned > 0) f.Num("pinned_connections", g.pinned);
   f.Num("lost", g.lost);
   f.Num("indirectly_lost", g.indirectly_lost);
+  f.Num("growing_site", g.growing);
   std::string example = "{";
   Fields e(&example);
   RecordFields(&e, g.example->record, model.now_ns);

@@ -64,11 +64,12 @@ struct HeldModel {
     uint32_t stack_id = 0;
     std::vector<const Held*> members;  // into HeldModel::held
     int64_t oldest_acquired_ns = 0;
-    size_t past_threshold = 0;      // members whose finding is PastThreshold
-    size_t running = 0;             // threads still running (growing site)
-    size_t pinned = 0;              // connections pinned by unbuffered results
-    size_t lost = 0;                // members no pointer refers to
-    size_t indirectly_lost = 0;     // members only lost ones refer to
+    size_t past_threshold = 0;   // members whose finding is PastThreshold
+    size_t running = 0;          // threads still running (growing site)
+    size_t pinned = 0;           // connections pinned by unbuffered results
+    size_t lost = 0;             // members no pointer refers to
+    size_t indirectly_lost = 0;  // members only lost ones refer to
+    size_t growing = 0;  // not threads: members of a site that keeps growing
     const Held* example = nullptr;  // the oldest member
     size_t example_pins = 0;        // unbuffered results pinning the example
   };

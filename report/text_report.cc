@@ -297,6 +297,10 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
           g.running);
     }
   }
+  if (g.growing > 0) {
+    verdict += fmt::format("; {} not idle that long yet, of a growing site",
+                           g.growing);
+  }
   if (g.lost > 0) verdict += fmt::format("; {} lost", g.lost);
   if (g.indirectly_lost > 0) {
     verdict += fmt::format("; {} indirectly lost", g.indirectly_lost);

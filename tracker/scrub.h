@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace leakwatch {
@@ -49,6 +51,15 @@ using ScrubbedVector = std::vector<T, ScrubbingAllocator<T>>;
 template <typename K, typename V>
 using ScrubbedMap =
     std::map<K, V, std::less<K>, ScrubbingAllocator<std::pair<const K, V>>>;
+
+template <typename K, typename V>
+using ScrubbedHashMap =
+    std::unordered_map<K, V, std::hash<K>, std::equal_to<K>,
+                       ScrubbingAllocator<std::pair<const K, V>>>;
+
+template <typename K>
+using ScrubbedHashSet = std::unordered_set<K, std::hash<K>, std::equal_to<K>,
+                                           ScrubbingAllocator<K>>;
 
 }  // namespace leakwatch
 

@@ -610,10 +610,10 @@ struct Tracker::ScanPass {
   };
   ScrubbedVector<Candidate> candidates;
   ScrubbedVector<Record> conns;  // open connections, judged with their sites
-  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
+  ScrubbedHashMap<uint32_t, SiteAggregate> thread_sites;
   MetricsSnapshot metrics;
-  ScrubbedVector<Held> connections;           // for per-identity metrics
-  std::unordered_map<uintptr_t, int> pinned;  // connection -> pinning results
+  ScrubbedVector<Held> connections;        // for per-identity metrics
+  ScrubbedHashMap<uintptr_t, int> pinned;  // connection -> pinning results
 };
 
 void Tracker::Scan() {
@@ -684,6 +684,18 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
   }
 }
 
+namespace {
+
+// A connection that counts towards its site's growth: idle past the
+// threshold, from a site where no connection was ever used again.
+bool IdleNeverReused(const Record& r, const ConnContext& ctx, int64_t now_ns,
+                     int64_t threshold_ns) {
+  return threshold_ns > 0 && ctx.site_gap_ns == 0 && !(r.flags & kInCall) &&
+         now_ns - r.active_ns >= threshold_ns;
+}
+
+}  // namespace
+
 // The connections, judged with their sites; connection sites whose idle,
 // never reused connections keep growing (warned at each doubling).
 void Tracker::JudgeConnections(ScanPass* pass,
@@ -695,7 +707,7 @@ void Tracker::JudgeConnections(ScanPass* pass,
   pthread_mutex_lock(&scan_mu_);
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
-  std::unordered_map<uint64_t, SiteAggregate> unused;
+  ScrubbedHashMap<uint64_t, SiteAggregate> unused;
   for (const Record& r : pass->conns) {
     const ConnContext ctx = sites.For(r, threshold);
     const Finding finding = Judge(r, pass->now_ns, false, ctx);
@@ -707,8 +719,7 @@ void Tracker::JudgeConnections(ScanPass* pass,
         !AwaitsVerdict(r, pass->now_ns)) {
       pass->candidates.push_back({r, ctx});
     }
-    if (threshold > 0 && ctx.site_gap_ns == 0 && !(r.flags & kInCall) &&
-        pass->now_ns - r.active_ns >= threshold) {
+    if (IdleNeverReused(r, ctx, pass->now_ns, threshold)) {
       unused[ConnSites::Key(r)].Add(r);
     }
   }
@@ -1002,8 +1013,8 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   // with its pool running.
   ScrubbedVector<Record> running;
   ScrubbedVector<Record> held;
-  std::unordered_set<uintptr_t> keys;  // every tracked key: parents alive
-  std::unordered_map<uint32_t, SiteAggregate> thread_sites;
+  ScrubbedHashSet<uintptr_t> keys;  // every tracked key: parents alive
+  ScrubbedHashMap<uint32_t, SiteAggregate> thread_sites;
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
   const int64_t now = snapshot->now_ns;
@@ -1029,9 +1040,27 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   pthread_mutex_lock(&scan_mu_);
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
+  // Connection sites that keep growing: all their connections are leaks,
+  // the youngest too (never reused, like the rest).
+  ScrubbedHashMap<uint64_t, SiteAggregate> unused;
   for (const Record& r : held) {
-    Finding finding = Judge(r, now, HasParent(r) && keys.count(r.parent) > 0,
-                            sites.For(r, conn_threshold));
+    if (FamilyUsesIdleTime(r.kind->family) &&
+        IdleNeverReused(r, sites.For(r, conn_threshold), now, conn_threshold)) {
+      unused[ConnSites::Key(r)].Add(r);
+    }
+  }
+  for (const Record& r : held) {
+    const ConnContext ctx = sites.For(r, conn_threshold);
+    Finding finding =
+        Judge(r, now, HasParent(r) && keys.count(r.parent) > 0, ctx);
+    if (finding == Finding::kNone && FamilyUsesIdleTime(r.kind->family) &&
+        ctx.site_gap_ns == 0) {
+      auto site = unused.find(ConnSites::Key(r));
+      if (site != unused.end() &&
+          IsGrowing(Family::kConn, site->second.count, site->second.span())) {
+        finding = Finding::kGrowingSite;
+      }
+    }
     if (past_threshold_only && finding == Finding::kNone) continue;
     Held h{r, finding};
     if (!past_threshold_only) {
