@@ -191,7 +191,11 @@ void Reporter::GroupHeld(
     }
     g.members.push_back(&h);
     if (r.kind->family == Family::kThread && !(r.flags & kExited)) ++g.running;
-    if (PastThreshold(h.finding)) ++g.past_threshold;
+    if (PastThreshold(h.finding, r.kind->family)) ++g.past_threshold;
+    if (h.finding == Finding::kGrowingSite &&
+        r.kind->family != Family::kThread) {
+      ++g.growing;
+    }
     if (r.reach == static_cast<uint8_t>(Reach::kLost)) ++g.lost;
     if (r.reach == static_cast<uint8_t>(Reach::kIndirectlyLost)) {
       ++g.indirectly_lost;
