@@ -1,13 +1,19 @@
 // Hooks for libpq (PostgreSQL's client library).
 //
-// Handles: PGconn (pg.conn), PGresult (pg.result), PGcancel (pg.cancel).
-// Every function of libpq 15 that creates or frees one of them is hooked, and
+// Handles: PGconn (pg.conn), PGresult (pg.result), PGcancel (pg.cancel), and
+// the named prepared statements of a connection's session (pg.prepared: no
+// client memory, a synthetic key, see PreparedKey). Every function of libpq
+// 15 that creates or frees one of them is hooked (and libpq 17's
+// PQclosePrepared/PQsendClosePrepared), and
 // so are the calls that make a connection active (for its idle time). A
 // connection's identity is read here, on the calling thread, when a connect
 // completes (PQconnectdb*, PQsetdbLogin, PQconnectPoll/PQresetPoll returning
 // OK, PQreset) — never by the watchdog, which would race with PQfinish.
+#include <errno.h>  // program_invocation_name (GNU)
 #include <libpq-fe.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -15,6 +21,14 @@
 #include "interpose/kinds.h"
 #include "interpose/real.h"
 #include "interpose/sql.h"
+
+// libpq 17's, declared here for older headers.
+#ifndef LIBPQ_HAS_CLOSE_PREPARED
+extern "C" {
+PGresult* PQclosePrepared(PGconn* conn, const char* stmt);
+int PQsendClosePrepared(PGconn* conn, const char* stmt);
+}
+#endif
 
 namespace leakwatch {
 
@@ -35,12 +49,15 @@ namespace {
   X(PQsendQueryPrepared) X(PQsendDescribePrepared) X(PQsendDescribePortal)    \
   X(PQconsumeInput) X(PQputCopyData) X(PQputCopyEnd) X(PQgetCopyData)         \
   X(PQpipelineSync) X(PQsendFlushRequest) X(PQdb) X(PQuser) X(PQhost)         \
-  X(PQport) X(PQbackendPID) X(PQstatus)
+  X(PQport) X(PQbackendPID) X(PQstatus) X(PQresultStatus)
 // clang-format on
 
 #define LW_DECLARE_PQ_REAL(...) LW_DECLARE_REAL(g_libpq, __VA_ARGS__)
 LW_LIBPQ_FUNCTIONS(LW_DECLARE_PQ_REAL)
 #undef LW_DECLARE_PQ_REAL
+// libpq 17 and later; absent from older libraries (see UndefinedSymbol).
+LW_DECLARE_OPTIONAL_REAL(g_libpq, PQclosePrepared)
+LW_DECLARE_OPTIONAL_REAL(g_libpq, PQsendClosePrepared)
 
 // "dbname=app user=app host=127.0.0.1 port=5432", the backend pid and
 // whether the connect failed. Called only right after a connect, on the
@@ -127,8 +144,10 @@ void OnPoll(PGconn* conn, PostgresPollingStatusType status) {
 
 // A result (or cancel handle) obtained on `conn`: the connection becomes
 // active, and the new handle remembers which connection it came from.
-// Inlined into the hook, whose frame anchors the stack cache.
-__attribute__((always_inline)) inline void OnHandleFromConn(
+// Inlined into the hook, whose frame anchors the stack cache. Returns what
+// the handle was acquired with (a prepared statement made by the same call
+// shares it).
+__attribute__((always_inline)) inline AcquireInfo OnHandleFromConn(
     const KindDesc* kind, const void* handle, const PGconn* conn,
     uint32_t query = 0) {
   ErrnoGuard errno_guard;
@@ -145,6 +164,128 @@ __attribute__((always_inline)) inline void OnHandleFromConn(
   }
   if (info.query_id == 0) info.query_id = query;
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
+  return info;
+}
+
+// --- prepared statements (pg.prepared) ---------------------------------------
+
+// The key of the prepared statement `name` on `conn`: bit 63 set, which no
+// user-space address has, and 63 bits of a hash of both (FNV-1a, mixed).
+uintptr_t PreparedKey(const PGconn* conn, const char* name) {
+  uint64_t h = 0xcbf29ce484222325ull ^ (Key(conn) * 0x9e3779b97f4a7c15ull);
+  for (const char* p = name; *p != '\0'; ++p) {
+    h = (h ^ static_cast<unsigned char>(*p)) * 0x100000001b3ull;
+  }
+  h ^= h >> 31;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 29;
+  constexpr uint64_t kTop = uint64_t{1} << 63;
+  return static_cast<uintptr_t>(kTop | (h & (kTop - 1)));
+}
+
+// The unnamed statement ("" or null) is replaced by the next one: not kept.
+bool IsNamed(const char* name) { return name != nullptr && name[0] != '\0'; }
+
+// A prepare of `name` on `conn` that succeeded (PQprepare's result is
+// PGRES_COMMAND_OK; PQsendPrepare queued it), acquired with `info` (the
+// result's stack, connection, identity and query). The server refuses to
+// prepare a name that exists, so a record still under this key is stale (a
+// deallocation not seen): it is replaced.
+void OnPrepared(const PGconn* conn, const char* name, AcquireInfo info) {
+  if (conn == nullptr || !IsNamed(name)) return;
+  ErrnoGuard errno_guard;
+  info.parent = Key(conn);
+  info.flags = 0;
+  Tracker::Get().Acquire(&kPgPrepared, PreparedKey(conn, name), info);
+}
+
+// After PQprepare returned `result`, acquired as a pg.result with `info`.
+void OnPrepareResult(const PGconn* conn, const char* name,
+                     const PGresult* result, const AcquireInfo& info) {
+  if (result == nullptr || !IsNamed(name)) return;
+  ErrnoGuard errno_guard;
+  auto status = real_PQresultStatus.Get();
+  if (status != nullptr && status(result) == PGRES_COMMAND_OK) {
+    OnPrepared(conn, name, info);
+  }
+}
+
+// After PQsendPrepare returned `sent` (1: queued). Inlined into the hook,
+// whose frame anchors the stack cache.
+__attribute__((always_inline)) inline void OnSendPrepare(const PGconn* conn,
+                                                         const char* name,
+                                                         int sent) {
+  if (sent != 1 || conn == nullptr || !IsNamed(name)) return;
+  ErrnoGuard errno_guard;
+  Tracker& tracker = Tracker::Get();
+  AcquireInfo info;
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  tracker.Touch(Key(conn), &info.identity, nullptr, &info.query_id);
+  OnPrepared(conn, name, info);
+}
+
+// A prepared statement run or described by name: it is in use.
+void OnPreparedUse(const PGconn* conn, const char* name) {
+  if (conn == nullptr || !IsNamed(name)) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().TouchActivity(PreparedKey(conn, name));
+}
+
+// Every prepared statement of `conn` is gone (DEALLOCATE ALL, DISCARD ALL,
+// a reset: a new session).
+void OnAllPreparedGone(const PGconn* conn) {
+  if (conn == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().ReleaseChildren(&kPgPrepared, Key(conn));
+}
+
+// Before `sql` is sent on `conn`: a DEALLOCATE (or DISCARD ALL) releases the
+// statements it names, first, as releases do.
+void OnDeallocateText(const PGconn* conn, const char* sql) {
+  if (conn == nullptr || sql == nullptr) return;
+  char name[256];
+  switch (ParseDeallocation(sql, name, sizeof name)) {
+    case Deallocation::kOne: {
+      ErrnoGuard errno_guard;
+      Tracker::Get().Release(PreparedKey(conn, name));
+      break;
+    }
+    case Deallocation::kAll:
+      OnAllPreparedGone(conn);
+      break;
+    case Deallocation::kNone:
+      break;
+  }
+}
+
+// Before PQclosePrepared or PQsendClosePrepared of `name` on `conn`.
+void OnClosePrepared(const PGconn* conn, const char* name) {
+  if (conn == nullptr || !IsNamed(name)) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().Release(PreparedKey(conn, name));
+}
+
+// A hooked function of a newer libpq called where the loaded libpq lacks it.
+// Without the agent, the program could not have called it: the dynamic
+// linker would have stopped it at this call (lazy binding) with this
+// message and status 127, or at start-up (immediate binding). The hook does
+// what lazy binding does, so that the agent never makes a call succeed or
+// fail in a way the library cannot. (A program that looks the name up with
+// dlsym(RTLD_DEFAULT) to see whether it exists finds the hook, though: that
+// much cannot be hidden.)
+[[noreturn]] void UndefinedSymbol(const char* name) {
+  const char* program =
+      program_invocation_name != nullptr ? program_invocation_name : "?";
+  char text[512];
+  int n = snprintf(text, sizeof text,
+                   "%s: symbol lookup error: %s: undefined symbol: %s\n",
+                   program, program, name);
+  if (n > 0) {
+    ssize_t ignored = write(STDERR_FILENO, text,
+                            std::min(static_cast<size_t>(n), sizeof text - 1));
+    (void)ignored;
+  }
+  _exit(127);
 }
 
 }  // namespace
@@ -188,12 +329,17 @@ LW_CONNECT_HOOK(PQconnectStartParams,
 
 LW_POLL_HOOK(PQconnectPoll)
 LW_POLL_HOOK(PQresetPoll)
-LW_PQ_HOOK(int, PQresetStart, 0, (PGconn * conn), (conn), (void)0,
-           leakwatch::OnActivity(conn))
+
+// A reset is a new session: the old one's prepared statements are gone.
+LW_PQ_HOOK(int, PQresetStart, 0, (PGconn * conn), (conn),
+           leakwatch::OnAllPreparedGone(conn), leakwatch::OnActivity(conn))
 
 LW_EXPORT void PQreset(PGconn* conn) {
   LW_HOOK_BEGIN(g_libpq, kLibPg, PQreset, );
-  if (scope.record()) leakwatch::OnCallStart(conn, "PQreset");
+  if (scope.record()) {
+    leakwatch::OnAllPreparedGone(conn);
+    leakwatch::OnCallStart(conn, "PQreset");
+  }
   real(conn);
   if (scope.record()) leakwatch::OnIdentityChange(conn);
 }
@@ -208,37 +354,50 @@ LW_PQ_RELEASE_HOOK(PQfinish, PGconn, &leakwatch::kPgConn)
 // --- results -----------------------------------------------------------------
 
 // Calls that block until the server answers and return a new result; `sql`
-// (a query-depot id, 0 = none) is the query the call sends.
+// (a query-depot id, 0 = none) is the query the call sends; `before` runs
+// first (what the call does to prepared statements, or (void)0).
+#define LW_RESULT_HOOK_WITH(name, params, args, sql, before)                  \
+  LW_PQ_HOOK(PGresult*, name, nullptr, params, args,                          \
+             ((before), leakwatch::OnCallStart(conn, #name)),                 \
+             (void)leakwatch::OnHandleFromConn(&leakwatch::kPgResult, result, \
+                                               conn, (sql)))
 #define LW_RESULT_HOOK(name, params, args, sql) \
-  LW_PQ_HOOK(                                   \
-      PGresult*, name, nullptr, params, args,   \
-      leakwatch::OnCallStart(conn, #name),      \
-      leakwatch::OnHandleFromConn(&leakwatch::kPgResult, result, conn, (sql)))
+  LW_RESULT_HOOK_WITH(name, params, args, sql, (void)0)
 
-LW_RESULT_HOOK(PQexec, (PGconn * conn, const char* query), (conn, query),
-               leakwatch::QueryId(query, -1))
-LW_RESULT_HOOK(PQexecParams,
-               (PGconn * conn, const char* command, int nParams,
-                const Oid* paramTypes, const char* const* paramValues,
-                const int* paramLengths, const int* paramFormats,
-                int resultFormat),
-               (conn, command, nParams, paramTypes, paramValues, paramLengths,
-                paramFormats, resultFormat),
-               leakwatch::QueryId(command, -1))
-LW_RESULT_HOOK(PQprepare,
-               (PGconn * conn, const char* stmtName, const char* query,
-                int nParams, const Oid* paramTypes),
-               (conn, stmtName, query, nParams, paramTypes),
-               leakwatch::QueryId(query, -1))
-LW_RESULT_HOOK(PQexecPrepared,
-               (PGconn * conn, const char* stmtName, int nParams,
-                const char* const* paramValues, const int* paramLengths,
-                const int* paramFormats, int resultFormat),
-               (conn, stmtName, nParams, paramValues, paramLengths,
-                paramFormats, resultFormat),
-               leakwatch::DescribedQueryId("EXECUTE ", stmtName))
-LW_RESULT_HOOK(PQdescribePrepared, (PGconn * conn, const char* stmt),
-               (conn, stmt), 0)
+// A DEALLOCATE sent as a query releases its statements first.
+LW_RESULT_HOOK_WITH(PQexec, (PGconn * conn, const char* query), (conn, query),
+                    leakwatch::QueryId(query, -1),
+                    leakwatch::OnDeallocateText(conn, query))
+LW_RESULT_HOOK_WITH(PQexecParams,
+                    (PGconn * conn, const char* command, int nParams,
+                     const Oid* paramTypes, const char* const* paramValues,
+                     const int* paramLengths, const int* paramFormats,
+                     int resultFormat),
+                    (conn, command, nParams, paramTypes, paramValues,
+                     paramLengths, paramFormats, resultFormat),
+                    leakwatch::QueryId(command, -1),
+                    leakwatch::OnDeallocateText(conn, command))
+// A named statement prepared: a pg.result, and a pg.prepared if it succeeded.
+LW_PQ_HOOK(PGresult*, PQprepare, nullptr,
+           (PGconn * conn, const char* stmtName, const char* query, int nParams,
+            const Oid* paramTypes),
+           (conn, stmtName, query, nParams, paramTypes),
+           leakwatch::OnCallStart(conn, "PQprepare"),
+           leakwatch::OnPrepareResult(
+               conn, stmtName, result,
+               leakwatch::OnHandleFromConn(&leakwatch::kPgResult, result, conn,
+                                           leakwatch::QueryId(query, -1))))
+// A named statement run or described: in use.
+LW_RESULT_HOOK_WITH(PQexecPrepared,
+                    (PGconn * conn, const char* stmtName, int nParams,
+                     const char* const* paramValues, const int* paramLengths,
+                     const int* paramFormats, int resultFormat),
+                    (conn, stmtName, nParams, paramValues, paramLengths,
+                     paramFormats, resultFormat),
+                    leakwatch::DescribedQueryId("EXECUTE ", stmtName),
+                    leakwatch::OnPreparedUse(conn, stmtName))
+LW_RESULT_HOOK_WITH(PQdescribePrepared, (PGconn * conn, const char* stmt),
+                    (conn, stmt), 0, leakwatch::OnPreparedUse(conn, stmt))
 LW_RESULT_HOOK(PQdescribePortal, (PGconn * conn, const char* portal),
                (conn, portal), 0)
 LW_RESULT_HOOK(PQgetResult, (PGconn * conn), (conn), 0)
@@ -266,6 +425,36 @@ LW_HANDLE_HOOK(PGcancel, PQgetCancel, &leakwatch::kPgCancel, (PGconn * conn),
                (conn), conn)
 LW_PQ_RELEASE_HOOK(PQfreeCancel, PGcancel, &leakwatch::kPgCancel)
 
+// --- closing prepared statements (libpq 17) ----------------------------------
+
+// The statement goes first, as releases do; PQclosePrepared's result is a
+// pg.result. Without the real function: see UndefinedSymbol.
+LW_EXPORT PGresult* PQclosePrepared(PGconn* conn, const char* stmt) {
+  auto real = leakwatch::real_PQclosePrepared.Get();
+  if (real == nullptr) leakwatch::UndefinedSymbol("PQclosePrepared");
+  leakwatch::HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) {
+    leakwatch::OnClosePrepared(conn, stmt);
+    leakwatch::OnCallStart(conn, "PQclosePrepared");
+  }
+  PGresult* result = real(conn, stmt);
+  if (scope.record()) {
+    leakwatch::OnHandleFromConn(&leakwatch::kPgResult, result, conn);
+  }
+  return result;
+}
+
+LW_EXPORT int PQsendClosePrepared(PGconn* conn, const char* stmt) {
+  auto real = leakwatch::real_PQsendClosePrepared.Get();
+  if (real == nullptr) leakwatch::UndefinedSymbol("PQsendClosePrepared");
+  leakwatch::HookScope scope(g_libpq, kLibPg, LW_CALLER);
+  if (scope.record()) {
+    leakwatch::OnClosePrepared(conn, stmt);
+    leakwatch::OnActivity(conn, 0, "PQsendClosePrepared");
+  }
+  return real(conn, stmt);
+}
+
 // --- activity on a connection (idle time) ------------------------------------
 
 // Calls that send a query or make the connection active: int-returning, conn
@@ -276,30 +465,43 @@ LW_PQ_RELEASE_HOOK(PQfreeCancel, PGcancel, &leakwatch::kPgCancel)
   LW_PQ_HOOK(int, name, fail, params, args,             \
              leakwatch::OnActivity(conn, (sql), #name), (void)0)
 
-LW_ACTIVITY_HOOK(PQsendQuery, 0, (PGconn * conn, const char* query),
-                 (conn, query), leakwatch::QueryId(query, -1))
-LW_ACTIVITY_HOOK(PQsendQueryParams, 0,
-                 (PGconn * conn, const char* command, int nParams,
-                  const Oid* paramTypes, const char* const* paramValues,
-                  const int* paramLengths, const int* paramFormats,
-                  int resultFormat),
-                 (conn, command, nParams, paramTypes, paramValues, paramLengths,
-                  paramFormats, resultFormat),
-                 leakwatch::QueryId(command, -1))
-LW_ACTIVITY_HOOK(PQsendPrepare, 0,
-                 (PGconn * conn, const char* stmtName, const char* query,
-                  int nParams, const Oid* paramTypes),
-                 (conn, stmtName, query, nParams, paramTypes),
-                 leakwatch::QueryId(query, -1))
-LW_ACTIVITY_HOOK(PQsendQueryPrepared, 0,
-                 (PGconn * conn, const char* stmtName, int nParams,
-                  const char* const* paramValues, const int* paramLengths,
-                  const int* paramFormats, int resultFormat),
-                 (conn, stmtName, nParams, paramValues, paramLengths,
-                  paramFormats, resultFormat),
-                 leakwatch::DescribedQueryId("EXECUTE ", stmtName))
-LW_ACTIVITY_HOOK(PQsendDescribePrepared, 0, (PGconn * conn, const char* stmt),
-                 (conn, stmt), 0)
+// The same, with `before` run first (what the call does to prepared
+// statements).
+#define LW_ACTIVITY_HOOK_WITH(name, fail, params, args, sql, before) \
+  LW_PQ_HOOK(int, name, fail, params, args,                          \
+             ((before), leakwatch::OnActivity(conn, (sql), #name)), (void)0)
+
+LW_ACTIVITY_HOOK_WITH(PQsendQuery, 0, (PGconn * conn, const char* query),
+                      (conn, query), leakwatch::QueryId(query, -1),
+                      leakwatch::OnDeallocateText(conn, query))
+LW_ACTIVITY_HOOK_WITH(PQsendQueryParams, 0,
+                      (PGconn * conn, const char* command, int nParams,
+                       const Oid* paramTypes, const char* const* paramValues,
+                       const int* paramLengths, const int* paramFormats,
+                       int resultFormat),
+                      (conn, command, nParams, paramTypes, paramValues,
+                       paramLengths, paramFormats, resultFormat),
+                      leakwatch::QueryId(command, -1),
+                      leakwatch::OnDeallocateText(conn, command))
+// Queued: a pg.prepared, from this call's stack.
+LW_PQ_HOOK(int, PQsendPrepare, 0,
+           (PGconn * conn, const char* stmtName, const char* query, int nParams,
+            const Oid* paramTypes),
+           (conn, stmtName, query, nParams, paramTypes),
+           leakwatch::OnActivity(conn, leakwatch::QueryId(query, -1),
+                                 "PQsendPrepare"),
+           leakwatch::OnSendPrepare(conn, stmtName, result))
+LW_ACTIVITY_HOOK_WITH(PQsendQueryPrepared, 0,
+                      (PGconn * conn, const char* stmtName, int nParams,
+                       const char* const* paramValues, const int* paramLengths,
+                       const int* paramFormats, int resultFormat),
+                      (conn, stmtName, nParams, paramValues, paramLengths,
+                       paramFormats, resultFormat),
+                      leakwatch::DescribedQueryId("EXECUTE ", stmtName),
+                      leakwatch::OnPreparedUse(conn, stmtName))
+LW_ACTIVITY_HOOK_WITH(PQsendDescribePrepared, 0,
+                      (PGconn * conn, const char* stmt), (conn, stmt), 0,
+                      leakwatch::OnPreparedUse(conn, stmt))
 LW_ACTIVITY_HOOK(PQsendDescribePortal, 0, (PGconn * conn, const char* portal),
                  (conn, portal), 0)
 LW_ACTIVITY_HOOK(PQconsumeInput, 0, (PGconn * conn), (conn), 0)

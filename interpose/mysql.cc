@@ -48,7 +48,9 @@ namespace {
   X(mysql_free_result) X(mysql_free_result_start) X(mysql_free_result_cont)    \
   X(mysql_stmt_init) X(mysql_stmt_close) X(mysql_stmt_close_start)             \
   X(mysql_stmt_close_cont) X(mysql_stmt_result_metadata) X(mysql_stmt_prepare) \
-  X(mysql_stmt_execute) X(mysql_query) X(mysql_real_query)                     \
+  X(mysql_stmt_execute) X(mysql_stmt_store_result) X(mysql_stmt_next_result)  \
+  X(mysql_stmt_reset) X(mysql_stmt_send_long_data) X(mysql_stmt_fetch)         \
+  X(mysql_query) X(mysql_real_query)                                           \
   X(mysql_send_query) X(mysql_read_query_result) X(mysql_next_result)          \
   X(mysql_query_start) X(mysql_query_cont) X(mysql_real_query_start)           \
   X(mysql_real_query_cont) X(mysql_ping) X(mysql_select_db) X(mysql_commit)    \
@@ -257,6 +259,15 @@ void OnStatementActivity(MYSQL_STMT* stmt, bool starting, uint32_t query = 0) {
   } else {
     tracker.Touch(conn, nullptr, nullptr, nullptr, query);
   }
+}
+
+// A row fetched from a statement: the statement is in use (many calls a
+// millisecond: the cheap TouchActivity; the connection's activity was
+// recorded by the execute).
+void OnStatementFetch(MYSQL_STMT* stmt) {
+  if (stmt == nullptr) return;
+  ErrnoGuard errno_guard;
+  Tracker::Get().TouchActivity(Key(stmt));
 }
 
 // After mysql_change_user or mysql_select_db: the session changed if `ok`.
@@ -470,9 +481,24 @@ LW_MYSQL_HOOK(int, mysql_stmt_prepare, 1,
               leakwatch::OnStatementActivity(
                   stmt, false,
                   leakwatch::QueryId(query, static_cast<long>(length))))
-LW_MYSQL_HOOK(int, mysql_stmt_execute, 1, (MYSQL_STMT * stmt), (stmt),
-              leakwatch::OnStatementActivity(stmt, true),
-              leakwatch::OnStatementActivity(stmt, false))
+// Calls that talk to the server about a statement: the statement is used
+// (a cached one used again after a pause is reused, not leaked) and its
+// connection is in use while they run.
+#define LW_STMT_CALL_HOOK(type, name, params, args)         \
+  LW_MYSQL_HOOK(type, name, 1, params, args,                \
+                leakwatch::OnStatementActivity(stmt, true), \
+                leakwatch::OnStatementActivity(stmt, false))
+
+LW_STMT_CALL_HOOK(int, mysql_stmt_execute, (MYSQL_STMT * stmt), (stmt))
+LW_STMT_CALL_HOOK(int, mysql_stmt_store_result, (MYSQL_STMT * stmt), (stmt))
+LW_STMT_CALL_HOOK(int, mysql_stmt_next_result, (MYSQL_STMT * stmt), (stmt))
+LW_STMT_CALL_HOOK(my_bool, mysql_stmt_reset, (MYSQL_STMT * stmt), (stmt))
+LW_STMT_CALL_HOOK(my_bool, mysql_stmt_send_long_data,
+                  (MYSQL_STMT * stmt, unsigned int param_number,
+                   const char* data, unsigned long length),
+                  (stmt, param_number, data, length))
+LW_MYSQL_HOOK(int, mysql_stmt_fetch, 1, (MYSQL_STMT * stmt), (stmt), (void)0,
+              leakwatch::OnStatementFetch(stmt))
 
 // --- activity on a connection (idle time) ------------------------------------
 

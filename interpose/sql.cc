@@ -310,4 +310,71 @@ uint32_t DescribedQueryId(const char* prefix, const char* name) {
   return tracker.InternQuery(std::string_view(buf, n));
 }
 
+namespace {
+
+// If `p` starts with the keyword `word` (upper case) followed by white space,
+// `;` or the end, returns the position after it; else nullptr.
+const char* SkipKeyword(const char* p, const char* word) {
+  for (; *word != '\0'; ++p, ++word) {
+    const char upper = *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p;
+    if (upper != *word) return nullptr;
+  }
+  return IsIdentChar(*p) || *p == '"' ? nullptr : p;
+}
+
+const char* SkipSpace(const char* p) {
+  while (IsSpace(*p)) ++p;
+  return p;
+}
+
+// True if only white space and one optional `;` are left.
+bool AtEnd(const char* p) {
+  p = SkipSpace(p);
+  if (*p == ';') p = SkipSpace(p + 1);
+  return *p == '\0';
+}
+
+}  // namespace
+
+Deallocation ParseDeallocation(const char* sql, char* name, size_t cap) {
+  if (sql == nullptr || name == nullptr || cap == 0) return Deallocation::kNone;
+  const char* p = SkipSpace(sql);
+  if (const char* rest = SkipKeyword(p, "DISCARD")) {
+    rest = SkipKeyword(SkipSpace(rest), "ALL");
+    return rest != nullptr && AtEnd(rest) ? Deallocation::kAll
+                                          : Deallocation::kNone;
+  }
+  p = SkipKeyword(p, "DEALLOCATE");
+  if (p == nullptr || !IsSpace(*p)) return Deallocation::kNone;
+  p = SkipSpace(p);
+  if (const char* rest = SkipKeyword(p, "PREPARE")) {
+    if (IsSpace(*rest)) p = SkipSpace(rest);
+  }
+  if (const char* rest = SkipKeyword(p, "ALL");
+      rest != nullptr && AtEnd(rest)) {
+    return Deallocation::kAll;
+  }
+  size_t n = 0;
+  if (*p == '"') {  // a quoted identifier: "" is one quote
+    for (++p;; ++p) {
+      if (*p == '\0') return Deallocation::kNone;
+      if (*p == '"') {
+        if (p[1] != '"') break;
+        ++p;
+      }
+      if (n + 1 >= cap) return Deallocation::kNone;
+      name[n++] = *p;
+    }
+    ++p;
+  } else {
+    for (; IsIdentChar(*p) || (static_cast<unsigned char>(*p) & 0x80); ++p) {
+      if (n + 1 >= cap) return Deallocation::kNone;
+      // The server folds ASCII letters only.
+      name[n++] = *p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p;
+    }
+  }
+  name[n] = '\0';
+  return n > 0 && AtEnd(p) ? Deallocation::kOne : Deallocation::kNone;
+}
+
 }  // namespace leakwatch

@@ -36,6 +36,18 @@ uint32_t QueryId(const char* sql, long len);
 // statement run by name).
 uint32_t DescribedQueryId(const char* prefix, const char* name);
 
+// What a query text does to the session's prepared statements, when it is
+// one statement that drops them: `DEALLOCATE [PREPARE] name` (an unquoted
+// name folded to lower case, as the server does; a "quoted" one as written)
+// or `DEALLOCATE [PREPARE] ALL` / `DISCARD ALL`, case-insensitive, with
+// white space around and an optional final `;`. Anything else is kNone.
+// Pure: writes only `name`, allocates nothing.
+enum class Deallocation { kNone, kOne, kAll };
+
+// For kOne, the statement's name goes to `name` (NUL-terminated); a name
+// that does not fit in `cap` - 1 bytes makes it kNone.
+Deallocation ParseDeallocation(const char* sql, char* name, size_t cap);
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_SQL_H_

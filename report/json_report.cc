@@ -6,6 +6,8 @@
 //   growing_thread_site   a thread creation site that keeps growing
 //   growing_connection_site   a connection site whose idle, never reused
 //                         connections keep growing
+//   growing_statement_site    a statement site (mysql.stmt, pg.prepared)
+//                         whose idle, never reused statements keep growing
 //   released              a reported handle was released (slow, not leaked)
 //   active_again          a connection reported idle was used again
 //   released_more, active_again_more   the rest of a site's notes in a scan
@@ -169,7 +171,7 @@ void JsonRenderer::RecordFields(Fields* f, const Record& r, int64_t now_ns) {
     }
     return;
   }
-  if (FamilyUsesIdleTime(family)) {
+  if (FamilyUsesIdleTime(family) || r.kind->judged_by_growth) {
     f->Num("idle_ms", Ms(now_ns - r.active_ns));
     f->Raw("reused", (r.flags & kReused) ? "true" : "false");
   }
@@ -239,13 +241,15 @@ std::string JsonRenderer::RenderScan(const ScanModel& model) {
   for (const SiteGrowth& g : model.growing) {
     const Record& r = g.oldest;
     if (r.kind->family != Family::kThread) {
-      out += Open("growing_connection_site") +
+      const bool conn = FamilyUsesIdleTime(r.kind->family);
+      out += Open(conn ? "growing_connection_site" : "growing_statement_site") +
              fmt::format(
                  ",\"kind\":{},\"site\":{},\"count\":{},\"previous\":{},"
-                 "\"opened_over_ms\":{},\"oldest_ms\":{},\"threshold_ms\":"
+                 "\"{}\":{},\"oldest_ms\":{},\"threshold_ms\":"
                  "{},\"frames\":{}}}\n",
                  JsonString(r.kind->name), r.stack_id, g.count, g.previous,
-                 Ms(g.span_ns), Ms(model.now_ns - r.acquired_ns),
+                 conn ? "opened_over_ms" : "prepared_over_ms", Ms(g.span_ns),
+                 Ms(model.now_ns - r.acquired_ns),
                  ctx_.ThresholdMs(r.kind->family), Frames(r.stack_id));
       continue;
     }
@@ -282,10 +286,10 @@ std::string JsonRenderer::Group(const HeldModel& model,
     f.Num("exited_never_joined", g.members.size() - g.running);
     f.Num("running_growing_site", g.running);
   }
+  if (g.growing > 0) f.Num("growing_site", g.growing);
   if (g.pinned > 0) f.Num("pinned_connections", g.pinned);
   f.Num("lost", g.lost);
   f.Num("indirectly_lost", g.indirectly_lost);
-  f.Num("growing_site", g.growing);
   std::string example = "{";
   Fields e(&example);
   RecordFields(&e, g.example->record, model.now_ns);

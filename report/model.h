@@ -38,7 +38,7 @@ struct ScanModel {
     bool stack_new = false;      // the site's stack has not been shown before
   };
   std::vector<Site> sites;             // in order of first appearance
-  ScrubbedVector<SiteGrowth> growing;  // thread sites that keep growing
+  ScrubbedVector<SiteGrowth> growing;  // sites that keep growing
   // Notes about handles reported earlier, in order; past kPerSitePerScan of
   // one site and type, one entry stands for the rest (`more` > 0, `note` the
   // first of them).
@@ -64,12 +64,15 @@ struct HeldModel {
     uint32_t stack_id = 0;
     std::vector<const Held*> members;  // into HeldModel::held
     int64_t oldest_acquired_ns = 0;
-    size_t past_threshold = 0;   // members whose finding is PastThreshold
-    size_t running = 0;          // threads still running (growing site)
-    size_t pinned = 0;           // connections pinned by unbuffered results
-    size_t lost = 0;             // members no pointer refers to
-    size_t indirectly_lost = 0;  // members only lost ones refer to
-    size_t growing = 0;  // not threads: members of a site that keeps growing
+    size_t past_threshold = 0;  // members whose finding is PastThreshold
+    size_t running = 0;         // threads still running (growing site)
+    // Not threads: members convicted because their site keeps growing
+    // (statements idle, never used again, also past_threshold; connections
+    // not idle past the threshold yet).
+    size_t growing = 0;
+    size_t pinned = 0;              // connections pinned by unbuffered results
+    size_t lost = 0;                // members no pointer refers to
+    size_t indirectly_lost = 0;     // members only lost ones refer to
     const Held* example = nullptr;  // the oldest member
     size_t example_pins = 0;        // unbuffered results pinning the example
   };

@@ -191,7 +191,7 @@ void Reporter::GroupHeld(
     }
     g.members.push_back(&h);
     if (r.kind->family == Family::kThread && !(r.flags & kExited)) ++g.running;
-    if (PastThreshold(h.finding)) ++g.past_threshold;
+    if (PastThreshold(h.finding, r.kind->family)) ++g.past_threshold;
     if (h.finding == Finding::kGrowingSite &&
         r.kind->family != Family::kThread) {
       ++g.growing;

@@ -144,6 +144,10 @@ std::string TextRenderer::Describe(const Held& h, int64_t now_ns, bool live) {
     if (live) fmt::format_to(to, " (threshold {})", threshold);
   }
   fmt::format_to(to, " by thread {}", r.tid);
+  if (h.finding == Finding::kGrowingSite) {
+    fmt::format_to(to, ", idle {} and never used again (growing site)",
+                   FormatDuration(now_ns - r.active_ns));
+  }
   const auto reach = static_cast<Reach>(r.reach);
   if (h.finding == Finding::kLost || (!live && reach == Reach::kLost)) {
     out += ", lost (no pointer to it is left)";
@@ -199,23 +203,27 @@ void TextRenderer::AppendGrowth(std::string* out, const SiteGrowth& g,
   const Record& r = g.oldest;
   auto to = std::back_inserter(*out);
   if (r.kind->family != Family::kThread) {
+    const bool conn = FamilyUsesIdleTime(r.kind->family);
+    const char* what = conn                       ? "connections"
+                       : r.kind->ends_with_parent ? "prepared statements"
+                                                  : "statements";
+    const char* made = conn ? "opened" : "prepared";
     const std::string threshold =
         FormatDuration(ctx_.ThresholdMs(r.kind->family) * 1000000);
     if (g.previous == 0) {
       fmt::format_to(to,
-                     "{}growing {} site {}: {} connections idle and never "
-                     "used again (opened over {}, oldest {}, threshold {}), "
-                     "acquired at:\n",
-                     Prefix(), r.kind->name, r.stack_id, g.count,
+                     "{}growing {} site {}: {} {} idle and never used again "
+                     "({} over {}, oldest {}, threshold {}), acquired at:\n",
+                     Prefix(), r.kind->name, r.stack_id, g.count, what, made,
                      FormatDuration(g.span_ns),
                      FormatDuration(now_ns - r.acquired_ns), threshold);
       AppendStack(out, r.stack_id);
     } else {
       fmt::format_to(to,
-                     "{}growing {} site {}: now {} connections idle and never "
-                     "used again (doubled since the last warning; opened over "
-                     "{}, oldest {})\n",
-                     Prefix(), r.kind->name, r.stack_id, g.count,
+                     "{}growing {} site {}: now {} {} idle and never used "
+                     "again (doubled since the last warning; {} over {}, "
+                     "oldest {})\n",
+                     Prefix(), r.kind->name, r.stack_id, g.count, what, made,
                      FormatDuration(g.span_ns),
                      FormatDuration(now_ns - r.acquired_ns));
     }
@@ -298,8 +306,11 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
     }
   }
   if (g.growing > 0) {
-    verdict += fmt::format("; {} not idle that long yet, of a growing site",
-                           g.growing);
+    verdict += FamilyUsesIdleTime(g.kind->family)
+                   ? fmt::format("; {} not idle that long yet, growing site",
+                                 g.growing)
+                   : fmt::format("; {} idle and never used again, growing site",
+                                 g.growing);
   }
   if (g.lost > 0) verdict += fmt::format("; {} lost", g.lost);
   if (g.indirectly_lost > 0) {

@@ -41,6 +41,18 @@ struct KindDesc {
   // while its parent is still tracked, only once it outlives the parent by the
   // threshold. At exit it is reported like any other handle.
   bool lives_with_parent = false;
+  // True for a lives-with-parent kind that is also judged while its parent
+  // lives, by the growth of its site (a statement prepared per request on a
+  // pooled connection and never used again): per acquisition site, the
+  // handles idle past the family's threshold, not in a call and never used
+  // again after a gap (kReused) are counted; the site is growing when there
+  // are at least 2 of them, acquired over more than the threshold.
+  bool judged_by_growth = false;
+  // True for a handle that exists only inside its parent's session (a
+  // server-side prepared statement): it ends when the parent is released or
+  // replaced, so one found without its parent is forgotten, never reported.
+  // Its key is synthetic (no memory behind it): never scanned for pointers.
+  bool ends_with_parent = false;
 };
 
 // What a handle is: an interned description ("dbname=app user=app

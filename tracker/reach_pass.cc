@@ -101,8 +101,10 @@ void Tracker::FindAgentMemory() {
 }
 
 bool Tracker::WantsReach(const Record& r, int64_t now_ns, bool at_exit) const {
+  // A thread's key is no pointer the program keeps; a server-side handle's
+  // key is no address at all.
   if ((r.flags & (kInherited | kIgnored)) ||
-      r.kind->family == Family::kThread) {
+      r.kind->family == Family::kThread || r.kind->ends_with_parent) {
     return false;
   }
   if (at_exit) return true;

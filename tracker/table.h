@@ -66,8 +66,11 @@ enum RecordFlags : uint16_t {
   kDetached = 1 << 5,      // thread: detached (released when it exits)
   kIgnored = 1 << 6,       // the program said it keeps this on purpose
                            // (leakwatch_ignore): never reported
-  kReused = 1 << 7,        // connection: used again after an idle gap of at
-                           // least half its threshold (a pooled one)
+  kReused = 1 << 7,        // connection, statement judged by growth: used
+                           // again after an idle gap of at least half its
+                           // threshold (a pooled one, a cached one)
+  kParentGone = 1 << 8,    // lives with its parent, judged by growth: a scan
+                           // found the parent gone (active_ns = then)
 };
 
 // Record::gap_code: a duration in ms in one byte, about 12% precision, up to
@@ -89,7 +92,8 @@ struct Record {
   uintptr_t key = 0;  // the handle's address; 0 = free pool entry
   const KindDesc* kind = nullptr;
   int64_t acquired_ns = 0;  // NowNs() at acquisition
-  int64_t active_ns = 0;    // last activity (connections), else acquired_ns
+  int64_t active_ns = 0;    // last activity (connections, statements),
+                            // else acquired_ns
   uintptr_t parent = 0;     // e.g. the connection a result came from
   uint32_t stack_id = 0;    // in the stack depot; 0 = no stack
   Identity identity;        // for a result: its connection's

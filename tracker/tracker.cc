@@ -13,7 +13,6 @@
 #include <map>
 #include <new>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "tracker/clock.h"
 #include "tracker/reach.h"
@@ -378,9 +377,11 @@ bool Tracker::BeginCall(uintptr_t key) {
 }
 
 void Tracker::MarkActive(Record& r, int64_t now_ns) const {
-  if (FamilyUsesIdleTime(r.kind->family) && !(r.flags & kInCall)) {
+  const Family family = r.kind->family;
+  if ((FamilyUsesIdleTime(family) || r.kind->judged_by_growth) &&
+      !(r.flags & kInCall)) {
     const int64_t gap = now_ns - r.active_ns;
-    const int64_t threshold = threshold_ns_[static_cast<int>(Family::kConn)];
+    const int64_t threshold = threshold_ns_[static_cast<int>(family)];
     if (threshold > 0 && gap >= threshold / 2) {
       r.flags |= kReused;
       uint8_t code = EncodeGapMs(static_cast<uint64_t>(gap / 1000000));
@@ -393,6 +394,31 @@ void Tracker::MarkActive(Record& r, int64_t now_ns) const {
       r.reach == static_cast<uint8_t>(Reach::kIndirectlyLost)) {
     r.reach = static_cast<uint8_t>(Reach::kUnknown);
   }
+}
+
+size_t Tracker::ReleaseChildren(const KindDesc* kind, uintptr_t parent) {
+  if (parent == 0) return 0;
+  // Keys are gathered a batch at a time on the stack (no allocation; the
+  // lambda's captures fit std::function's own storage), then released.
+  constexpr size_t kBatch = 64;
+  struct Batch {
+    const KindDesc* kind;
+    uintptr_t parent;
+    uintptr_t keys[kBatch];
+    size_t n;
+  } batch{kind, parent, {}, 0};
+  size_t released = 0;
+  do {
+    batch.n = 0;
+    table_.ForEach([&batch](Record& r) {
+      if (batch.n < kBatch && r.kind == batch.kind &&
+          r.parent == batch.parent) {
+        batch.keys[batch.n++] = r.key;
+      }
+    });
+    for (size_t i = 0; i < batch.n; ++i) released += Release(batch.keys[i]);
+  } while (batch.n == kBatch);
+  return released;
 }
 
 bool Tracker::Ignore(uintptr_t key) {
@@ -455,8 +481,11 @@ bool HasParent(const Record& r) {
   return r.kind->lives_with_parent && r.parent != 0;
 }
 
-// Running threads of one creation site, older than the threshold.
-struct SiteAggregate {
+}  // namespace
+
+// Running threads of one creation site older than the threshold; idle,
+// never reused connections or statements of one acquisition site.
+struct Tracker::SiteAggregate {
   uint32_t count = 0;
   int64_t first_created = INT64_MAX;
   int64_t last_created = INT64_MIN;
@@ -471,8 +500,6 @@ struct SiteAggregate {
   }
   int64_t span() const { return count == 0 ? 0 : last_created - first_created; }
 };
-
-}  // namespace
 
 namespace {
 
@@ -513,7 +540,13 @@ Finding Tracker::Judge(const Record& r, int64_t now_ns, bool parent_alive,
                  ? lost
                  : Finding::kNone;
     }
-    if (now_ns - r.active_ns < threshold) return Finding::kNone;
+    // Outlived its parent: counted from when a scan found the parent gone
+    // (a kind judged by growth keeps its own activity in active_ns until
+    // then; one whose parent went since the last scan has just outlived it).
+    const int64_t since = !r.kind->judged_by_growth || (r.flags & kParentGone)
+                              ? r.active_ns
+                              : now_ns;
+    if (now_ns - since < threshold) return Finding::kNone;
     if (lost != Finding::kNone) return lost;
     return r.parent != 0 ? Finding::kOutlivedParent : Finding::kHeldTooLong;
   }
@@ -610,7 +643,7 @@ struct Tracker::ScanPass {
   };
   ScrubbedVector<Candidate> candidates;
   ScrubbedVector<Record> conns;  // open connections, judged with their sites
-  ScrubbedHashMap<uint32_t, SiteAggregate> thread_sites;
+  SiteMap thread_sites;          // by SiteKey
   MetricsSnapshot metrics;
   ScrubbedVector<Held> connections;        // for per-identity metrics
   ScrubbedHashMap<uintptr_t, int> pinned;  // connection -> pinning results
@@ -666,7 +699,7 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
   // Judged now unless its parent must be looked up first (phase 2).
   const Finding finding =
       has_parent ? Finding::kNone : Judge(r, pass->now_ns, false);
-  if (pass->want_metrics && PastThreshold(finding)) {
+  if (pass->want_metrics && PastThreshold(finding, r.kind->family)) {
     ++pass->metrics.past_threshold[r.kind->index];
   }
   if (r.flags & kIgnored) return;
@@ -674,7 +707,7 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
   if (IsRunningThread(r)) {
     const int64_t threshold = threshold_ns_[static_cast<int>(Family::kThread)];
     if (threshold > 0 && pass->now_ns - r.acquired_ns >= threshold) {
-      pass->thread_sites[r.stack_id].Add(r);
+      pass->thread_sites[ConnSites::Key(r)].Add(r);
     }
     return;
   }
@@ -707,12 +740,14 @@ void Tracker::JudgeConnections(ScanPass* pass,
   pthread_mutex_lock(&scan_mu_);
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
-  ScrubbedHashMap<uint64_t, SiteAggregate> unused;
+  SiteMap unused;
   for (const Record& r : pass->conns) {
     const ConnContext ctx = sites.For(r, threshold);
     const Finding finding = Judge(r, pass->now_ns, false, ctx);
     if (pass->want_metrics) {
-      if (PastThreshold(finding)) ++pass->metrics.past_threshold[r.kind->index];
+      if (PastThreshold(finding, r.kind->family)) {
+        ++pass->metrics.past_threshold[r.kind->index];
+      }
       pass->connections.push_back(Held{r, finding});
     }
     if (finding != Finding::kNone && !(r.flags & kReportedLive) &&
@@ -723,9 +758,15 @@ void Tracker::JudgeConnections(ScanPass* pass,
       unused[ConnSites::Key(r)].Add(r);
     }
   }
+  WarnGrowingSites(Family::kConn, unused, growing);
+}
+
+void Tracker::WarnGrowingSites(Family family, const SiteMap& sites,
+                               ScrubbedVector<SiteGrowth>* growing) {
+  if (sites.empty()) return;
   pthread_mutex_lock(&scan_mu_);
-  for (const auto& [key, site] : unused) {
-    if (!IsGrowing(Family::kConn, site.count, site.span())) continue;
+  for (const auto& [key, site] : sites) {
+    if (!IsGrowing(family, site.count, site.span())) continue;
     uint32_t& warned = site_warned_[key];
     if (warned != 0 && site.count < 2 * warned) continue;
     growing->push_back(
@@ -737,27 +778,63 @@ void Tracker::JudgeConnections(ScanPass* pass,
 
 // Phase 2, one shard lock at a time (never nested: fork's prepare handler
 // takes them all in order): restarts the clock of handles whose parent is
-// still alive, and marks the rest reported unless they changed meanwhile.
+// still alive (a kind judged by growth keeps its activity time and is
+// counted towards its site's growth instead), forgets those that end with
+// a parent that is gone, and marks the rest reported unless they changed
+// meanwhile.
 void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
+  const int64_t stmt_threshold = threshold_ns_[static_cast<int>(Family::kStmt)];
+  SiteMap unused;  // statements idle and never used again, by site
   for (const ScanPass::Candidate& candidate : pass->candidates) {
     const Record& c = candidate.record;
     if (exiting_.load(std::memory_order_acquire)) break;
     const bool has_parent = HasParent(c);
+    int64_t parent_acquired_ns = 0;
     const bool parent_alive =
-        has_parent && table_.Update(c.parent, [](Record&) {});
+        has_parent && table_.Update(c.parent, [&](Record& p) {
+          parent_acquired_ns = p.acquired_ns;
+        });
+    if (has_parent && c.kind->ends_with_parent &&
+        (!parent_alive || parent_acquired_ns > c.acquired_ns)) {
+      // Its session ended (a connection closed, or a new one at the same
+      // address): the server dropped it with its parent.
+      Record removed;
+      bool erased = false;
+      table_.Mutate(
+          c.key,
+          [&](Record& r) {
+            return r.acquired_ns == c.acquired_ns && r.kind == c.kind;
+          },
+          &removed, &erased);
+      continue;
+    }
+    const bool growth = has_parent && c.kind->judged_by_growth;
     Held marked;
     bool fresh = false;
     bool counted = false;
+    bool idle_unused = false;
+    Record idle;
     table_.Update(c.key, [&](Record& r) {
       if (r.acquired_ns != c.acquired_ns || r.kind != c.kind) return;
-      if (parent_alive) r.active_ns = pass->now_ns;
+      if (parent_alive && !growth) r.active_ns = pass->now_ns;
+      if (!parent_alive && growth && !(r.flags & kParentGone)) {
+        r.flags |= kParentGone;
+        r.active_ns = pass->now_ns;
+      }
       Finding finding = Judge(r, pass->now_ns, parent_alive, candidate.conn);
-      counted = has_parent && PastThreshold(finding);
+      counted = has_parent && PastThreshold(finding, r.kind->family);
+      if (growth && parent_alive && finding == Finding::kNone &&
+          stmt_threshold > 0 && !(r.flags & (kInCall | kReused | kIgnored)) &&
+          pass->now_ns - r.active_ns >= stmt_threshold) {
+        idle_unused = true;
+        idle = r;
+      }
       if (finding == Finding::kNone || (r.flags & kReportedLive)) return;
       r.flags |= kReportedLive;
       marked = Held{r, finding};
       fresh = true;
     });
+    if (idle_unused) unused[ConnSites::Key(idle)].Add(idle);
     if (counted && pass->want_metrics) {
       ++pass->metrics.past_threshold[c.kind->index];
     }
@@ -767,23 +844,23 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
           1, std::memory_order_relaxed);
     }
   }
+  // Statements of a growing site are leaks in progress: counted with those
+  // past their threshold, as the exit report counts them.
+  if (pass->want_metrics) {
+    for (const auto& [key, site] : unused) {
+      if (IsGrowing(Family::kStmt, site.count, site.span())) {
+        pass->metrics.past_threshold[site.oldest.kind->index] += site.count;
+      }
+    }
+  }
+  WarnGrowingSites(Family::kStmt, unused, &events->growing);
 }
 
 // Thread sites that keep growing: warned the first time, then at each
 // doubling of the count.
 void Tracker::FindGrowingSites(const ScanPass& pass,
                                ScrubbedVector<SiteGrowth>* growing) {
-  if (pass.thread_sites.empty()) return;
-  pthread_mutex_lock(&scan_mu_);
-  for (const auto& [stack_id, site] : pass.thread_sites) {
-    if (!IsGrowing(Family::kThread, site.count, site.span())) continue;
-    uint32_t& warned = site_warned_[stack_id];
-    if (warned != 0 && site.count < 2 * warned) continue;
-    growing->push_back(
-        SiteGrowth{site.oldest, site.count, warned, site.span()});
-    warned = site.count;
-  }
-  pthread_mutex_unlock(&scan_mu_);
+  WarnGrowingSites(Family::kThread, pass.thread_sites, growing);
 }
 
 void Tracker::FillMetrics(ScanPass* pass) {
@@ -807,7 +884,7 @@ void Tracker::FillMetrics(ScanPass* pass) {
     ++g.open;
     if (r.flags & kInCall) {
       ++g.in_use;
-    } else if (PastThreshold(c.finding)) {
+    } else if (PastThreshold(c.finding, r.kind->family)) {
       ++g.idle;
     }
     if (pass->pinned.count(r.key)) ++g.pinned;
@@ -1013,19 +1090,25 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   // with its pool running.
   ScrubbedVector<Record> running;
   ScrubbedVector<Record> held;
-  ScrubbedHashSet<uintptr_t> keys;  // every tracked key: parents alive
-  ScrubbedHashMap<uint32_t, SiteAggregate> thread_sites;
+  // Every tracked key (parents alive), with its acquisition time and
+  // reachability verdict.
+  struct Parent {
+    int64_t acquired_ns;
+    uint8_t reach;
+  };
+  ScrubbedHashMap<uintptr_t, Parent> keys;
+  SiteMap thread_sites;
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
   const int64_t now = snapshot->now_ns;
   snapshot->shards_skipped = table_.ForEach(
       [&](Record& r) {
-        keys.insert(r.key);
+        keys.emplace(r.key, Parent{r.acquired_ns, r.reach});
         if (r.flags & (kInherited | kIgnored)) return;
         if (IsRunningThread(r)) {
           running.push_back(r);
           if (now - r.acquired_ns >= thread_threshold) {
-            thread_sites[r.stack_id].Add(r);
+            thread_sites[ConnSites::Key(r)].Add(r);
           }
           return;
         }
@@ -1040,27 +1123,64 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   pthread_mutex_lock(&scan_mu_);
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
-  // Connection sites that keep growing: all their connections are leaks,
-  // the youngest too (never reused, like the rest).
-  ScrubbedHashMap<uint64_t, SiteAggregate> unused;
+  // Each handle judged by its rule; statements judged by growth (as the scan
+  // does, MarkOverdue) also counted towards their site's growth; the
+  // connections of a growing site (idle, never reused) are all leaks, the
+  // youngest too.
+  const int64_t stmt_threshold = threshold_ns_[static_cast<int>(Family::kStmt)];
+  ScrubbedVector<Held> judged;
+  std::vector<bool> idle_unused;  // of `judged`: counted in `unused`
+  SiteMap unused;                 // statements
+  SiteMap unused_conns;           // connections
   for (const Record& r : held) {
-    if (FamilyUsesIdleTime(r.kind->family) &&
-        IdleNeverReused(r, sites.For(r, conn_threshold), now, conn_threshold)) {
-      unused[ConnSites::Key(r)].Add(r);
+    auto parent = HasParent(r) ? keys.find(r.parent) : keys.end();
+    const bool parent_alive = parent != keys.end();
+    if (HasParent(r) && r.kind->ends_with_parent &&
+        (!parent_alive || parent->second.acquired_ns > r.acquired_ns)) {
+      continue;  // its session ended with its parent
     }
-  }
-  for (const Record& r : held) {
     const ConnContext ctx = sites.For(r, conn_threshold);
-    Finding finding =
-        Judge(r, now, HasParent(r) && keys.count(r.parent) > 0, ctx);
-    if (finding == Finding::kNone && FamilyUsesIdleTime(r.kind->family) &&
-        ctx.site_gap_ns == 0) {
-      auto site = unused.find(ConnSites::Key(r));
-      if (site != unused.end() &&
+    Finding finding = Judge(r, now, parent_alive, ctx);
+    Record copy = r;
+    if (parent_alive && r.kind->ends_with_parent) {
+      // No memory of its own: as reachable as its parent (lost with it).
+      const Reach reach = static_cast<Reach>(parent->second.reach);
+      copy.reach = static_cast<uint8_t>(
+          reach == Reach::kLost ? Reach::kIndirectlyLost : reach);
+    }
+    const bool idle = parent_alive && r.kind->judged_by_growth &&
+                      finding == Finding::kNone && stmt_threshold > 0 &&
+                      !(r.flags & (kInCall | kReused)) &&
+                      now - r.active_ns >= stmt_threshold;
+    if (idle) unused[ConnSites::Key(r)].Add(r);
+    if (FamilyUsesIdleTime(r.kind->family) &&
+        IdleNeverReused(r, ctx, now, conn_threshold)) {
+      unused_conns[ConnSites::Key(r)].Add(r);
+    }
+    judged.push_back(Held{copy, finding});
+    idle_unused.push_back(idle);
+  }
+  for (size_t i = 0; i < judged.size(); ++i) {
+    Held& j = judged[i];
+    const uint64_t key = ConnSites::Key(j.record);
+    if (idle_unused[i]) {
+      const SiteAggregate& site = unused[key];
+      if (IsGrowing(Family::kStmt, site.count, site.span())) {
+        j.finding = Finding::kGrowingSite;
+      }
+    } else if (j.finding == Finding::kNone &&
+               FamilyUsesIdleTime(j.record.kind->family) &&
+               sites.For(j.record, conn_threshold).site_gap_ns == 0) {
+      auto site = unused_conns.find(key);
+      if (site != unused_conns.end() &&
           IsGrowing(Family::kConn, site->second.count, site->second.span())) {
-        finding = Finding::kGrowingSite;
+        j.finding = Finding::kGrowingSite;
       }
     }
+  }
+  for (const Held& j : judged) {
+    const Record& r = j.record;
+    const Finding finding = j.finding;
     if (past_threshold_only && finding == Finding::kNone) continue;
     Held h{r, finding};
     if (!past_threshold_only) {
@@ -1078,7 +1198,7 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     snapshot->held.push_back(h);
   }
   for (const Record& r : running) {
-    auto site = thread_sites.find(r.stack_id);
+    auto site = thread_sites.find(ConnSites::Key(r));
     if (site != thread_sites.end() &&
         IsGrowing(Family::kThread, site->second.count, site->second.span())) {
       snapshot->held.push_back(Held{r, Finding::kGrowingSite});

@@ -43,16 +43,19 @@ enum class Finding : uint8_t {
   kOutlivedParent,  // lives with its parent and outlived it by the threshold
   kNeverJoined,     // thread: exited, and not joined within the threshold
   kGrowingSite,     // thread: running, from a creation site that keeps
-                    // growing; connection: idle, never used again, from a
-                    // site whose such connections keep growing
+                    // growing; statement (KindDesc::judged_by_growth):
+                    // idle past the threshold, never used again, from a
+                    // site whose such statements keep growing
   kLost,            // past its threshold, and no pointer to it is left
   kIndirectlyLost,  // past its threshold, only lost handles point to it
 };
 
 // True for the findings that mean "past its family's threshold" (a growing
-// site's running threads are judged by their site, not by a threshold).
-constexpr bool PastThreshold(Finding f) {
-  return f != Finding::kNone && f != Finding::kGrowingSite;
+// site's running threads are judged by their site, not by a threshold; a
+// growing site's statements are idle past the threshold).
+constexpr bool PastThreshold(Finding f, Family family) {
+  return f != Finding::kNone &&
+         (f != Finding::kGrowingSite || family != Family::kThread);
 }
 
 // What the idle rule of a connection knows of its acquisition site (the
@@ -99,12 +102,13 @@ struct LiveNote {
 };
 
 // A site that keeps growing (see Tracker::Scan): running threads from one
-// creation stack, or idle connections never used again from one connect
-// stack (oldest.kind says which).
+// creation stack, or idle connections or statements never used again from
+// one acquisition stack (oldest.kind says which).
 struct SiteGrowth {
-  Record oldest;          // the site's oldest running thread / connection
-  uint32_t count = 0;     // threads older than / connections idle past the
-                          // threshold
+  Record oldest;          // the site's oldest running thread / connection /
+                          // statement
+  uint32_t count = 0;     // threads older than / connections or statements
+                          // idle past the threshold
   uint32_t previous = 0;  // count at the site's last warning; 0 = first
   int64_t span_ns = 0;    // their creation times span this long
 };
@@ -130,7 +134,7 @@ struct MetricsSnapshot {
 struct ScanEvents {
   int64_t now_ns = 0;
   ScrubbedVector<Held> overdue;        // found by a rule for the first time
-  ScrubbedVector<SiteGrowth> growing;  // thread sites that grew past a doubling
+  ScrubbedVector<SiteGrowth> growing;  // sites that grew past a doubling
   ScrubbedVector<LiveNote> notes;  // released or active again since last scan
   uint64_t notes_dropped = 0;      // notes lost because the queue was full
   const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
@@ -141,7 +145,8 @@ struct ExitSnapshot {
   int64_t now_ns = 0;
   // Still held, not inherited across fork, each with its finding. Threads:
   // those that exited and were never joined, and the running threads of
-  // growing sites only.
+  // growing sites only. Handles that end with their parent (ends_with_parent)
+  // whose parent is gone are left out.
   ScrubbedVector<Held> held;
   ScrubbedVector<LiveNote> notes;         // notes not yet passed on
   ShardedTable::Totals totals;            // per kind index
@@ -336,6 +341,12 @@ class Tracker {
   // reported, live or at exit. False if not tracked. Hook-safe.
   bool Ignore(uintptr_t key);
 
+  // Releases every handle of `kind` whose parent is `parent` (a
+  // connection's server-side statements, when the session drops them all);
+  // returns how many. Visits the whole table: for rare calls only.
+  // Hook-safe (allocates nothing).
+  size_t ReleaseChildren(const KindDesc* kind, uintptr_t parent);
+
   // Sets the identity of a tracked handle; false if not tracked. Hook-safe.
   bool SetIdentity(uintptr_t key, const Identity& identity);
 
@@ -399,6 +410,13 @@ class Tracker {
 
   struct ScanPass;
   struct ConnSites;
+  struct SiteAggregate;
+  using SiteMap = ScrubbedHashMap<uint64_t, SiteAggregate>;
+  // Of `sites` (by SiteKey: kind and stack), those growing by `family`'s
+  // rule (IsGrowing) for the first time, or again with at least twice the
+  // count of their last warning, go to `growing`. Takes scan_mu_.
+  void WarnGrowingSites(Family family, const SiteMap& sites,
+                        ScrubbedVector<SiteGrowth>* growing);
   // Reachability: decides verdicts for the handles a live scan (or, at
   // exit, every handle) needs and stores them in their records.
   void ReachPass(bool at_exit);
@@ -439,8 +457,8 @@ class Tracker {
   // After a record left the table: a note if it had been reported live.
   void OnRemoved(const Record& removed);
   // Whether a site with `count` running threads (idle, never reused
-  // connections) older than the threshold, created over `span_ns`, is
-  // growing (not a pool).
+  // connections or statements) older than the threshold, created over
+  // `span_ns`, is growing (not a pool).
   bool IsGrowing(Family family, uint32_t count, int64_t span_ns) const;
   ScrubbedVector<LiveNote> TakeNotes(uint64_t* dropped);
 
@@ -477,9 +495,9 @@ class Tracker {
   std::atomic<uint64_t> reported_total_[kMaxKinds] = {};
   uint64_t peak_open_[kMaxKinds] = {};  // guarded by scan_mu_
 
-  // Thread sites' counts at their last growth warning, by stack id.
   pthread_mutex_t scan_mu_ = PTHREAD_MUTEX_INITIALIZER;
-  // By SiteKey (kind and stack). Guarded by scan_mu_.
+  // Growing sites' counts at their last warning, by SiteKey (kind and
+  // stack). Guarded by scan_mu_.
   std::unordered_map<uint64_t, uint32_t> site_warned_;
   // Connection sites' longest reuse gap ever seen, by SiteKey.
   std::unordered_map<uint64_t, int64_t> site_gap_;

@@ -156,6 +156,42 @@ def test_failed_connect_is_a_field():
           "connection_failed is a field, not a word in the identity", example)
 
 
+def test_growing_statement_sites():
+    # One statement leaked per request on an open connection (MariaDB), one
+    # named prepared statement per request never deallocated (PostgreSQL):
+    # the program waits for the agent's two growth events before it goes on.
+    for program, kind in (("my_stmt_per_request", "mysql.stmt"),
+                          ("pg_prepared_per_request", "pg.prepared")):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "agent.ndjson")
+            r = run(program, "leak", log, LEAKWATCH_FORMAT="json",
+                    LEAKWATCH_STMT_THRESHOLD_MS="300",
+                    LEAKWATCH_CONN_THRESHOLD_MS="60000",
+                    LEAKWATCH_EXIT_REACHABLE="report", LEAKWATCH_LOG=log)
+            check(r.returncode == 0, f"{program} exit 0", r.stderr)
+            with open(log) as f:
+                text = f.read()
+        evs = events(text)
+        growing = [e for e in evs if e["type"] == "growing_statement_site"]
+        check([(e["kind"], e["count"], e["previous"]) for e in growing] ==
+              [(kind, 2, 0), (kind, 4, 2)], "2, then doubled to 4", text)
+        g0 = growing[0]
+        check(g0["prepared_over_ms"] >= 300 and g0["threshold_ms"] == 300 and
+              g0["oldest_ms"] >= g0["prepared_over_ms"] and
+              "opened_over_ms" not in g0, "statement fields", g0)
+        check(len(g0["frames"]) > 0, "the site's stack", g0)
+        check(not [e for e in evs if e["type"] == "leak"], "no leak events",
+              text)
+        rep = [e for e in evs if e["type"] == "exit_report"][0]
+        group = rep["groups"][0]
+        check(rep["held"] == 4 and group["kind"] == kind and
+              group["growing_site"] == 4 and group["past_threshold"] == 4,
+              "convicted at exit by their growing site", rep)
+        example = group["example"]
+        check(example["reused"] is False and example["idle_ms"] >= 300,
+              "idle, never reused", example)
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_"):

@@ -133,5 +133,41 @@ TEST(QueryIdTest, CachedAnswersAlwaysEqualMasking) {
   EXPECT_GT(cached_pairs, 500);  // the digit-variant path was exercised
 }
 
+// DEALLOCATE and DISCARD ALL, as the libpq hooks read them.
+TEST(ParseDeallocationTest, NamesAllAndEverythingElse) {
+  char name[64];
+  auto parse = [&](const char* sql) {
+    name[0] = '\0';
+    return ParseDeallocation(sql, name, sizeof name);
+  };
+  EXPECT_EQ(parse("DEALLOCATE req_17"), Deallocation::kOne);
+  EXPECT_STREQ(name, "req_17");
+  EXPECT_EQ(parse("  \n deallocate prepare Req_3 ;  "), Deallocation::kOne);
+  EXPECT_STREQ(name, "req_3");  // folded, as the server does
+  EXPECT_EQ(parse("DEALLOCATE \"Req \"\"x\"\"\";"), Deallocation::kOne);
+  EXPECT_STREQ(name, "Req \"x\"");
+  EXPECT_EQ(parse("DEALLOCATE prepare"), Deallocation::kOne);  // a name
+  EXPECT_STREQ(name, "prepare");
+  EXPECT_EQ(parse("DEALLOCATE ALL"), Deallocation::kAll);
+  EXPECT_EQ(parse("deallocate prepare all;"), Deallocation::kAll);
+  EXPECT_EQ(parse("DISCARD ALL"), Deallocation::kAll);
+  EXPECT_EQ(parse("DEALLOCATE \"all\""), Deallocation::kOne);
+  EXPECT_STREQ(name, "all");
+  EXPECT_EQ(parse("DEALLOCATE allx"), Deallocation::kOne);
+  EXPECT_STREQ(name, "allx");
+  EXPECT_EQ(parse("DEALLOCATE a; SELECT 1"), Deallocation::kNone);
+  EXPECT_EQ(parse("DEALLOCATEx a"), Deallocation::kNone);
+  EXPECT_EQ(parse("DEALLOCATE"), Deallocation::kNone);
+  EXPECT_EQ(parse("DEALLOCATE \"unterminated"), Deallocation::kNone);
+  EXPECT_EQ(parse("DISCARD PLANS"), Deallocation::kNone);
+  EXPECT_EQ(parse("SELECT 1"), Deallocation::kNone);
+  EXPECT_EQ(parse(nullptr), Deallocation::kNone);
+  char tiny[4];
+  EXPECT_EQ(ParseDeallocation("DEALLOCATE abcd", tiny, sizeof tiny),
+            Deallocation::kNone);
+  EXPECT_EQ(ParseDeallocation("DEALLOCATE abc", tiny, sizeof tiny),
+            Deallocation::kOne);
+}
+
 }  // namespace
 }  // namespace leakwatch
