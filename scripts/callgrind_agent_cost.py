@@ -7,7 +7,8 @@ Prints one number: the self cost of every function in the agent's object
 (libleakwatch.so unless OBJECT_REGEX says otherwise) plus the inclusive cost of
 every call it makes outside itself (locks, clock, libunwind, libc), except the
 call each hook makes to the real function of the same name (symbol versions
-aside) and the thread trampoline's call of the thread's start routine. Reads callgrind's
+aside) the thread trampoline's call of the thread's start routine and
+StartMain's call of the program's main. Reads callgrind's
 format (name compression, "calls=" lines followed by the call's inclusive
 cost); used by scripts/bench-instructions.
 """
@@ -21,8 +22,10 @@ def bare(function):
 
 
 def forwards(function):
-    """True for the agent's thread trampoline, whose call out runs the thread."""
-    return function is not None and "Trampoline" in function
+    """True for the agent's thread trampoline, whose call out runs the thread,
+    and for StartMain, whose call out runs the program's main."""
+    return function is not None and ("Trampoline" in function or
+                                     "StartMain(" in function)
 
 
 def agent_cost(path, agent):

@@ -899,21 +899,32 @@ int TracerMain(void* arg) {
 // What glibc's free writes into the second word of a block it keeps in its
 // tcache (a random number chosen at start-up), or 0 if a freed block shows
 // none. Found once by freeing a block of our own.
+// Found without a function-local static: the watchdog finds it, and a fork
+// in the middle would leave the child's guard taken for ever.
+std::atomic<bool> g_tcache_key_known{false};
+uintptr_t g_tcache_key = 0;
+
+uintptr_t FindTcacheKey() {
+  constexpr uintptr_t kMark = 0x6c65616b77617463;  // free would not leave it
+  // A size whose tcache bin is full sends the block elsewhere: try a few.
+  for (size_t size = 1000; size >= 600; size -= 24) {
+    auto* block = static_cast<volatile uintptr_t*>(malloc(size));
+    if (block == nullptr) return 0;
+    block[1] = kMark;
+    free(const_cast<uintptr_t*>(block));
+    uintptr_t seen = block[1];  // glibc keeps a freed tcache block mapped
+    if (seen != kMark && seen != 0) return seen;
+  }
+  return 0;
+}
+
 uintptr_t TcacheKey() {
-  static const uintptr_t key = [] {
-    constexpr uintptr_t kMark = 0x6c65616b77617463;  // free would not leave it
-    // A size whose tcache bin is full sends the block elsewhere: try a few.
-    for (size_t size = 1000; size >= 600; size -= 24) {
-      auto* block = static_cast<volatile uintptr_t*>(malloc(size));
-      if (block == nullptr) return uintptr_t{0};
-      block[1] = kMark;
-      free(const_cast<uintptr_t*>(block));
-      uintptr_t seen = block[1];  // glibc keeps a freed tcache block mapped
-      if (seen != kMark && seen != 0) return seen;
-    }
-    return uintptr_t{0};
-  }();
-  return key;
+  if (!g_tcache_key_known.load(std::memory_order_acquire)) {
+    // Two threads may both look: they find the same number.
+    g_tcache_key = FindTcacheKey();
+    g_tcache_key_known.store(true, std::memory_order_release);
+  }
+  return g_tcache_key;
 }
 
 // True if malloc's layout is the one this file knows (glibc 2.27 to 2.40).
@@ -949,11 +960,17 @@ size_t CountThreads() {
 // Valgrind runs the program on a CPU of its own and replaces malloc: no
 // clone of the address space, no glibc heap to walk.
 bool UnderValgrind() {
-  static const bool under = [] {
+  // No function-local static (see TcacheKey): 0 not known yet, 1 no, 2 yes.
+  static std::atomic<int> under{0};
+  int known = under.load(std::memory_order_acquire);
+  if (known == 0) {
     const char* preload = getenv("LD_PRELOAD");
-    return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
-  }();
-  return under;
+    known = preload != nullptr && std::strstr(preload, "vgpreload") != nullptr
+                ? 2
+                : 1;
+    under.store(known, std::memory_order_release);
+  }
+  return known == 2;
 }
 
 void PrepareReachability() {

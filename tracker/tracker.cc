@@ -973,7 +973,11 @@ bool Tracker::WaitUntil(const struct timespec* until) {
 void* Tracker::WatchdogMain(void* arg) {
   auto* self = static_cast<Tracker*>(arg);
   if (self->options_.reachability != kReachOff) {
+    // Under start_mu_, which fork's prepare handler takes: a child never
+    // inherits this half done (dl_iterate_phdr's lock, malloc).
+    pthread_mutex_lock(&self->start_mu_);
     FindAgentMemory();
+    pthread_mutex_unlock(&self->start_mu_);
     CurrentStackBounds(&self->watchdog_stack_lo_, &self->watchdog_stack_hi_);
   }
   bool any_live =
@@ -1231,10 +1235,15 @@ void Tracker::ForkPrepare() {
   t.stacks_.LockForFork();
   t.strings_.LockForFork();
   t.table_.LockAllForFork();
+  // Leaf locks of the watchdog's: a child must not inherit them held.
+  pthread_mutex_lock(&t.scan_mu_);
+  t.reach_mu_.Lock();
 }
 
 void Tracker::ForkParent() {
   Tracker& t = *g_tracker;
+  t.reach_mu_.Unlock();
+  pthread_mutex_unlock(&t.scan_mu_);
   t.table_.UnlockAllAfterFork();
   t.strings_.UnlockAfterFork();
   t.stacks_.UnlockAfterFork();
@@ -1248,6 +1257,8 @@ void Tracker::ForkParent() {
 void Tracker::ForkChild() {
   Tracker& t = *g_tracker;
   t_tid = 0;
+  t.reach_mu_.Unlock();
+  pthread_mutex_unlock(&t.scan_mu_);
   t.table_.UnlockAllAfterFork();
   t.strings_.UnlockAfterFork();
   t.stacks_.UnlockAfterFork();
