@@ -339,6 +339,8 @@ bool AtEnd(const char* p) {
 Deallocation ParseDeallocation(const char* sql, char* name, size_t cap) {
   if (sql == nullptr || name == nullptr || cap == 0) return Deallocation::kNone;
   const char* p = SkipSpace(sql);
+  // Every query goes through here: most leave at their first letter.
+  if ((*p | 0x20) != 'd') return Deallocation::kNone;
   if (const char* rest = SkipKeyword(p, "DISCARD")) {
     rest = SkipKeyword(SkipSpace(rest), "ALL");
     return rest != nullptr && AtEnd(rest) ? Deallocation::kAll

@@ -7,7 +7,7 @@ Prints one number: the self cost of every function in the agent's object
 (libleakwatch.so unless OBJECT_REGEX says otherwise) plus the inclusive cost of
 every call it makes outside itself (locks, clock, libunwind, libc), except the
 call each hook makes to the real function of the same name (symbol versions
-aside) the thread trampoline's call of the thread's start routine and
+aside), the thread trampoline's call of the thread's start routine and
 StartMain's call of the program's main. Reads callgrind's
 format (name compression, "calls=" lines followed by the call's inclusive
 cost); used by scripts/bench-instructions.
@@ -23,9 +23,12 @@ def bare(function):
 
 def forwards(function):
     """True for the agent's thread trampoline, whose call out runs the thread,
-    and for StartMain, whose call out runs the program's main."""
+    for StartMain, whose call out runs the program's main, and for the agent's
+    __libc_start_main (callgrind names it "(below main)"), whose call of the
+    real one runs the whole program."""
     return function is not None and ("Trampoline" in function or
-                                     "StartMain(" in function)
+                                     "StartMain(" in function or
+                                     function == "(below main)")
 
 
 def agent_cost(path, agent):

@@ -111,7 +111,7 @@ bool Tracker::WantsReach(const Record& r, int64_t now_ns, bool at_exit) const {
   const Reach reach = static_cast<Reach>(r.reach);
   // Lost is final until the handle is used again (MarkActive).
   if (reach == Reach::kLost || reach == Reach::kIndirectlyLost) return false;
-  if (r.reach_due_ns > now_ns || (r.flags & kInCall)) return false;
+  if (ReachDueNs(r) > now_ns || (r.flags & kInCall)) return false;
   const int64_t threshold = threshold_ns_[static_cast<int>(r.kind->family)];
   if (threshold <= 0) return false;
   const int64_t since =
@@ -187,13 +187,13 @@ void Tracker::ReachPass(bool at_exit) {
     table_.Update(keys[i], [&](Record& r) {
       // A handle acquired at that address after the keys were taken is
       // another one.
-      if (r.acquired_ns > now) return;
+      if (r.acquired_ns > now || r.kind->family == Family::kThread) return;
       r.reach = static_cast<uint8_t>(verdict);
       // A reachable one is looked at again after half its age (a minute's
       // pool connection in 30 s, an hour's in 5 min).
       const int64_t age = done - r.acquired_ns;
-      r.reach_due_ns =
-          done + std::clamp<int64_t>(age / 2, 1000000000, 300000000000);
+      SetReachDueNs(
+          r, done + std::clamp<int64_t>(age / 2, 1000000000, 300000000000));
     });
   }
 }

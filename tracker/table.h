@@ -99,17 +99,26 @@ struct Record {
   Identity identity;        // for a result: its connection's
   uint32_t tid = 0;         // acquiring thread (kernel tid)
   uint16_t flags = 0;
-  uint8_t reach = 0;         // Reach (tracker/reach.h): the last scan's verdict
-  uint8_t gap_code = 0;      // longest idle gap before reuse (EncodeGapMs)
-  uint32_t query_id = 0;     // string-depot id of the query behind the
-                             // handle (a result's SQL, a connection's last)
-  uint32_t serial = 0;       // set by the hooks to tell reuses of a key
-                             // apart (threads: pthread_t values recur)
-  uintptr_t code = 0;        // a code address the handle is about (a
-                             // thread's start routine); 0 = none
-  int64_t reach_due_ns = 0;  // NowNs() from which a live scan may look
-                             // at it again (0 = any time)
+  uint8_t reach = 0;      // Reach (tracker/reach.h): the last scan's verdict
+  uint8_t gap_code = 0;   // longest idle gap before reuse (EncodeGapMs)
+  uint32_t query_id = 0;  // string-depot id of the query behind the
+                          // handle (a result's SQL, a connection's last)
+  uint32_t serial = 0;    // set by the hooks to tell reuses of a key
+                          // apart (threads: pthread_t values recur)
+  // Threads: a code address the handle is about (the start routine); 0 =
+  // none. Other kinds (reachability never looks at threads): the NowNs()
+  // from which a live scan may look at it again (0 = any time), through
+  // ReachDueNs / SetReachDueNs — one field, so that a record stays 80 bytes.
+  uintptr_t code = 0;
 };
+
+inline int64_t ReachDueNs(const Record& r) {
+  return static_cast<int64_t>(r.code);
+}
+inline void SetReachDueNs(Record& r, int64_t ns) {
+  r.code = static_cast<uintptr_t>(ns);
+}
+static_assert(sizeof(Record) == 80, "a record's size is on every hook's path");
 
 // A record as it was released, kept a while to explain a second release or a
 // use after close.

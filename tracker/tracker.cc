@@ -78,6 +78,10 @@ Tracker::Tracker() {
   for (int f = 0; f < kNumFamilies; ++f) {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
   }
+  for (Family f : {Family::kConn, Family::kStmt}) {
+    const int64_t t = threshold_ns_[static_cast<int>(f)];
+    if (t > 0) reuse_gap_floor_ns_ = std::min(reuse_gap_floor_ns_, t / 2);
+  }
   stack_depth_ = static_cast<int>(options_.stack_depth);
   release_stack_depth_ = static_cast<int>(options_.release_stack_depth);
   notes_.reserve(64);
@@ -376,23 +380,17 @@ bool Tracker::BeginCall(uintptr_t key) {
   });
 }
 
-void Tracker::MarkActive(Record& r, int64_t now_ns) const {
+void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {
   const Family family = r.kind->family;
-  if ((FamilyUsesIdleTime(family) || r.kind->judged_by_growth) &&
-      !(r.flags & kInCall)) {
-    const int64_t gap = now_ns - r.active_ns;
-    const int64_t threshold = threshold_ns_[static_cast<int>(family)];
-    if (threshold > 0 && gap >= threshold / 2) {
-      r.flags |= kReused;
-      uint8_t code = EncodeGapMs(static_cast<uint64_t>(gap / 1000000));
-      if (code > r.gap_code) r.gap_code = code;
-    }
+  if (!(FamilyUsesIdleTime(family) || r.kind->judged_by_growth) ||
+      (r.flags & kInCall)) {
+    return;
   }
-  r.active_ns = now_ns;
-  // In use: whatever a scan said, somebody still has it.
-  if (r.reach == static_cast<uint8_t>(Reach::kLost) ||
-      r.reach == static_cast<uint8_t>(Reach::kIndirectlyLost)) {
-    r.reach = static_cast<uint8_t>(Reach::kUnknown);
+  const int64_t threshold = threshold_ns_[static_cast<int>(family)];
+  if (threshold > 0 && gap_ns >= threshold / 2) {
+    r.flags |= kReused;
+    uint8_t code = EncodeGapMs(static_cast<uint64_t>(gap_ns / 1000000));
+    if (code > r.gap_code) r.gap_code = code;
   }
 }
 

@@ -28,6 +28,7 @@
 #include "tracker/depot.h"
 #include "tracker/kinds.h"
 #include "tracker/options.h"
+#include "tracker/reach.h"
 #include "tracker/scrub.h"
 #include "tracker/stack.h"
 #include "tracker/table.h"
@@ -429,8 +430,22 @@ class Tracker {
   static void FindAgentMemory();
   // The connections of `pass` judged with their sites; growing sites.
   void JudgeConnections(ScanPass* pass, ScrubbedVector<SiteGrowth>* growing);
-  // Activity on a record (Touch, BeginCall): learns reuse after a gap.
-  void MarkActive(Record& r, int64_t now_ns) const;
+  // Activity on a record (Touch, BeginCall): learns reuse after a gap. On
+  // every hook's path: the common case (a short gap, not lost) is a compare
+  // and two stores, the rest is NoteReuse.
+  void MarkActive(Record& r, int64_t now_ns) const {
+    const int64_t gap = now_ns - r.active_ns;
+    if (gap >= reuse_gap_floor_ns_) [[unlikely]] {
+      NoteReuse(r, gap);
+    }
+    r.active_ns = now_ns;
+    // In use: whatever a scan said, somebody still has it (kLost and
+    // kIndirectlyLost are the two largest verdicts).
+    if (r.reach >= static_cast<uint8_t>(Reach::kLost)) [[unlikely]] {
+      r.reach = static_cast<uint8_t>(Reach::kUnknown);
+    }
+  }
+  void NoteReuse(Record& r, int64_t gap_ns) const;
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
   // (the candidates, one lock at a time), growth, metrics.
@@ -468,6 +483,9 @@ class Tracker {
 
   Options options_;
   int64_t threshold_ns_[kNumFamilies] = {};
+  // The shortest gap after which MarkActive can see a reuse: half the
+  // smallest threshold of the families that learn reuse (conn, stmt).
+  int64_t reuse_gap_floor_ns_ = INT64_MAX;
   int stack_depth_ = 0;
   int release_stack_depth_ = 0;
 
