@@ -792,6 +792,25 @@ bool WaitForStop(pid_t tid) {
 
 // Attaches and stops every thread of the process but the watchdog, until a
 // pass over /proc/PID/task finds no new one; reads their registers.
+// Calls fn(tid) for each thread listed in `dir` (a /proc/PID/task
+// directory, read again from its start) until fn returns false; false then.
+// Neither allocates nor takes a lock.
+template <typename Fn>
+bool ForEachTask(int dir, Fn&& fn) {
+  syscall(SYS_lseek, dir, 0, SEEK_SET);
+  char buf[8192];
+  long got;
+  while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < got;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      pid_t tid = static_cast<pid_t>(std::atoi(d->d_name));
+      if (tid > 0 && !fn(tid)) return false;
+    }
+  }
+  return true;
+}
+
 bool StopTheWorld(Shared* s, pid_t* attached, size_t* attached_count) {
   char path[64];
   std::memcpy(path, "/proc/", 6);
@@ -809,48 +828,38 @@ bool StopTheWorld(Shared* s, pid_t* attached, size_t* attached_count) {
     return false;
   }
   bool found_new = true;
-  for (int pass = 0; found_new && pass < 100; ++pass) {
+  bool ok = true;
+  for (int pass = 0; ok && found_new && pass < 100; ++pass) {
     found_new = false;
-    syscall(SYS_lseek, dir, 0, SEEK_SET);
-    char buf[8192];
-    long n;
-    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-      for (long off = 0; off < n;) {
-        auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-        off += d->d_reclen;
-        pid_t tid = static_cast<pid_t>(std::atoi(d->d_name));
-        if (tid <= 0 || tid == s->skip_tid) continue;
-        bool known = false;
-        for (size_t i = 0; i < *attached_count && !known; ++i) {
-          known = attached[i] == tid;
-        }
-        if (known) continue;
-        if (*attached_count == s->thread_capacity) {
-          s->failure = "too many threads";
-          syscall(SYS_close, dir);
-          return false;
-        }
-        if (Ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
-          if (errno == ESRCH) continue;  // exited meanwhile
-          s->failure = "ptrace is not permitted";
-          syscall(SYS_close, dir);
-          return false;
-        }
-        attached[(*attached_count)++] = tid;
-        found_new = true;
-        Ptrace(PTRACE_INTERRUPT, tid, 0, 0);
-        if (!WaitForStop(tid)) continue;  // exited: nothing to read
-        uint32_t t = s->thread_count.load(std::memory_order_relaxed);
-        if (Ptrace(PTRACE_GETREGS, tid, 0,
-                   reinterpret_cast<long>(&s->threads[t].regs)) == 0) {
-          s->threads[t].tid = tid;
-          s->thread_count.store(t + 1, std::memory_order_release);
-        }
+    ok = ForEachTask(dir, [&](pid_t tid) {
+      if (tid == s->skip_tid) return true;
+      for (size_t i = 0; i < *attached_count; ++i) {
+        if (attached[i] == tid) return true;
       }
-    }
+      if (*attached_count == s->thread_capacity) {
+        s->failure = "too many threads";
+        return false;
+      }
+      if (Ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
+        if (errno == ESRCH) return true;  // exited meanwhile
+        s->failure = "ptrace is not permitted";
+        return false;
+      }
+      attached[(*attached_count)++] = tid;
+      found_new = true;
+      Ptrace(PTRACE_INTERRUPT, tid, 0, 0);
+      if (!WaitForStop(tid)) return true;  // exited: nothing to read
+      uint32_t t = s->thread_count.load(std::memory_order_relaxed);
+      if (Ptrace(PTRACE_GETREGS, tid, 0,
+                 reinterpret_cast<long>(&s->threads[t].regs)) == 0) {
+        s->threads[t].tid = tid;
+        s->thread_count.store(t + 1, std::memory_order_release);
+      }
+      return true;
+    });
   }
   syscall(SYS_close, dir);
-  return true;
+  return ok;
 }
 
 int TracerMain(void* arg) {
@@ -942,15 +951,10 @@ size_t CountThreads() {
   int dir = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir < 0) return 0;
-  char buf[8192];
-  long got;
-  while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-    for (long off = 0; off < got;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      if (d->d_name[0] != '.') ++n;
-    }
-  }
+  ForEachTask(dir, [&n](pid_t) {
+    ++n;
+    return true;
+  });
   syscall(SYS_close, dir);
   return n;
 }
