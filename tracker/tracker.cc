@@ -326,6 +326,20 @@ bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
   return erased;
 }
 
+// Under the record's shard lock, before `r` is marked active: if it is a
+// connection reported idle, it is in use again — slow, not leaked, and it may
+// be reported again if it goes idle again. Copies it as it was (its old
+// activity time says how long it was idle) into `reported` and returns true
+// if a note is due.
+bool Tracker::TakeReportedIdle(Record& r, Record* reported) {
+  if (!(r.flags & kReportedLive) || !FamilyUsesIdleTime(r.kind->family)) {
+    return false;
+  }
+  r.flags &= ~kReportedLive;
+  *reported = r;
+  return !(r.flags & kInherited);
+}
+
 bool Tracker::TouchActivity(uintptr_t key) {
   // Within one tick of the coarse clock a second Touch would store the same
   // time, and nothing else it does can be pending: no call was begun (that
@@ -345,14 +359,7 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
   Record reported;
   bool was_reported = false;
   bool found = table_.Update(key, [&](Record& r) {
-    if ((r.flags & kReportedLive) && FamilyUsesIdleTime(r.kind->family)) {
-      // Idle, reported, and now in use again: it was slow, not leaked; it may
-      // be reported again if it goes idle again. The note keeps the old
-      // activity time, so it can say how long the connection was idle.
-      reported = r;
-      was_reported = true;
-      r.flags &= ~kReportedLive;
-    }
+    was_reported = TakeReportedIdle(r, &reported);
     MarkActive(r, now);
     r.flags &= ~kInCall;
     if (identity != nullptr) *identity = r.identity;
@@ -360,9 +367,7 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
     if (set_query_id != 0) r.query_id = set_query_id;
     if (query_id != nullptr) *query_id = r.query_id;
   });
-  if (was_reported && !(reported.flags & kInherited)) {
-    QueueNote(LiveNote::kActiveAgain, reported, now);
-  }
+  if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
   if (found) {
     t_touched_key = Disguise(key);
     t_touched_ns = now;
@@ -374,10 +379,17 @@ bool Tracker::BeginCall(uintptr_t key) {
   if (key == 0) return false;
   t_touched_key = 0;
   int64_t now = NowNs();
-  return table_.Update(key, [&](Record& r) {
+  Record reported;
+  bool was_reported = false;
+  bool found = table_.Update(key, [&](Record& r) {
+    // Before the call marks it active: the note must say how long it was
+    // idle, not how long the call took.
+    was_reported = TakeReportedIdle(r, &reported);
     MarkActive(r, now);
     r.flags |= kInCall;
   });
+  if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
+  return found;
 }
 
 void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {

@@ -446,6 +446,7 @@ class Tracker {
     }
   }
   void NoteReuse(Record& r, int64_t gap_ns) const;
+  static bool TakeReportedIdle(Record& r, Record* reported);
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
   // (the candidates, one lock at a time), growth, metrics.

@@ -273,6 +273,28 @@ TEST(PgPrograms, ResultHeldPastThresholdWarnsThenSaysReleased) {
   EXPECT_FALSE(ParseExitReport(text).present) << text;
 }
 
+// A connection reported idle and then used by a 300 ms query: "in use
+// again after" says how long it rested (at least the threshold), not how
+// long the query took (it used to say 0 ms: the blocking call's start
+// overwrote the activity time before the note was made).
+TEST(PgPrograms, InUseAgainNoteSaysHowLongTheConnectionRested) {
+  if (!RequirePostgres()) return;
+  TempDir dir;
+  std::string log = dir.path() + "/agent.log";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "500"}, {"LEAKWATCH_LOG", log}};
+  RunResult r = RunProgram({ProgramPath("pg_idle_then_query")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err << ReadFile(log);
+  EXPECT_EQ(r.out, "rested\ndone\n");
+  std::string text = ReadFile(log);
+  std::smatch m;
+  static const std::regex kAgain(
+      R"(pg\.conn 0x[0-9a-f]+ reported above is in use again after ([0-9.]+) (s|ms) idle)");
+  ASSERT_TRUE(std::regex_search(text, m, kAgain)) << text;
+  const double idle_ms = std::stod(m[1]) * (m[2] == "s" ? 1000 : 1);
+  EXPECT_GE(idle_ms, 500) << text;
+}
+
 TEST(PgPrograms, IdleConnectionWarnsButBusyOneDoesNot) {
   if (!RequirePostgres()) return;
   RunOptions options;

@@ -502,6 +502,25 @@ TEST(TrackerTest, TouchResetsAConnectionsIdleTime) {
   FAIL() << "could not touch within the connection threshold";
 }
 
+// A reported idle connection used again through a blocking call (a query
+// that runs for a while): the note says how long it was idle before the
+// call, not how long the call took.
+TEST(TrackerTest, ReportedIdleConnectionThenABlockingCallNotesTheIdleTime) {
+  uintptr_t key = NewKey();
+  RecordingSink::Overdue report = AcquireAndWaitForReport(&kTestConn, key);
+  const int64_t call_start = NowNs();
+  ASSERT_TRUE(T().BeginCall(key));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the query
+  ASSERT_TRUE(T().Touch(key, nullptr));                       // its answer
+  ASSERT_TRUE(WaitFor(
+      [&] { return !Sink().NotesFor(key, LiveNote::kActiveAgain).empty(); }));
+  ScrubbedVector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kActiveAgain);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_EQ(notes[0].record.active_ns, report.record.active_ns);
+  EXPECT_GE(call_start - notes[0].record.active_ns, kConnThresholdMs * kMs);
+  EXPECT_TRUE(T().Release(key));
+}
+
 // A connection left alone is reported by the connection threshold, not the
 // (smaller) result one.
 TEST(TrackerTest, IdleConnectionUsesTheConnectionThreshold) {
