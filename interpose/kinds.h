@@ -11,9 +11,16 @@ inline constexpr KindDesc kPgConn{"pg.conn", Family::kConn, 0, "backend_pid"};
 inline constexpr KindDesc kPgResult{"pg.result", Family::kResult, 1,
                                     "backend_pid"};
 // A cancel handle lives with its connection (psycopg2 keeps one per
-// connection); held after PQfinish it is a leak.
-inline constexpr KindDesc kPgCancel{"pg.cancel", Family::kStmt, 2,
-                                    "backend_pid", /*lives_with_parent=*/true};
+// connection, and after close() until the connection object dies); held
+// after PQfinish and referred to by nothing, it is a leak.
+inline constexpr KindDesc kPgCancel{"pg.cancel",
+                                    Family::kStmt,
+                                    2,
+                                    "backend_pid",
+                                    /*lives_with_parent=*/true,
+                                    /*judged_by_growth=*/false,
+                                    /*ends_with_parent=*/false,
+                                    /*kept_past_parent=*/true};
 
 // A named prepared statement (PQprepare, PQsendPrepare): server memory of
 // the connection's session, released by DEALLOCATE or PQclosePrepared. Its

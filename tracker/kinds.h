@@ -53,6 +53,13 @@ struct KindDesc {
   // replaced, so one found without its parent is forgotten, never reported.
   // Its key is synthetic (no memory behind it): never scanned for pointers.
   bool ends_with_parent = false;
+  // True for a lives-with-parent kind that a driver may keep after its parent
+  // is released, until its own object dies (psycopg2 frees a closed
+  // connection's cancel handle only when the Python object is deallocated):
+  // outliving the parent, it is a leak only once nothing refers to it any
+  // more (lost), while the reachability scan can tell; without a verdict
+  // (scans off or impossible) it is reported after the threshold as before.
+  bool kept_past_parent = false;
 };
 
 // What a handle is: an interned description ("dbname=app user=app

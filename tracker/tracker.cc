@@ -558,6 +558,11 @@ Finding Tracker::Judge(const Record& r, int64_t now_ns, bool parent_alive,
                               : now_ns;
     if (now_ns - since < threshold) return Finding::kNone;
     if (lost != Finding::kNone) return lost;
+    // Still referred to: the driver keeps it until its own object dies.
+    if (r.kind->kept_past_parent &&
+        static_cast<Reach>(r.reach) == Reach::kReachable) {
+      return Finding::kNone;
+    }
     return r.parent != 0 ? Finding::kOutlivedParent : Finding::kHeldTooLong;
   }
   if (!idle_rule) {

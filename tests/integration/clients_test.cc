@@ -90,5 +90,24 @@ TEST(Clients, Psycopg2ConnectionsHeldInAListAreWarnedLive) {
   EXPECT_EQ(r.err.find("cannot find the real"), std::string::npos) << r.err;
 }
 
+// psycopg2 keeps a closed connection's cancel handle until the Python
+// object dies: a correct program that keeps closed connection objects around
+// gets no warning (it used to get "pg.cancel ... outlived its connection").
+TEST(Clients, Psycopg2ClosedConnectionsKeptAroundAreNotWarned) {
+  if (!RequirePostgres()) return;
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "250ms"},
+                 {"LEAKWATCH_EXITCODE", "9"}};
+  RunResult r = RunProgram(
+      {"/usr/bin/python3",
+       std::string(LEAKWATCH_SOURCE_DIR) +
+           "/tests/integration/psycopg2_closed_kept.py",
+       "3", "1.5"},
+      options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "kept 3 closed connections\n");
+  EXPECT_TRUE(LinesWith(r.err, "leakwatch[").empty()) << r.err;
+}
+
 }  // namespace
 }  // namespace leakwatch::testing
