@@ -837,6 +837,11 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
         r.active_ns = pass->now_ns;
       }
       Finding finding = Judge(r, pass->now_ns, parent_alive, candidate.conn);
+      // Its verdict first: lost, or still referred to (a closed connection's
+      // cancel handle that the driver keeps) — a later scan says which.
+      if (finding != Finding::kNone && AwaitsVerdict(r, pass->now_ns)) {
+        finding = Finding::kNone;
+      }
       counted = has_parent && PastThreshold(finding, r.kind->family);
       if (growth && parent_alive && finding == Finding::kNone &&
           stmt_threshold > 0 && !(r.flags & (kInCall | kReused | kIgnored)) &&
