@@ -5,7 +5,6 @@
 // first) and after our destructor (its destructors run after ours), so nothing
 // here is required for a hook to work: the tracker initialises itself on
 // first use, and the report module is attached lazily too.
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <new>
 
 #include "interpose/hook.h"
+#include "interpose/real.h"
 #include "report/log.h"
 #include "report/reporter.h"
 #include "tracker/stack.h"
@@ -68,6 +68,12 @@ __attribute__((destructor)) void AgentStop() {
 using MainFn = int (*)(int, char**, char**);
 MainFn g_main = nullptr;
 
+// glibc declares no __libc_start_main.
+using StartMainFn = int (*)(MainFn, int, char**, void (*)(), void (*)(),
+                            void (*)(), void*);
+LW_DECLARE_REAL(g_libc, exit);
+LW_DECLARE_REAL(g_libc, __libc_start_main, StartMainFn);
+
 // main's return is an exit point: the reachability of what is still held is
 // decided before exit() runs the static destructors that free the containers
 // a program keeps its handles in. Registered as main starts, after every
@@ -95,8 +101,9 @@ int StartMain(int argc, char** argv, char** envp) {
 // exit() is an exit point too (the program's own call; libc's internal ones,
 // as after main returns, do not come here).
 LW_EXPORT void exit(int status) noexcept {
-  using ExitFn = void (*)(int);
-  static ExitFn real = reinterpret_cast<ExitFn>(dlsym(RTLD_NEXT, "exit"));
+  // Resolved as the program started (__libc_start_main below): exit() may
+  // come from a signal handler, where resolving would not be safe.
+  auto real = leakwatch::real_exit.Get();
   if (leakwatch::t_hook_depth == 0) {
     ++leakwatch::t_hook_depth;
     {
@@ -114,9 +121,8 @@ LW_EXPORT void exit(int status) noexcept {
 LW_EXPORT int __libc_start_main(leakwatch::MainFn main, int argc, char** argv,
                                 void (*init)(), void (*fini)(),
                                 void (*rtld_fini)(), void* stack_end) {
-  using StartFn = int (*)(leakwatch::MainFn, int, char**, void (*)(),
-                          void (*)(), void (*)(), void*);
-  auto real = reinterpret_cast<StartFn>(dlsym(RTLD_NEXT, "__libc_start_main"));
+  auto real = leakwatch::real___libc_start_main.Get();
+  leakwatch::real_exit.Get();
   leakwatch::g_main = main;
   return real(&leakwatch::StartMain, argc, argv, init, fini, rtld_fini,
               stack_end);

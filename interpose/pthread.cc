@@ -35,9 +35,6 @@ namespace leakwatch {
 
 namespace {
 
-const char* const kLibcSonames[] = {"libc.so.6", nullptr};
-ClientLibrary g_libc{"libc", kLibcSonames};
-
 // Spelled out: decltype(&::pthread_create) carries glibc's nonnull
 // attributes, which a template argument cannot.
 using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*,

@@ -11,6 +11,10 @@
 #include "tracker/stack.h"
 
 namespace leakwatch {
+
+const char* const kLibcSonames[] = {"libc.so.6", nullptr};
+ClientLibrary g_libc{"libc", kLibcSonames};
+
 namespace {
 
 uintptr_t SelfBase() {

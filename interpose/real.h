@@ -42,9 +42,12 @@ struct ClientLibrary {
   }
 };
 
-// The client libraries whose hooks exist (interpose/libpq.cc, mysql.cc).
+// The client libraries whose hooks exist (interpose/libpq.cc, mysql.cc),
+// and libc itself (thread hooks, the exit point: interpose/pthread.cc,
+// agent.cc).
 extern ClientLibrary g_libpq;
 extern ClientLibrary g_mysql;
+extern ClientLibrary g_libc;
 
 // After a dlclose: forgets what was resolved in client libraries that are no
 // longer mapped (their code range is gone), so a library loaded again, at

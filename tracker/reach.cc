@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "tracker/mapped_vector.h"
 #include "tracker/stack.h"
 
 namespace leakwatch {
@@ -87,42 +88,6 @@ void* Map(size_t bytes) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
-
-// A growable array of plain values in mappings of its own.
-template <typename T>
-class MappedVector {
- public:
-  bool push_back(const T& v) {
-    if (size_ == capacity_ && !Grow()) return false;
-    data_[size_++] = v;
-    return true;
-  }
-  T& back() { return data_[size_ - 1]; }
-  void pop_back() { --size_; }
-  bool empty() const { return size_ == 0; }
-  void clear() { size_ = 0; }
-  size_t size() const { return size_; }
-  T& operator[](size_t i) { return data_[i]; }
-  T* begin() { return data_; }
-  T* end() { return data_ + size_; }
-  const T* begin() const { return data_; }
-  const T* end() const { return data_ + size_; }
-
- private:
-  bool Grow() {
-    size_t capacity = capacity_ == 0 ? kPage / sizeof(T) : capacity_ * 2;
-    T* data = static_cast<T*>(Map(capacity * sizeof(T)));
-    if (data == nullptr) return false;
-    if (size_ > 0) std::memcpy(data, data_, size_ * sizeof(T));
-    if (data_ != nullptr) munmap(data_, capacity_ * sizeof(T));
-    data_ = data;
-    capacity_ = capacity;
-    return true;
-  }
-  T* data_ = nullptr;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-};
 
 // --- the process's mappings
 // ---------------------------------------------------

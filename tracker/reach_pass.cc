@@ -9,58 +9,27 @@
 // bookkeeping as a pointer to a handle. At exit this runs while another
 // thread may sit in a signal handler that interrupted malloc.
 #include <link.h>
-#include <sys/mman.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "tracker/clock.h"
+#include "tracker/mapped_vector.h"
 #include "tracker/reach.h"
 #include "tracker/tracker.h"
 
 namespace leakwatch {
 namespace {
 
-// A growable array of plain values in anonymous mappings; never freed.
 template <typename T>
-class MappedArray {
- public:
-  bool Reserve(size_t n) {
-    if (n <= capacity_) return true;
-    size_t capacity = std::max<size_t>(capacity_ * 2, 4096 / sizeof(T));
-    while (capacity < n) capacity *= 2;
-    void* p = mmap(nullptr, capacity * sizeof(T), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return false;
-    if (size_ > 0) std::memcpy(p, data_, size_ * sizeof(T));
-    if (data_ != nullptr) munmap(data_, capacity_ * sizeof(T));
-    data_ = static_cast<T*>(p);
-    capacity_ = capacity;
-    return true;
-  }
-  bool Push(const T& v) {
-    if (size_ == capacity_ && !Reserve(size_ + 1)) return false;
-    data_[size_++] = v;
-    return true;
-  }
-  void Clear() { size_ = 0; }
-  void Resize(size_t n) { size_ = n; }
-  T* data() { return data_; }
-  size_t size() const { return size_; }
-  MemoryRange Range() const {
-    auto begin = reinterpret_cast<uintptr_t>(data_);
-    return {begin, begin + capacity_ * sizeof(T)};
-  }
+MemoryRange RangeOf(const MappedVector<T>& v) {
+  MemoryRange r;
+  v.range(&r.begin, &r.end);
+  return r;
+}
 
- private:
-  T* data_ = nullptr;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-};
-
-MappedArray<uintptr_t> g_keys;
-MappedArray<Reach> g_verdicts;
-MappedArray<MemoryRange> g_exclude;
+MappedVector<uintptr_t> g_keys;
+MappedVector<Reach> g_verdicts;
+MappedVector<MemoryRange> g_exclude;
 // The agent's writable segments (globals, .bss: the table's shards and
 // their recently released records), found once.
 MemoryRange g_module[8];
@@ -88,7 +57,7 @@ int FindModule(struct dl_phdr_info* info, size_t, void*) {
 }
 
 void AddExclusion(uintptr_t begin, uintptr_t end, void*) {
-  g_exclude.Push({begin, end});
+  g_exclude.push_back({begin, end});
 }
 
 }  // namespace
@@ -129,12 +98,12 @@ void Tracker::ReachPass(bool at_exit) {
     int64_t now;
     bool at_exit;
   } collect{this, now, at_exit};
-  g_keys.Clear();
+  g_keys.clear();
   // One pointer captured: std::function keeps it without allocating.
   const Collect* c = &collect;
   table_.ForEach(
       [c](Record& r) {
-        if (c->self->WantsReach(r, c->now, c->at_exit)) g_keys.Push(r.key);
+        if (c->self->WantsReach(r, c->now, c->at_exit)) g_keys.push_back(r.key);
       },
       at_exit ? WallClockNs() + 500000000 : 0, at_exit ? nullptr : &exiting_);
   size_t n = g_keys.size();
@@ -142,22 +111,22 @@ void Tracker::ReachPass(bool at_exit) {
   uintptr_t* keys = g_keys.data();
   std::sort(keys, keys + n);
   n = static_cast<size_t>(std::unique(keys, keys + n) - keys);
-  g_keys.Resize(n);
-  if (!g_verdicts.Reserve(n)) return;
-  g_verdicts.Resize(n);
-  g_exclude.Clear();
-  for (size_t i = 0; i < g_module_count; ++i) g_exclude.Push(g_module[i]);
+  g_keys.resize(n);
+  if (!g_verdicts.reserve(n)) return;
+  g_verdicts.resize(n);
+  g_exclude.clear();
+  for (size_t i = 0; i < g_module_count; ++i) g_exclude.push_back(g_module[i]);
   table_.ForEachRecordMapping(&AddExclusion, nullptr);
   if (at_exit && exit_stack_hi_ > exit_stack_lo_) {
-    g_exclude.Push({exit_stack_lo_, exit_stack_hi_});
+    g_exclude.push_back({exit_stack_lo_, exit_stack_hi_});
   }
   if (watchdog_stack_hi_ > watchdog_stack_lo_) {
-    g_exclude.Push({watchdog_stack_lo_, watchdog_stack_hi_});
+    g_exclude.push_back({watchdog_stack_lo_, watchdog_stack_hi_});
   }
-  g_exclude.Push(g_keys.Range());
-  g_exclude.Push(g_verdicts.Range());
-  const MemoryRange exclude_self = g_exclude.Range();
-  g_exclude.Push(exclude_self);
+  g_exclude.push_back(RangeOf(g_keys));
+  g_exclude.push_back(RangeOf(g_verdicts));
+  const MemoryRange exclude_self = RangeOf(g_exclude);
+  g_exclude.push_back(exclude_self);
   ReachStats stats;
   const bool made = ScanReachability(
       keys, n, g_verdicts.data(), g_exclude.data(), g_exclude.size(),

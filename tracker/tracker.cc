@@ -742,6 +742,18 @@ bool IdleNeverReused(const Record& r, const ConnContext& ctx, int64_t now_ns,
          now_ns - r.active_ns >= threshold_ns;
 }
 
+// A statement that counts towards its site's growth (judged by growth, on a
+// live connection, no other rule against it): idle past the threshold, never
+// used again after a gap.
+bool StatementIdleNeverReused(const Record& r, Finding finding,
+                              bool parent_alive, int64_t now_ns,
+                              int64_t threshold_ns) {
+  return r.kind->judged_by_growth && parent_alive &&
+         finding == Finding::kNone && threshold_ns > 0 &&
+         !(r.flags & (kInCall | kReused | kIgnored)) &&
+         now_ns - r.active_ns >= threshold_ns;
+}
+
 }  // namespace
 
 // The connections, judged with their sites; connection sites whose idle,
@@ -843,9 +855,9 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
         finding = Finding::kNone;
       }
       counted = has_parent && PastThreshold(finding, r.kind->family);
-      if (growth && parent_alive && finding == Finding::kNone &&
-          stmt_threshold > 0 && !(r.flags & (kInCall | kReused | kIgnored)) &&
-          pass->now_ns - r.active_ns >= stmt_threshold) {
+      if (has_parent &&
+          StatementIdleNeverReused(r, finding, parent_alive, pass->now_ns,
+                                   stmt_threshold)) {
         idle_unused = true;
         idle = r;
       }
@@ -1172,10 +1184,8 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
       copy.reach = static_cast<uint8_t>(
           reach == Reach::kLost ? Reach::kIndirectlyLost : reach);
     }
-    const bool idle = parent_alive && r.kind->judged_by_growth &&
-                      finding == Finding::kNone && stmt_threshold > 0 &&
-                      !(r.flags & (kInCall | kReused)) &&
-                      now - r.active_ns >= stmt_threshold;
+    const bool idle =
+        StatementIdleNeverReused(r, finding, parent_alive, now, stmt_threshold);
     if (idle) unused[ConnSites::Key(r)].Add(r);
     if (FamilyUsesIdleTime(r.kind->family) &&
         IdleNeverReused(r, ctx, now, conn_threshold)) {

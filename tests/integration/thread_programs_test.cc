@@ -421,13 +421,15 @@ TEST(ThreadPrograms, StdThreadsAreSilentAndBalanced) {
   ExpectOnlyBalancedStats(r, created);
 }
 
-// The stress runs: a 2 s thread threshold, scans every 50 ms (the watchdog
-// works through the records while they churn). Not 300 ms: with 64 busy
-// creators on a few CPUs, a creator can wait hundreds of milliseconds for a
-// CPU between its child's exit and its join — a join really later than a
-// 300 ms threshold, legitimately reported (seen under ctest -j2).
+// The stress runs: scans every 50 ms (the watchdog works through the records
+// while they churn) and a thread threshold longer than any run, 60 s. With 64
+// busy creators on a few CPUs a creator can wait a long time for a CPU
+// between its child's exit and its join — a join really later than the
+// threshold, legitimately reported: seen at 300 ms under ctest -j2, and at
+// 2 s (a creator stalled for 3 s) when the whole suite shared the machine.
+// These runs are about records lost or duplicated, not about late joins.
 const std::map<std::string, std::string> kStressEnv = {
-    {"LEAKWATCH_THREAD_THRESHOLD_MS", "2s"},
+    {"LEAKWATCH_THREAD_THRESHOLD_MS", "60s"},
     {"LEAKWATCH_SCAN_MS", "50ms"},
     {"LEAKWATCH_STATS", "1"}};
 
