@@ -36,6 +36,7 @@ void Attach() {
     Log* log = new (g_log_storage) Log(tracker.options().log);
     g_reporter = new (g_reporter_storage) Reporter(tracker, *log);
     tracker.SetSink(g_reporter);
+    InstallInterpreterShutdownProbe();
   });
 }
 

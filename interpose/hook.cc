@@ -9,6 +9,7 @@ void OnRelease(const void* handle, const KindDesc* kind, const char* function,
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
+  tracker.ProbeInterpreterShutdown();
   if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
     tracker.CheckReleaseMisuse(Key(handle), kind, function);
   }

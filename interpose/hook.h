@@ -153,6 +153,10 @@ inline uintptr_t Key(pthread_t thread) {
 void OnRelease(const void* handle, const KindDesc* kind, const char* function,
                const void* caller);
 
+// Gives the tracker its test for a script interpreter's shutdown
+// (interpose/interpreter.cc; Tracker::SetShutdownProbe).
+void InstallInterpreterShutdownProbe();
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_HOOK_H_

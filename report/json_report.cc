@@ -187,6 +187,7 @@ void JsonRenderer::RecordFields(Fields* f, const Record& r, int64_t now_ns) {
       f->Raw("reachable", "null");
       break;
   }
+  if (r.flags & kReleasedAtShutdown) f->Raw("released_at_shutdown", "true");
   if (r.parent != 0) f->Hex("connection", r.parent);
   IdentityFields(f, r);
   std::string_view query = ctx_.String(r.query_id);
@@ -290,6 +291,7 @@ std::string JsonRenderer::Group(const HeldModel& model,
   if (g.pinned > 0) f.Num("pinned_connections", g.pinned);
   f.Num("lost", g.lost);
   f.Num("indirectly_lost", g.indirectly_lost);
+  if (g.at_shutdown > 0) f.Num("released_at_shutdown", g.at_shutdown);
   std::string example = "{";
   Fields e(&example);
   RecordFields(&e, g.example->record, model.now_ns);

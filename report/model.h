@@ -70,9 +70,12 @@ struct HeldModel {
     // (statements idle, never used again, also past_threshold; connections
     // not idle past the threshold yet).
     size_t growing = 0;
-    size_t pinned = 0;              // connections pinned by unbuffered results
-    size_t lost = 0;                // members no pointer refers to
-    size_t indirectly_lost = 0;     // members only lost ones refer to
+    size_t pinned = 0;           // connections pinned by unbuffered results
+    size_t lost = 0;             // members no pointer refers to
+    size_t indirectly_lost = 0;  // members only lost ones refer to
+    // Members the script never released, released by the interpreter's
+    // shutdown (kReleasedAtShutdown).
+    size_t at_shutdown = 0;
     const Held* example = nullptr;  // the oldest member
     size_t example_pins = 0;        // unbuffered results pinning the example
   };

@@ -200,6 +200,7 @@ void Reporter::GroupHeld(
     if (r.reach == static_cast<uint8_t>(Reach::kIndirectlyLost)) {
       ++g.indirectly_lost;
     }
+    if (r.flags & kReleasedAtShutdown) ++g.at_shutdown;
     g.pinned += pinned_by.count(r.key);
   }
   for (auto& [key, g] : groups) {

@@ -283,6 +283,17 @@ std::string TextRenderer::RenderScan(const ScanModel& model) {
   return out;
 }
 
+// "; released only at interpreter shutdown" for a group with such members
+// (how many, unless all).
+std::string AtShutdown(const HeldModel::Group& g) {
+  if (g.at_shutdown == 0) return "";
+  if (g.at_shutdown == g.members.size()) {
+    return "; released only at interpreter shutdown";
+  }
+  return fmt::format("; {} released only at interpreter shutdown",
+                     g.at_shutdown);
+}
+
 void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
                                const HeldModel::Group& g,
                                const char* held_where) {
@@ -319,6 +330,7 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
   if (g.pinned > 0) {
     verdict += fmt::format("; {} pinned by unbuffered results", g.pinned);
   }
+  verdict += AtShutdown(g);
   fmt::format_to(std::back_inserter(*out),
                  "\n{}{} {} {} from site {} (oldest held {}; {}), "
                  "acquired at:\n",
@@ -385,7 +397,7 @@ void TextRenderer::AppendReachable(std::string* out, const HeldModel& model) {
     fmt::format_to(to, "{}  {} {} from site {} (oldest held {}), acquired in ",
                    Prefix(), g.members.size(), g.kind->name, g.stack_id,
                    FormatDuration(model.now_ns - g.oldest_acquired_ns));
-    *out += WhereAcquired(g.stack_id) + "\n";
+    *out += WhereAcquired(g.stack_id) + AtShutdown(g) + "\n";
   }
 }
 

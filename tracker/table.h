@@ -71,6 +71,8 @@ enum RecordFlags : uint16_t {
                            // threshold (a pooled one, a cached one)
   kParentGone = 1 << 8,    // lives with its parent, judged by growth: a scan
                            // found the parent gone (active_ns = then)
+  kReleasedAtShutdown = 1 << 9,  // released only by the interpreter's
+                                 // shutdown (Tracker::BeginInterpreterShutdown)
 };
 
 // Record::gap_code: a duration in ms in one byte, about 12% precision, up to

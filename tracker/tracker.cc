@@ -206,7 +206,31 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
                                NowNs())) {
     return false;
   }
+  if (shutdown_begun_.load(std::memory_order_acquire) &&
+      removed.kind->family != Family::kThread) {
+    // The script never released it: still held, for the exit report (no
+    // "released" note either).
+    removed.flags =
+        static_cast<uint16_t>((removed.flags | kReleasedAtShutdown) & ~kInCall);
+    pthread_mutex_lock(&shutdown_mu_);
+    shutdown_released_.push_back(removed);
+    pthread_mutex_unlock(&shutdown_mu_);
+    return true;
+  }
   OnRemoved(removed);
+  return true;
+}
+
+void Tracker::BeginInterpreterShutdown() {
+  if (shutdown_begun_.exchange(true, std::memory_order_acq_rel)) return;
+  ExitPoint();
+}
+
+bool Tracker::ProbeInterpreterShutdown() {
+  if (shutdown_begun_.load(std::memory_order_acquire)) return true;
+  ShutdownProbe probe = shutdown_probe_.load(std::memory_order_acquire);
+  if (probe == nullptr || !probe()) return false;
+  BeginInterpreterShutdown();
   return true;
 }
 
@@ -331,6 +355,20 @@ bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
 // be reported again if it goes idle again. Copies it as it was (its old
 // activity time says how long it was idle) into `reported` and returns true
 // if a note is due.
+bool Tracker::ShouldUse(const Record& r, bool asked, bool* probe) const {
+  if (shutdown_begun_.load(std::memory_order_acquire)) {
+    return false;  // the interpreter's teardown, not the script's use
+  }
+  // A connection reported idle used again: unless the interpreter is tearing
+  // it down (asked once, outside the lock, by the caller).
+  if (!asked && (r.flags & kReportedLive) &&
+      shutdown_probe_.load(std::memory_order_relaxed) != nullptr) {
+    *probe = true;
+    return false;
+  }
+  return true;
+}
+
 bool Tracker::TakeReportedIdle(Record& r, Record* reported) {
   if (!(r.flags & kReportedLive) || !FamilyUsesIdleTime(r.kind->family)) {
     return false;
@@ -358,15 +396,25 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
   if (key == 0) return false;
   Record reported;
   bool was_reported = false;
-  bool found = table_.Update(key, [&](Record& r) {
-    was_reported = TakeReportedIdle(r, &reported);
-    MarkActive(r, now);
-    r.flags &= ~kInCall;
-    if (identity != nullptr) *identity = r.identity;
-    if (parent != nullptr) *parent = r.parent;
-    if (set_query_id != 0) r.query_id = set_query_id;
-    if (query_id != nullptr) *query_id = r.query_id;
-  });
+  bool asked = false;
+  bool found;
+  while (true) {
+    bool probe = false;
+    found = table_.Update(key, [&](Record& r) {
+      if (identity != nullptr) *identity = r.identity;
+      if (parent != nullptr) *parent = r.parent;
+      if (query_id != nullptr) *query_id = r.query_id;
+      if (!ShouldUse(r, asked, &probe)) return;
+      was_reported = TakeReportedIdle(r, &reported);
+      MarkActive(r, now);
+      r.flags &= ~kInCall;
+      if (set_query_id != 0) r.query_id = set_query_id;
+      if (query_id != nullptr) *query_id = r.query_id;
+    });
+    if (!probe) break;
+    ProbeInterpreterShutdown();  // outside the table's lock; then again
+    asked = true;
+  }
   if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
   if (found) {
     t_touched_key = Disguise(key);
@@ -381,13 +429,22 @@ bool Tracker::BeginCall(uintptr_t key) {
   int64_t now = NowNs();
   Record reported;
   bool was_reported = false;
-  bool found = table_.Update(key, [&](Record& r) {
-    // Before the call marks it active: the note must say how long it was
-    // idle, not how long the call took.
-    was_reported = TakeReportedIdle(r, &reported);
-    MarkActive(r, now);
-    r.flags |= kInCall;
-  });
+  bool asked = false;
+  bool found;
+  while (true) {
+    bool probe = false;
+    found = table_.Update(key, [&](Record& r) {
+      if (!ShouldUse(r, asked, &probe)) return;
+      // Before the call marks it active: the note must say how long it was
+      // idle, not how long the call took.
+      was_reported = TakeReportedIdle(r, &reported);
+      MarkActive(r, now);
+      r.flags |= kInCall;
+    });
+    if (!probe) break;
+    ProbeInterpreterShutdown();  // outside the table's lock; then again
+    asked = true;
+  }
   if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
   return found;
 }
@@ -1151,6 +1208,15 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
         held.push_back(r);
       },
       lock_deadline_ns, &exiting_);
+  if (shutdown_begun_.load(std::memory_order_acquire)) {
+    // Released by the interpreter's shutdown: held as the script left them.
+    pthread_mutex_lock(&shutdown_mu_);
+    for (const Record& r : shutdown_released_) {
+      keys.emplace(r.key, Parent{r.acquired_ns, r.reach});
+      if (!(r.flags & (kInherited | kIgnored))) held.push_back(r);
+    }
+    pthread_mutex_unlock(&shutdown_mu_);
+  }
   const int64_t conn_threshold = threshold_ns_[static_cast<int>(Family::kConn)];
   ConnSites sites;
   for (const Record& r : held) {
@@ -1268,10 +1334,12 @@ void Tracker::ForkPrepare() {
   // Leaf locks of the watchdog's: a child must not inherit them held.
   pthread_mutex_lock(&t.scan_mu_);
   t.reach_mu_.Lock();
+  pthread_mutex_lock(&t.shutdown_mu_);
 }
 
 void Tracker::ForkParent() {
   Tracker& t = *g_tracker;
+  pthread_mutex_unlock(&t.shutdown_mu_);
   t.reach_mu_.Unlock();
   pthread_mutex_unlock(&t.scan_mu_);
   t.table_.UnlockAllAfterFork();
@@ -1287,6 +1355,8 @@ void Tracker::ForkParent() {
 void Tracker::ForkChild() {
   Tracker& t = *g_tracker;
   t_tid = 0;
+  t.shutdown_released_.clear();  // the parent's
+  pthread_mutex_unlock(&t.shutdown_mu_);
   t.reach_mu_.Unlock();
   pthread_mutex_unlock(&t.scan_mu_);
   t.table_.UnlockAllAfterFork();

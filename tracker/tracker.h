@@ -246,6 +246,27 @@ class Tracker {
   // scanned.
   void ExitPoint(bool main_returned = false);
 
+  // The interpreter running the program (Python, Perl, Ruby) has begun its
+  // shutdown: the script's main program is over, and what the interpreter
+  // frees from now on the script never released. The exit point is now
+  // (ExitPoint); every handle released from now on stays in the exit report
+  // as still held, flagged kReleasedAtShutdown, and activity on a handle is
+  // not use. Idempotent. Not from the watchdog; not with a table lock held.
+  void BeginInterpreterShutdown();
+  bool InInterpreterShutdown() const {
+    return shutdown_begun_.load(std::memory_order_acquire);
+  }
+  // The interpose layer's test for an interpreter's shutdown on the calling
+  // thread (it may unwind the stack): run on a release and on the first use
+  // of a handle reported idle, until it says yes once.
+  using ShutdownProbe = bool (*)();
+  void SetShutdownProbe(ShutdownProbe probe) {
+    shutdown_probe_.store(probe, std::memory_order_release);
+  }
+  // Runs the probe unless the shutdown is known; begins it on a yes. True if
+  // the interpreter is shutting down.
+  bool ProbeInterpreterShutdown();
+
   ReachTotals reach_totals();
 
   // Records a new handle: captures the caller's stack, the time and the
@@ -446,6 +467,10 @@ class Tracker {
     }
   }
   void NoteReuse(Record& r, int64_t gap_ns) const;
+  // False if activity on `r` is not use: the interpreter is shutting down,
+  // or, unless `asked`, `r` was reported idle and the shutdown probe is to be
+  // asked first (`*probe` set).
+  bool ShouldUse(const Record& r, bool asked, bool* probe) const;
   static bool TakeReportedIdle(Record& r, Record* reported);
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
@@ -530,6 +555,12 @@ class Tracker {
   enum : uint32_t { kReachNone = 0, kReachRequested = 1, kReachDone = 2 };
   std::atomic<uint32_t> exit_reach_state_{kReachNone};
   std::atomic<bool> exit_point_done_{false};
+  std::atomic<bool> shutdown_begun_{false};
+  std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
+  // Handles released by the interpreter's shutdown, as they were (guarded by
+  // shutdown_mu_): still held, for the exit report.
+  pthread_mutex_t shutdown_mu_ = PTHREAD_MUTEX_INITIALIZER;
+  ScrubbedVector<Record> shutdown_released_;
   uintptr_t exit_stack_lo_ = 0, exit_stack_hi_ = 0;  // not scanned at exit
   // The watchdog's own stack: its frames hold the agent's copies of keys.
   uintptr_t watchdog_stack_lo_ = 0, watchdog_stack_hi_ = 0;
