@@ -40,6 +40,12 @@ void Attach() {
   });
 }
 
+}  // namespace
+
+void AttachReporter() { Attach(); }
+
+namespace {
+
 __attribute__((constructor)) void AgentStart() {
   ++t_hook_depth;  // nothing we do here is the program's call
   ErrnoGuard errno_guard;

@@ -1,14 +1,17 @@
 // dlopen and dlclose.
 //
-// dlopen, for one purpose: a client library loaded with RTLD_DEEPBIND binds
-// to its own libpq/libmariadb first, past our hooks, so the agent says so
-// once instead of staying silently blind. glibc's dlopen looks at its caller
-// (the return address) for the search path (DT_RPATH/DT_RUNPATH) and
-// $ORIGIN. So every path here ends in a tail call to the real dlopen, which
-// then sees the program's return address, not ours; the exception is a
-// RTLD_DEEPBIND load where the caller does not matter (a name without `$`,
-// and either a path or a caller without DT_RPATH/DT_RUNPATH), which is
-// checked after loading.
+// dlopen, for one purpose: a module loaded with RTLD_DEEPBIND (PHP's
+// extensions) binds to its own libpq/libmariadb first, past our hooks; its
+// import slots for the hooked functions are rewritten to the hooks once it is
+// loaded (interpose/bind.h), and only a module that still cannot be reached
+// (a slot that could not be written, a client library built into the module
+// itself) is said in the log. glibc's dlopen looks at its caller (the return
+// address) for the search path (DT_RPATH/DT_RUNPATH) and $ORIGIN. So every
+// path here ends in a tail call to the real dlopen, which then sees the
+// program's return address, not ours; the exception is a RTLD_DEEPBIND load
+// where the caller does not matter (a name without `$`, and either a path or
+// a caller without DT_RPATH/DT_RUNPATH), which is finished after loading. A
+// RTLD_DEEPBIND load that depends on its caller stays unreached.
 //
 // dlclose: a client library that is unloaded and loaded again lands at
 // another address; the real functions resolved before must be forgotten.
@@ -19,6 +22,7 @@
 #include <cstring>
 #include <string>
 
+#include "interpose/bind.h"
 #include "interpose/hook.h"
 #include "interpose/real.h"
 
@@ -55,24 +59,57 @@ bool CallerHasSearchPath(const void* caller) {
   return false;
 }
 
-// True if `handle`'s own scope resolves a client library's entry point to a
-// definition that is not ours: its calls bypass the hooks.
-const char* BlindClientLibrary(void* handle) {
+// The client library whose entry point `handle`'s own scope resolves to a
+// definition inside the loaded object itself (a copy built in, whose calls
+// no slot carries), or null.
+const char* BuiltInClientLibrary(void* handle) {
   static const char* const kProbes[][2] = {{"PQconnectdb", "libpq"},
                                            {"mysql_init", "libmariadb"}};
+  struct link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
+    return nullptr;
+  }
   for (const auto& probe : kProbes) {
-    void* p = dlsym(handle, probe[0]);
-    if (p == nullptr) continue;
-    Dl_info info;
-    Dl_info self;
-    if (dladdr(p, &info) != 0 &&
-        dladdr(reinterpret_cast<void*>(&BlindClientLibrary), &self) != 0 &&
-        info.dli_fbase != self.dli_fbase) {
+    void* p = RealDlsym(handle, probe[0]);
+    LoadedObject object;
+    if (p != nullptr && FindLoadedObject(p, &object) &&
+        object.bias == map->l_addr && object.dynamic == map->l_ld) {
       return probe[1];
     }
   }
   return nullptr;
 }
+
+// The objects loaded now, by dynamic section (at most kMaxObjects).
+constexpr size_t kMaxObjects = 1024;
+struct ObjectList {
+  LoadedObject objects[kMaxObjects];
+  size_t count = 0;
+  bool complete = true;
+
+  void Take() {
+    count = 0;
+    complete = true;
+    ForEachLoadedObject([this](const LoadedObject& object) {
+      if (count == kMaxObjects) {
+        complete = false;
+        return false;
+      }
+      objects[count++] = object;
+      return true;
+    });
+  }
+  bool Has(const LoadedObject& object) const {
+    for (size_t i = 0; i < count; ++i) {
+      if (objects[i].dynamic == object.dynamic) return true;
+    }
+    return false;
+  }
+};
+
+// Loads are finished one at a time (the lists are large for a stack).
+pthread_mutex_t g_deepbind_mu = PTHREAD_MUTEX_INITIALIZER;
+ObjectList g_before, g_after;
 
 // True if a dlopen(`file`, `mode`) from `caller` is an RTLD_DEEPBIND load
 // that DlopenDeepbindChecked may make: one whose result does not depend on
@@ -82,17 +119,38 @@ bool IsCallerFreeDeepbind(const char* file, int mode, const void* caller) {
          (std::strchr(file, '/') || !CallerHasSearchPath(caller));
 }
 
-__attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
-                                                      int mode) {
+// Loads `file` and points the import slots of every object the load brought
+// in (deep-bound, all of them) to the hooks.
+__attribute__((noinline)) void* DlopenDeepbind(const char* file, int mode) {
   auto real = real_dlopen.Get();
   if (real == nullptr) return nullptr;
-  void* handle = real(file, mode);
-  if (handle == nullptr) return handle;
+  pthread_mutex_lock(&g_deepbind_mu);
   int saved_errno = errno;
-  if (const char* library = BlindClientLibrary(handle)) {
-    WriteToStderr(std::string("leakwatch: ") + file +
-                  " was loaded with RTLD_DEEPBIND: its calls to " + library +
-                  " bind to that library directly and cannot be seen\n");
+  g_before.Take();
+  errno = saved_errno;
+  void* handle = real(file, mode);
+  saved_errno = errno;
+  int failed = 0;
+  if (handle != nullptr && g_before.complete) {
+    g_after.Take();
+    for (size_t i = 0; i < g_after.count; ++i) {
+      if (!g_before.Has(g_after.objects[i])) {
+        RewriteImportSlots(g_after.objects[i], &failed);
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_deepbind_mu);
+  const char* library = handle != nullptr ? BuiltInClientLibrary(handle) : nullptr;
+  if (handle != nullptr && (library != nullptr || failed > 0)) {
+    AttachReporter();
+    Tracker::Get().Notice(
+        "deepbind",
+        std::string(file) + " was loaded with RTLD_DEEPBIND and " +
+            (library != nullptr
+                 ? std::string("has its own copy of ") + library
+                 : std::to_string(failed) +
+                       " of its calls could not be redirected") +
+            ": those calls bind past the hooks and cannot be seen");
   }
   errno = saved_errno;
   return handle;
@@ -103,7 +161,7 @@ __attribute__((noinline)) void* DlopenDeepbindChecked(const char* file,
 
 LW_EXPORT void* dlopen(const char* file, int mode) {
   if (leakwatch::IsCallerFreeDeepbind(file, mode, LW_CALLER)) {
-    return leakwatch::DlopenDeepbindChecked(file, mode);
+    return leakwatch::DlopenDeepbind(file, mode);
   }
   auto real = leakwatch::real_dlopen.Get();
   if (real == nullptr) return nullptr;

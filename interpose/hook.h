@@ -157,6 +157,10 @@ void OnRelease(const void* handle, const KindDesc* kind, const char* function,
 // (interpose/interpreter.cc; Tracker::SetShutdownProbe).
 void InstallInterpreterShutdownProbe();
 
+// Creates the report module if it is not yet (interpose/agent.cc): for a
+// notice from a hook that may run before the agent's constructor.
+void AttachReporter();
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_HOOK_H_

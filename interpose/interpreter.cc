@@ -14,6 +14,9 @@
 //   - Ruby: the release is made on the main thread inside ruby_run_node with
 //     no Ruby code running (no rb_vm_exec frame): the finalizers at exit,
 //     after the at_exit procs.
+//   - PHP: the release is made on the main thread inside
+//     php_request_shutdown: shutdown functions, destructors, then the
+//     request's resources (a script's unclosed links and results).
 // The interpreter is recognised once, at the first probe, by the symbols it
 // exports; a program that is none of them pays one relaxed load per probe.
 #include <dlfcn.h>
@@ -29,7 +32,7 @@
 namespace leakwatch {
 namespace {
 
-enum Interpreter : int { kUnknown, kNone, kPython, kPerl, kRuby };
+enum Interpreter : int { kUnknown, kNone, kPython, kPerl, kRuby, kPhp };
 
 struct CodeRange {
   std::atomic<uintptr_t> lo{0}, hi{0};
@@ -41,7 +44,7 @@ struct CodeRange {
 
 std::atomic<int> g_interpreter{kUnknown};
 std::atomic<int (*)()> g_py_is_finalizing{nullptr};
-CodeRange g_shutdown_fn;  // perl_destruct, ruby_run_node
+CodeRange g_shutdown_fn;  // perl_destruct, ruby_run_node, php_request_shutdown
 CodeRange g_running_fn;   // rb_vm_exec: Ruby code is running
 
 // The code of the exported function `name`, from its symbol's size.
@@ -75,6 +78,7 @@ Interpreter Recognise() {
       FunctionRange("rb_vm_exec", &g_running_fn)) {
     return kRuby;
   }
+  if (FunctionRange("php_request_shutdown", &g_shutdown_fn)) return kPhp;
   return kNone;
 }
 
@@ -104,6 +108,7 @@ bool InterpreterShutdownProbe() {
       return finalizing != nullptr && finalizing() != 0;
     }
     case kPerl:
+    case kPhp:
       return StackInShutdown(false);
     case kRuby:
       return StackInShutdown(true);

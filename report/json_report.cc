@@ -94,6 +94,8 @@ class JsonRenderer : public Renderer {
   std::string RenderScan(const ScanModel& model) override;
   std::string RenderHeld(const HeldModel& model) override;
   std::string RenderMisuse(const Misuse& misuse) override;
+  std::string RenderNotice(std::string_view what,
+                           std::string_view text) override;
 
  private:
   // `{"type":T,"pid":P,"time_ms":N` — an event's opening, without its end.
@@ -270,6 +272,12 @@ std::string JsonRenderer::RenderScan(const ScanModel& model) {
            fmt::format(",\"count\":{}}}\n", model.notes_dropped);
   }
   return out;
+}
+
+std::string JsonRenderer::RenderNotice(std::string_view what,
+                                       std::string_view text) {
+  return fmt::format("{},\"what\":{},\"message\":{}}}\n", Open("notice"),
+                     JsonString(what), JsonString(text));
 }
 
 std::string JsonRenderer::Group(const HeldModel& model,

@@ -75,6 +75,9 @@ class Renderer {
   virtual std::string RenderScan(const ScanModel& model) = 0;
   virtual std::string RenderHeld(const HeldModel& model) = 0;
   virtual std::string RenderMisuse(const Misuse& misuse) = 0;
+  // A line the agent says about itself (`what` names it for JSON).
+  virtual std::string RenderNotice(std::string_view what,
+                                   std::string_view text) = 0;
 
  protected:
   RenderContext& ctx_;

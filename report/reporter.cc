@@ -315,6 +315,11 @@ void Reporter::OnMisuse(const Misuse& misuse) {
   log_.Write(FormatMisuse(misuse));
 }
 
+void Reporter::OnNotice(std::string_view what, std::string_view text) {
+  ReportLock lock(&mu_, 500);
+  log_.Write(renderer_->RenderNotice(what, text));
+}
+
 void Reporter::PrepareFork() { pthread_mutex_lock(&mu_); }
 void Reporter::ParentAfterFork() { pthread_mutex_unlock(&mu_); }
 void Reporter::ChildAfterFork() {

@@ -29,6 +29,8 @@ class TextRenderer : public Renderer {
   std::string RenderScan(const ScanModel& model) override;
   std::string RenderHeld(const HeldModel& model) override;
   std::string RenderMisuse(const Misuse& misuse) override;
+  std::string RenderNotice(std::string_view what,
+                           std::string_view text) override;
 
  private:
   std::string Prefix() const {
@@ -292,6 +294,11 @@ std::string AtShutdown(const HeldModel::Group& g) {
   }
   return fmt::format("; {} released only at interpreter shutdown",
                      g.at_shutdown);
+}
+
+std::string TextRenderer::RenderNotice(std::string_view what,
+                                       std::string_view text) {
+  return fmt::format("{}{}\n", Prefix(), text);
 }
 
 void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,

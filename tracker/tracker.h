@@ -183,6 +183,9 @@ class EventSink {
   // A misuse, reported synchronously from inside the hook, before the real
   // call (which may abort the process). Not under any tracker lock.
   virtual void OnMisuse(const Misuse& misuse) {}
+  // A line the agent says about itself, from a hook (`what` names it: e.g.
+  // "deepbind"). Not under any tracker lock.
+  virtual void OnNotice(std::string_view what, std::string_view text) {}
   // The exit report was handed to the watchdog thread and it made no
   // progress for `waited_ms`: one line, written without allocating memory
   // (the exiting thread may have interrupted malloc).
@@ -420,6 +423,13 @@ class Tracker {
   // that a long but progressing report is waited for. Hook-safe.
   void NoteExitProgress() {
     exit_progress_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Passes a line the agent says about itself to the report module.
+  void Notice(std::string_view what, std::string_view text) {
+    if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+      sink->OnNotice(what, text);
+    }
   }
 
   // Kernel id of the calling thread (cached per thread). Hook-safe.
