@@ -9,8 +9,10 @@ void OnRelease(const void* handle, const KindDesc* kind, const char* function,
   if (handle == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  tracker.ProbeInterpreterShutdown();
-  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller))) {
+  const bool tentative =
+      tracker.ProbeInterpreterShutdown() == Tracker::kShutdownIfLast;
+  if (!tracker.Release(Key(handle), tracker.CaptureReleaseStack(caller),
+                       tentative)) {
     tracker.CheckReleaseMisuse(Key(handle), kind, function);
   }
 }

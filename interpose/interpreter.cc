@@ -9,8 +9,14 @@
 //     the start of the finalization proper: after the atexit handlers and the
 //     wait for non-daemon threads, which are the program's own code, and
 //     before the modules (and the script's globals) are torn down.
-//   - Perl: the release is made on the main thread inside perl_destruct: END
-//     blocks (DBI's disconnects every handle there), then global destruction.
+//   - Perl: the release is made on the main thread inside perl_destruct (END
+//     blocks, where DBI disconnects every handle, then global destruction)
+//     or inside exit (pp_exit, my_exit, my_failure_exit: the script's exit or
+//     its uncaught die). A release made as the main program's last scope is
+//     left (perl_run -> runops -> pp_leave, frees the file-scope `my`
+//     variables) is the interpreter's if the script does nothing after it
+//     (Tracker::kShutdownIfLast): a bare top-level block's end looks the
+//     same from C.
 //   - Ruby: the release is made on the main thread inside ruby_run_node with
 //     no Ruby code running (no rb_vm_exec frame): the finalizers at exit,
 //     after the at_exit procs.
@@ -26,6 +32,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "interpose/bind.h"
 #include "tracker/stack.h"
 #include "tracker/tracker.h"
 
@@ -44,17 +51,20 @@ struct CodeRange {
 
 std::atomic<int> g_interpreter{kUnknown};
 std::atomic<int (*)()> g_py_is_finalizing{nullptr};
-CodeRange g_shutdown_fn;  // perl_destruct, ruby_run_node, php_request_shutdown
-CodeRange g_running_fn;   // rb_vm_exec: Ruby code is running
+// Functions inside which a release is the interpreter's: perl_destruct and
+// Perl's exits, ruby_run_node (outside Ruby code), php_request_shutdown.
+CodeRange g_shutdown_fns[4];
+CodeRange g_ruby_vm_exec;  // Ruby code is running
+// Perl's main program leaving its last scope: perl_run -> runops -> pp_leave.
+CodeRange g_perl_run, g_perl_runops[2], g_perl_pp_leave;
 
 // The code of the exported function `name`, from its symbol's size.
 bool FunctionRange(const char* name, CodeRange* range) {
-  void* p = dlsym(RTLD_DEFAULT, name);
+  void* p = RealDlsym(RTLD_DEFAULT, name);
   if (p == nullptr) return false;
   Dl_info info;
   void* entry = nullptr;  // the symbol's ElfW(Sym)
-  if (dladdr1(p, &info, &entry, RTLD_DL_SYMENT) == 0 ||
-      entry == nullptr) {
+  if (dladdr1(p, &info, &entry, RTLD_DL_SYMENT) == 0 || entry == nullptr) {
     return false;
   }
   const auto* sym = static_cast<const ElfW(Sym)*>(entry);
@@ -67,35 +77,61 @@ bool FunctionRange(const char* name, CodeRange* range) {
 
 Interpreter Recognise() {
   for (const char* name : {"Py_IsFinalizing", "_Py_IsFinalizing"}) {
-    if (void* p = dlsym(RTLD_DEFAULT, name)) {
+    if (void* p = RealDlsym(RTLD_DEFAULT, name)) {
       g_py_is_finalizing.store(reinterpret_cast<int (*)()>(p),
                                std::memory_order_relaxed);
       return kPython;
     }
   }
-  if (FunctionRange("perl_destruct", &g_shutdown_fn)) return kPerl;
-  if (FunctionRange("ruby_run_node", &g_shutdown_fn) &&
-      FunctionRange("rb_vm_exec", &g_running_fn)) {
+  if (FunctionRange("perl_destruct", &g_shutdown_fns[0])) {
+    FunctionRange("Perl_pp_exit", &g_shutdown_fns[1]);
+    FunctionRange("Perl_my_exit", &g_shutdown_fns[2]);
+    FunctionRange("Perl_my_failure_exit", &g_shutdown_fns[3]);
+    FunctionRange("perl_run", &g_perl_run);
+    FunctionRange("Perl_runops_standard", &g_perl_runops[0]);
+    FunctionRange("Perl_runops_debug", &g_perl_runops[1]);
+    FunctionRange("Perl_pp_leave", &g_perl_pp_leave);
+    return kPerl;
+  }
+  if (FunctionRange("ruby_run_node", &g_shutdown_fns[0]) &&
+      FunctionRange("rb_vm_exec", &g_ruby_vm_exec)) {
     return kRuby;
   }
-  if (FunctionRange("php_request_shutdown", &g_shutdown_fn)) return kPhp;
+  if (FunctionRange("php_request_shutdown", &g_shutdown_fns[0])) return kPhp;
   return kNone;
 }
 
-// True if the calling thread's stack (its innermost frames) runs inside the
-// shutdown function and, for Ruby, outside any Ruby code.
-bool StackInShutdown(bool ruby) {
-  if (Tracker::CurrentTid() != static_cast<uint32_t>(getpid())) return false;
-  uintptr_t frames[kMaxFrames];
-  int n = CaptureStack(frames, kMaxFrames);
-  for (int i = 0; i < n; ++i) {
-    if (ruby && g_running_fn.Contains(frames[i])) return false;
-    if (g_shutdown_fn.Contains(frames[i])) return true;
+bool InShutdownFunction(uintptr_t pc) {
+  for (const CodeRange& range : g_shutdown_fns) {
+    if (range.Contains(pc)) return true;
   }
   return false;
 }
 
-bool InterpreterShutdownProbe() {
+// What the calling thread's stack (its innermost frames) says: inside a
+// shutdown function (for Ruby, with no Ruby code running inside it), or for
+// Perl leaving the main program's last scope.
+Tracker::ShutdownVerdict StackVerdict(Interpreter interpreter) {
+  if (Tracker::CurrentTid() != static_cast<uint32_t>(getpid())) {
+    return Tracker::kNotShutdown;
+  }
+  uintptr_t frames[kMaxFrames];
+  int n = CaptureStack(frames, kMaxFrames);
+  for (int i = 0; i < n; ++i) {
+    if (interpreter == kRuby && g_ruby_vm_exec.Contains(frames[i])) break;
+    if (InShutdownFunction(frames[i])) return Tracker::kShutdown;
+    if (interpreter == kPerl && i >= 2 && g_perl_run.Contains(frames[i])) {
+      const bool runops = g_perl_runops[0].Contains(frames[i - 1]) ||
+                          g_perl_runops[1].Contains(frames[i - 1]);
+      return runops && g_perl_pp_leave.Contains(frames[i - 2])
+                 ? Tracker::kShutdownIfLast
+                 : Tracker::kNotShutdown;
+    }
+  }
+  return Tracker::kNotShutdown;
+}
+
+Tracker::ShutdownVerdict InterpreterShutdownProbe() {
   int interpreter = g_interpreter.load(std::memory_order_acquire);
   if (interpreter == kUnknown) {
     interpreter = Recognise();
@@ -103,17 +139,17 @@ bool InterpreterShutdownProbe() {
   }
   switch (interpreter) {
     case kPython: {
-      int (*finalizing)() =
-          g_py_is_finalizing.load(std::memory_order_relaxed);
-      return finalizing != nullptr && finalizing() != 0;
+      int (*finalizing)() = g_py_is_finalizing.load(std::memory_order_relaxed);
+      return finalizing != nullptr && finalizing() != 0
+                 ? Tracker::kShutdown
+                 : Tracker::kNotShutdown;
     }
     case kPerl:
-    case kPhp:
-      return StackInShutdown(false);
     case kRuby:
-      return StackInShutdown(true);
+    case kPhp:
+      return StackVerdict(static_cast<Interpreter>(interpreter));
     default:
-      return false;
+      return Tracker::kNotShutdown;
   }
 }
 

@@ -107,6 +107,7 @@ void Tracker::EnsureStarted() {
 void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
                       const AcquireInfo& info) {
   if (key == 0 || kind == nullptr || kind->index >= kMaxKinds) return;
+  NoteScriptActivity();
   EnsureStarted();
   if (kinds_[kind->index].load(std::memory_order_relaxed) == nullptr) {
     kinds_[kind->index].store(kind, std::memory_order_relaxed);
@@ -198,7 +199,8 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
   return id;
 }
 
-bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
+bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,
+                      bool tentative) {
   if (key == 0) return false;
   if (Disguise(key) == t_touched_key) t_touched_key = 0;
   Record removed;
@@ -206,14 +208,20 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
                                NowNs())) {
     return false;
   }
-  if (shutdown_begun_.load(std::memory_order_acquire) &&
-      removed.kind->family != Family::kThread) {
+  const bool shutdown = shutdown_begun_.load(std::memory_order_acquire);
+  if ((shutdown || tentative) && removed.kind->family != Family::kThread &&
+      !KeptPastClosedParent(removed)) {
     // The script never released it: still held, for the exit report (no
-    // "released" note either).
+    // "released" note either), or maybe, for a tentative release.
     removed.flags =
         static_cast<uint16_t>((removed.flags | kReleasedAtShutdown) & ~kInCall);
     pthread_mutex_lock(&shutdown_mu_);
-    shutdown_released_.push_back(removed);
+    if (shutdown) {
+      shutdown_released_.push_back(removed);
+    } else {
+      tentative_released_.push_back(removed);
+      tentative_count_.fetch_add(1, std::memory_order_relaxed);
+    }
     pthread_mutex_unlock(&shutdown_mu_);
     return true;
   }
@@ -221,17 +229,57 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id) {
   return true;
 }
 
+bool Tracker::KeptPastClosedParent(const Record& r) {
+  if (r.parent == 0) return false;
+  if (table_.Update(r.parent, [](Record&) {})) return false;
+  bool held = false;
+  pthread_mutex_lock(&shutdown_mu_);
+  for (const auto* list : {&shutdown_released_, &tentative_released_}) {
+    for (const Record& p : *list) held = held || p.key == r.parent;
+  }
+  pthread_mutex_unlock(&shutdown_mu_);
+  return !held;
+}
+
 void Tracker::BeginInterpreterShutdown() {
   if (shutdown_begun_.exchange(true, std::memory_order_acq_rel)) return;
   ExitPoint();
 }
 
-bool Tracker::ProbeInterpreterShutdown() {
-  if (shutdown_begun_.load(std::memory_order_acquire)) return true;
+Tracker::ShutdownVerdict Tracker::ProbeInterpreterShutdown() {
+  if (shutdown_begun_.load(std::memory_order_acquire)) return kShutdown;
   ShutdownProbe probe = shutdown_probe_.load(std::memory_order_acquire);
-  if (probe == nullptr || !probe()) return false;
-  BeginInterpreterShutdown();
-  return true;
+  if (probe == nullptr) return kNotShutdown;
+  const ShutdownVerdict verdict = probe();
+  if (verdict == kShutdown) {
+    BeginInterpreterShutdown();
+  } else if (verdict == kNotShutdown &&
+             tentative_count_.load(std::memory_order_relaxed) != 0) {
+    ConfirmTentative();
+  }
+  return verdict;
+}
+
+void Tracker::ConfirmTentative() {
+  ScrubbedVector<Record> released;
+  pthread_mutex_lock(&shutdown_mu_);
+  released.swap(tentative_released_);
+  tentative_count_.store(0, std::memory_order_relaxed);
+  pthread_mutex_unlock(&shutdown_mu_);
+  for (Record& r : released) {
+    r.flags = static_cast<uint16_t>(r.flags & ~kReleasedAtShutdown);
+    OnRemoved(r);
+  }
+}
+
+void Tracker::PromoteTentative() {
+  if (tentative_count_.load(std::memory_order_relaxed) == 0) return;
+  pthread_mutex_lock(&shutdown_mu_);
+  for (const Record& r : tentative_released_) shutdown_released_.push_back(r);
+  tentative_released_.clear();
+  tentative_count_.store(0, std::memory_order_relaxed);
+  shutdown_begun_.store(true, std::memory_order_release);
+  pthread_mutex_unlock(&shutdown_mu_);
 }
 
 uint32_t Tracker::CaptureReleaseStack(const void* caller) {
@@ -355,13 +403,17 @@ bool Tracker::ReleaseIfSerial(uintptr_t key, uint32_t serial) {
 // be reported again if it goes idle again. Copies it as it was (its old
 // activity time says how long it was idle) into `reported` and returns true
 // if a note is due.
-bool Tracker::ShouldUse(const Record& r, bool asked, bool* probe) const {
+bool Tracker::ShouldUse(const Record& r, bool asked, ShutdownVerdict verdict,
+                        bool* probe) const {
   if (shutdown_begun_.load(std::memory_order_acquire)) {
     return false;  // the interpreter's teardown, not the script's use
   }
-  // A connection reported idle used again: unless the interpreter is tearing
-  // it down (asked once, outside the lock, by the caller).
-  if (!asked && (r.flags & kReportedLive) &&
+  if (asked) return verdict == kNotShutdown;
+  // A connection reported idle used again, or any activity while a tentative
+  // release waits: unless the interpreter is tearing it down (asked once,
+  // outside the lock, by the caller).
+  if (((r.flags & kReportedLive) ||
+       tentative_count_.load(std::memory_order_relaxed) != 0) &&
       shutdown_probe_.load(std::memory_order_relaxed) != nullptr) {
     *probe = true;
     return false;
@@ -397,6 +449,7 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
   Record reported;
   bool was_reported = false;
   bool asked = false;
+  ShutdownVerdict verdict = kNotShutdown;
   bool found;
   while (true) {
     bool probe = false;
@@ -404,7 +457,7 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
       if (identity != nullptr) *identity = r.identity;
       if (parent != nullptr) *parent = r.parent;
       if (query_id != nullptr) *query_id = r.query_id;
-      if (!ShouldUse(r, asked, &probe)) return;
+      if (!ShouldUse(r, asked, verdict, &probe)) return;
       was_reported = TakeReportedIdle(r, &reported);
       MarkActive(r, now);
       r.flags &= ~kInCall;
@@ -412,7 +465,7 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
       if (query_id != nullptr) *query_id = r.query_id;
     });
     if (!probe) break;
-    ProbeInterpreterShutdown();  // outside the table's lock; then again
+    verdict = ProbeInterpreterShutdown();  // outside the table's lock
     asked = true;
   }
   if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
@@ -430,11 +483,12 @@ bool Tracker::BeginCall(uintptr_t key) {
   Record reported;
   bool was_reported = false;
   bool asked = false;
+  ShutdownVerdict verdict = kNotShutdown;
   bool found;
   while (true) {
     bool probe = false;
     found = table_.Update(key, [&](Record& r) {
-      if (!ShouldUse(r, asked, &probe)) return;
+      if (!ShouldUse(r, asked, verdict, &probe)) return;
       // Before the call marks it active: the note must say how long it was
       // idle, not how long the call took.
       was_reported = TakeReportedIdle(r, &reported);
@@ -442,7 +496,7 @@ bool Tracker::BeginCall(uintptr_t key) {
       r.flags |= kInCall;
     });
     if (!probe) break;
-    ProbeInterpreterShutdown();  // outside the table's lock; then again
+    verdict = ProbeInterpreterShutdown();  // outside the table's lock
     asked = true;
   }
   if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
@@ -1102,6 +1156,7 @@ void* Tracker::WatchdogMain(void* arg) {
 }
 
 void Tracker::ExitPoint(bool main_returned) {
+  PromoteTentative();  // nothing followed them: the interpreter's
   if (exit_point_done_.exchange(true)) return;
   uintptr_t lo = 0, hi = 0;
   if (main_returned && CurrentStackBounds(&lo, &hi)) {
@@ -1128,6 +1183,7 @@ void Tracker::ExitPoint(bool main_returned) {
 }
 
 void Tracker::Exit() {
+  PromoteTentative();
   if (exit_done_.exchange(true)) return;
   exiting_.store(true, std::memory_order_release);
   if (!watchdog_running_.load(std::memory_order_acquire) ||
@@ -1288,8 +1344,13 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
       // that no rule convicts is listed apart (README, "exit report").
       // (Its finding stays the rule's: a young lost handle is not "past
       // its threshold"; the report reads the verdict from the record.)
+      // One the interpreter released before any scan could see it (Perl's
+      // last scope) has no verdict: only a rule convicts it.
       const Reach reach = static_cast<Reach>(r.reach);
-      h.convicted = finding != Finding::kNone || reach != Reach::kReachable ||
+      const bool unseen =
+          (r.flags & kReleasedAtShutdown) && reach == Reach::kUnknown;
+      h.convicted = finding != Finding::kNone ||
+                    (reach != Reach::kReachable && !unseen) ||
                     options_.exit_reachable == kExitReachableCount;
       if (!h.convicted && options_.exit_reachable == kExitReachableOff) {
         continue;

@@ -259,16 +259,30 @@ class Tracker {
   bool InInterpreterShutdown() const {
     return shutdown_begun_.load(std::memory_order_acquire);
   }
-  // The interpose layer's test for an interpreter's shutdown on the calling
-  // thread (it may unwind the stack): run on a release and on the first use
-  // of a handle reported idle, until it says yes once.
-  using ShutdownProbe = bool (*)();
+  // What the interpose layer's test says of the calling thread (it may
+  // unwind the stack). kShutdownIfLast: the main program's last scope is
+  // being left (Perl frees a script's file-scope variables there, before
+  // its shutdown proper); a release now is the interpreter's if nothing the
+  // script does follows it (Release's `tentative`).
+  enum ShutdownVerdict : int { kNotShutdown, kShutdown, kShutdownIfLast };
+  using ShutdownProbe = ShutdownVerdict (*)();
+  // The test, run on a release, on the first use of a handle reported idle,
+  // and on activity while a tentative release waits, until it says
+  // kShutdown once.
   void SetShutdownProbe(ShutdownProbe probe) {
     shutdown_probe_.store(probe, std::memory_order_release);
   }
-  // Runs the probe unless the shutdown is known; begins it on a yes. True if
-  // the interpreter is shutting down.
-  bool ProbeInterpreterShutdown();
+  // Runs the probe unless the shutdown is known; begins it on kShutdown; on
+  // kNotShutdown, the tentative releases waiting were the script's
+  // (ConfirmTentative).
+  ShutdownVerdict ProbeInterpreterShutdown();
+  // Called on the program's activity (an acquisition): cheap unless a
+  // tentative release waits.
+  void NoteScriptActivity() {
+    if (tentative_count_.load(std::memory_order_relaxed) != 0) {
+      ProbeInterpreterShutdown();
+    }
+  }
 
   ReachTotals reach_totals();
 
@@ -300,7 +314,11 @@ class Tracker {
   // reported live, a note is queued for the watchdog. The record is kept
   // among the recently released with `release_stack_id` (from
   // CaptureReleaseStack), to explain a later misuse. Hook-safe.
-  bool Release(uintptr_t key, uint32_t release_stack_id = 0);
+  // `tentative` (ShutdownVerdict kShutdownIfLast): kept as still held until
+  // the program does something more (then it was a release, noted late) or
+  // the exit point comes first (then it was the interpreter's).
+  bool Release(uintptr_t key, uint32_t release_stack_id = 0,
+               bool tentative = false);
 
   // The release's stack, LEAKWATCH_RELEASE_STACK_DEPTH frames: releases are
   // as frequent as acquisitions, so by default only `caller` (the return
@@ -477,10 +495,12 @@ class Tracker {
     }
   }
   void NoteReuse(Record& r, int64_t gap_ns) const;
-  // False if activity on `r` is not use: the interpreter is shutting down,
-  // or, unless `asked`, `r` was reported idle and the shutdown probe is to be
-  // asked first (`*probe` set).
-  bool ShouldUse(const Record& r, bool asked, bool* probe) const;
+  // False if activity on `r` is not use: the interpreter is shutting down
+  // (`verdict`, once `asked`), or, unless `asked`, the probe is to be asked
+  // first (`*probe` set): `r` was reported idle, or a tentative release
+  // waits.
+  bool ShouldUse(const Record& r, bool asked, ShutdownVerdict verdict,
+                 bool* probe) const;
   static bool TakeReportedIdle(Record& r, Record* reported);
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
@@ -567,10 +587,22 @@ class Tracker {
   std::atomic<bool> exit_point_done_{false};
   std::atomic<bool> shutdown_begun_{false};
   std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
-  // Handles released by the interpreter's shutdown, as they were (guarded by
-  // shutdown_mu_): still held, for the exit report.
+  // Handles released by the interpreter's shutdown, as they were: still held,
+  // for the exit report; and the tentative releases waiting (guarded by
+  // shutdown_mu_).
   pthread_mutex_t shutdown_mu_ = PTHREAD_MUTEX_INITIALIZER;
   ScrubbedVector<Record> shutdown_released_;
+  ScrubbedVector<Record> tentative_released_;
+  std::atomic<uint32_t> tentative_count_{0};
+  // The tentative releases: were the script's (their notes are made now) or
+  // the interpreter's.
+  void ConfirmTentative();
+  void PromoteTentative();
+  // True if `r`, released by the interpreter, came from a parent the script
+  // released itself: the driver kept it until its object died (a closed
+  // connection's last result, psycopg2's cancel handle), a release like any
+  // other.
+  bool KeptPastClosedParent(const Record& r);
   uintptr_t exit_stack_lo_ = 0, exit_stack_hi_ = 0;  // not scanned at exit
   // The watchdog's own stack: its frames hold the agent's copies of keys.
   uintptr_t watchdog_stack_lo_ = 0, watchdog_stack_hi_ = 0;
