@@ -71,11 +71,31 @@ void* HookNamed(const char* name) {
   return self.Lookup(name);
 }
 
-// What a lookup that found `p` for `name`, asked from `caller`, returns: the
-// hook of that name, unless the agent itself asked.
-void* Redirect(const char* name, void* p, const void* caller) {
+// True if `handle` (a dlopen handle or link map) is in the program's own
+// namespace: a copy of a library loaded with dlmopen elsewhere is another
+// library, which the hooks (calling the copy in this namespace) must not
+// stand for.
+bool InBaseNamespace(void* handle) {
+  Lmid_t lmid = LM_ID_BASE;
+  return dlinfo(handle, RTLD_DI_LMID, &lmid) == 0 && lmid == LM_ID_BASE;
+}
+
+// What a lookup on `handle` (RTLD_DEFAULT: the caller's scope) that found
+// `p` for `name`, asked from `caller`, returns: the hook of that name, unless
+// the agent itself asked.
+void* Redirect(void* handle, const char* name, void* p, const void* caller) {
   if (p == nullptr || name == nullptr || !FindSelf() || InSelf(caller) ||
       InSelf(p)) {
+    return p;
+  }
+  if (handle == RTLD_DEFAULT) {
+    Dl_info info;
+    void* map = nullptr;
+    if (dladdr1(caller, &info, &map, RTLD_DL_LINKMAP) == 0 || map == nullptr ||
+        !InBaseNamespace(map)) {
+      return p;
+    }
+  } else if (!InBaseNamespace(handle)) {
     return p;
   }
   int saved_errno = errno;
@@ -104,8 +124,7 @@ int RewriteImportSlots(const LoadedObject& object, int* failed) {
   int rewritten = 0;
   image.ForEachImportSlot([&](const char* name, void** slot) {
     void* hook = HookNamed(name);
-    if (hook == nullptr ||
-        __atomic_load_n(slot, __ATOMIC_RELAXED) == hook) {
+    if (hook == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) == hook) {
       return true;
     }
     if (WriteImportSlot(slot, hook, object.bias, object.phdr, object.phnum)) {
@@ -149,7 +168,7 @@ void* LwDlsymOnHandle(void* handle, const char* name) {
   auto real = reinterpret_cast<leakwatch::DlsymFn>(
       __atomic_load_n(&lw_real_dlsym, __ATOMIC_ACQUIRE));
   if (real == nullptr) return nullptr;
-  return leakwatch::Redirect(name, real(handle, name), caller);
+  return leakwatch::Redirect(handle, name, real(handle, name), caller);
 }
 
 void* LwDlvsymOnHandle(void* handle, const char* name, const char* version) {
@@ -158,54 +177,60 @@ void* LwDlvsymOnHandle(void* handle, const char* name, const char* version) {
   auto real = reinterpret_cast<leakwatch::DlvsymFn>(
       __atomic_load_n(&lw_real_dlvsym, __ATOMIC_ACQUIRE));
   if (real == nullptr) return nullptr;
-  return leakwatch::Redirect(name, real(handle, name, version), caller);
+  // RTLD_DEFAULT comes here too (a versioned lookup never finds the hooks,
+  // which have no version): the caller's scope is the program's global
+  // scope, as ours, unless the caller was loaded with RTLD_DEEPBIND, where
+  // its own copy comes first (the hook is the answer then all the more).
+  return leakwatch::Redirect(handle, name, real(handle, name, version), caller);
 }
 
 }  // extern "C"
 
-// dlsym(handle, name) and dlvsym(handle, name, version): RTLD_DEFAULT (0) and
-// RTLD_NEXT (-1) jump to libc's function (resolved first if need be, the
-// arguments kept); any other handle jumps to the C++ side above, whose return
-// address is then still the program's.
-#define LW_DL_ENTRY(fn, real, on_handle)                              \
-  ".text\n"                                                           \
-  ".globl " #fn "\n"                                                  \
-  ".type " #fn ", @function\n" #fn                                    \
-  ":\n"                                                               \
-  ".cfi_startproc\n"                                                  \
-  "  testq %rdi, %rdi\n"                                              \
-  "  je 1f\n"                                                         \
-  "  cmpq $-1, %rdi\n"                                                \
-  "  je 1f\n"                                                         \
-  "  jmp " #on_handle                                                 \
-  "\n"                                                                \
-  "1:\n"                                                              \
-  "  movq " #real                                                     \
-  "(%rip), %rax\n"                                                    \
-  "  testq %rax, %rax\n"                                              \
-  "  jne 2f\n"                                                        \
-  "  pushq %rdi\n"                                                    \
-  ".cfi_adjust_cfa_offset 8\n"                                        \
-  "  pushq %rsi\n"                                                    \
-  ".cfi_adjust_cfa_offset 8\n"                                        \
-  "  pushq %rdx\n"                                                    \
-  ".cfi_adjust_cfa_offset 8\n"                                        \
-  "  call LwResolveDl\n"                                              \
-  "  popq %rdx\n"                                                     \
-  ".cfi_adjust_cfa_offset -8\n"                                       \
-  "  popq %rsi\n"                                                     \
-  ".cfi_adjust_cfa_offset -8\n"                                       \
-  "  popq %rdi\n"                                                     \
-  ".cfi_adjust_cfa_offset -8\n"                                       \
-  "  movq " #real                                                     \
-  "(%rip), %rax\n"                                                    \
-  "  testq %rax, %rax\n"                                              \
-  "  jne 2f\n"                                                        \
-  "  ret\n"                                                           \
-  "2:\n"                                                              \
-  "  jmp *%rax\n"                                                     \
-  ".cfi_endproc\n"                                                    \
+// dlsym(handle, name) and dlvsym(handle, name, version): RTLD_NEXT (-1), and
+// with `default_to_real` (dlsym) RTLD_DEFAULT (0), jump to libc's function
+// (resolved first if need be, the arguments kept); any other handle jumps to
+// the C++ side above, whose return address is then still the program's.
+// (dlsym's RTLD_DEFAULT finds the hooks first in the global scope by
+// itself.)
+#define LW_DL_ENTRY(fn, real, on_handle, default_to_real) \
+  ".text\n"                                               \
+  ".globl " #fn                                           \
+  "\n"                                                    \
+  ".type " #fn ", @function\n" #fn                        \
+  ":\n"                                                   \
+  ".cfi_startproc\n"                                      \
+  "  testq %rdi, %rdi\n" default_to_real                  \
+  "  cmpq $-1, %rdi\n"                                    \
+  "  je 1f\n"                                             \
+  "  jmp " #on_handle                                     \
+  "\n"                                                    \
+  "1:\n"                                                  \
+  "  movq " #real                                         \
+  "(%rip), %rax\n"                                        \
+  "  testq %rax, %rax\n"                                  \
+  "  jne 2f\n"                                            \
+  "  pushq %rdi\n"                                        \
+  ".cfi_adjust_cfa_offset 8\n"                            \
+  "  pushq %rsi\n"                                        \
+  ".cfi_adjust_cfa_offset 8\n"                            \
+  "  pushq %rdx\n"                                        \
+  ".cfi_adjust_cfa_offset 8\n"                            \
+  "  call LwResolveDl\n"                                  \
+  "  popq %rdx\n"                                         \
+  ".cfi_adjust_cfa_offset -8\n"                           \
+  "  popq %rsi\n"                                         \
+  ".cfi_adjust_cfa_offset -8\n"                           \
+  "  popq %rdi\n"                                         \
+  ".cfi_adjust_cfa_offset -8\n"                           \
+  "  movq " #real                                         \
+  "(%rip), %rax\n"                                        \
+  "  testq %rax, %rax\n"                                  \
+  "  jne 2f\n"                                            \
+  "  ret\n"                                               \
+  "2:\n"                                                  \
+  "  jmp *%rax\n"                                         \
+  ".cfi_endproc\n"                                        \
   ".size " #fn ", .-" #fn "\n"
 
-asm(LW_DL_ENTRY(dlsym, lw_real_dlsym, LwDlsymOnHandle));
-asm(LW_DL_ENTRY(dlvsym, lw_real_dlvsym, LwDlvsymOnHandle));
+asm(LW_DL_ENTRY(dlsym, lw_real_dlsym, LwDlsymOnHandle, "  je 1f\n"));
+asm(LW_DL_ENTRY(dlvsym, lw_real_dlvsym, LwDlvsymOnHandle, ""));

@@ -60,14 +60,22 @@ bool CallerHasSearchPath(const void* caller) {
 }
 
 // The client library whose entry point `handle`'s own scope resolves to a
-// definition inside the loaded object itself (a copy built in, whose calls
-// no slot carries), or null.
+// definition inside the loaded object itself, when that object is not the
+// client library (a copy built into a module: its calls to it are its own,
+// carried by no slot), or null. The library itself loaded this way is
+// reached like any other (dlsym on its handle answers with the hooks).
 const char* BuiltInClientLibrary(void* handle) {
   static const char* const kProbes[][2] = {{"PQconnectdb", "libpq"},
                                            {"mysql_init", "libmariadb"}};
   struct link_map* map = nullptr;
   if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr) {
     return nullptr;
+  }
+  const char* base =
+      map->l_name != nullptr ? std::strrchr(map->l_name, '/') : nullptr;
+  base = base != nullptr ? base + 1 : (map->l_name ? map->l_name : "");
+  for (const char* library : {"libpq", "libmariadb", "libmysqlclient"}) {
+    if (std::strncmp(base, library, std::strlen(library)) == 0) return nullptr;
   }
   for (const auto& probe : kProbes) {
     void* p = RealDlsym(handle, probe[0]);
@@ -140,16 +148,16 @@ __attribute__((noinline)) void* DlopenDeepbind(const char* file, int mode) {
     }
   }
   pthread_mutex_unlock(&g_deepbind_mu);
-  const char* library = handle != nullptr ? BuiltInClientLibrary(handle) : nullptr;
+  const char* library =
+      handle != nullptr ? BuiltInClientLibrary(handle) : nullptr;
   if (handle != nullptr && (library != nullptr || failed > 0)) {
     AttachReporter();
     Tracker::Get().Notice(
         "deepbind",
         std::string(file) + " was loaded with RTLD_DEEPBIND and " +
-            (library != nullptr
-                 ? std::string("has its own copy of ") + library
-                 : std::to_string(failed) +
-                       " of its calls could not be redirected") +
+            (library != nullptr ? std::string("has its own copy of ") + library
+                                : std::to_string(failed) +
+                                      " of its calls could not be redirected") +
             ": those calls bind past the hooks and cannot be seen");
   }
   errno = saved_errno;

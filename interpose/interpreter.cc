@@ -140,9 +140,8 @@ Tracker::ShutdownVerdict InterpreterShutdownProbe() {
   switch (interpreter) {
     case kPython: {
       int (*finalizing)() = g_py_is_finalizing.load(std::memory_order_relaxed);
-      return finalizing != nullptr && finalizing() != 0
-                 ? Tracker::kShutdown
-                 : Tracker::kNotShutdown;
+      return finalizing != nullptr && finalizing() != 0 ? Tracker::kShutdown
+                                                        : Tracker::kNotShutdown;
     }
     case kPerl:
     case kRuby:

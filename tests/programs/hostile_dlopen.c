@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: hostile_dlopen PLUGIN local|deepbind|reopen | "
-            "hostile_dlopen - deepbind-libpq\n");
+            "hostile_dlopen - deepbind-libpq|dlsym-libpq|next\n");
     return 2;
   }
   const char* plugin_path = argv[1];
@@ -103,6 +103,38 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "deepbind-libpq") == 0) {
     open_or_die("libpq.so.5", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     printf("opened\n");
+    return 0;
+  }
+  if (strcmp(mode, "dlsym-libpq") == 0) {
+    /* As psycopg 3's ctypes implementation: libpq loaded privately, every
+     * function looked up on its handle and called through the pointer. */
+    void* libpq = open_or_die("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    void* (*connectdb)(const char*) =
+        (void* (*)(const char*))dlsym(libpq, "PQconnectdb");
+    void (*finish)(void*) = (void (*)(void*))dlsym(libpq, "PQfinish");
+    if (connectdb == NULL || finish == NULL) {
+      fprintf(stderr, "lookup failed: %s\n", dlerror());
+      return 1;
+    }
+    void* kept = connectdb("");
+    void* closed = connectdb("");
+    finish(closed);
+    printf("connected: %s\n", kept != NULL ? "yes" : "no");
+    return 0;
+  }
+  if (strcmp(mode, "next") == 0) {
+    /* RTLD_NEXT is relative to the caller: from the program, the next
+     * pthread_create is the first one in the global scope. */
+    void* next = dlsym(RTLD_NEXT, "pthread_create");
+    void* first = dlsym(RTLD_DEFAULT, "pthread_create");
+    printf("next is first: %s\n", next == first ? "yes" : "no");
+    /* A versioned lookup, and one on libc's own handle: the function the
+     * program would call. */
+    void* versioned = dlvsym(RTLD_DEFAULT, "pthread_create", "GLIBC_2.34");
+    void* libc = open_or_die("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void* own = dlvsym(libc, "pthread_create", "GLIBC_2.34");
+    printf("versioned is first: %s\n",
+           versioned == first && own == first ? "yes" : "no");
     return 0;
   }
   int flags = RTLD_NOW | RTLD_LOCAL;
