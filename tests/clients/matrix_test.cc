@@ -1,0 +1,300 @@
+// The client matrix: for each real client, a leaky script (exact counts of
+// live warnings and in the exit report, LEAKWATCH_EXITCODE fires, the
+// script's own output unchanged) and a clean one (nothing from the agent,
+// stdout, stderr and exit status identical to a run without it), against
+// the servers scripts/test.sh starts.
+//
+// The leaky scripts keep their leaked handles until the agent's log has a
+// warning for each (they read LEAKWATCH_LOG), so the counts do not depend on
+// the machine's load. Handles an interpreter frees only while it shuts down
+// (Python's finalization, Perl's global destruction, Ruby's finalizers at
+// exit, PHP's request shutdown) were leaked by the script: they are in the
+// exit report, marked "released only at interpreter shutdown".
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/integration/harness.h"
+
+namespace leakwatch::testing {
+namespace {
+
+using Counts = std::map<std::string, int>;
+
+std::string Script(const std::string& name) {
+  return std::string(LEAKWATCH_SOURCE_DIR) + "/tests/clients/" + name;
+}
+
+std::vector<std::string> Python(const std::string& script,
+                                const std::string& arg = "") {
+  std::vector<std::string> argv = {"/usr/bin/python3", Script(script)};
+  if (!arg.empty()) argv.push_back(arg);
+  return argv;
+}
+
+std::vector<std::string> Sysbench(const std::string& driver) {
+  std::vector<std::string> argv = {"/usr/bin/sysbench",
+                                   Script("sysbench_clean.lua"),
+                                   "--db-driver=" + driver};
+  if (driver == "pgsql") {
+    for (const char* v : {"PGHOST", "PGPORT", "PGUSER", "PGDATABASE"}) {
+      const char* value = std::getenv(v);
+      std::string option = std::string(v).substr(2);
+      for (char& c : option) c = static_cast<char>(std::tolower(c));
+      if (option == "database") option = "db";
+      argv.push_back("--pgsql-" + option + "=" + (value ? value : ""));
+    }
+  } else {
+    MysqlSettings s = Mysql();
+    argv.insert(argv.end(),
+                {"--mysql-host=" + s.host, "--mysql-port=" + s.port,
+                 "--mysql-user=" + s.user, "--mysql-password=" + s.password,
+                 "--mysql-db=" + s.db});
+  }
+  argv.insert(argv.end(), {"--threads=2", "--events=8", "--time=0", "run"});
+  return argv;
+}
+
+// The agent's settings for both kinds of row; the exit report's reachable
+// section keeps the agent's default (listed apart, not counted).
+RunOptions AgentOptions(const std::string& threshold) {
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", threshold},
+                 {"LEAKWATCH_EXITCODE", "9"},
+                 {"LEAKWATCH_EXIT_REACHABLE", ""}};
+  return options;
+}
+
+// Clean: the same run twice, without and with the agent (a 200 ms threshold,
+// shorter than the scripts' pauses between bursts): nothing may differ.
+void ExpectClean(const std::vector<std::string>& argv) {
+  RunOptions native;
+  native.preload = false;
+  RunResult without = RunProgram(argv, native);
+  ASSERT_EQ(without.exit_code, 0) << without.out << without.err;
+  RunResult with = RunProgram(argv, AgentOptions("200"));
+  EXPECT_EQ(with.exit_code, without.exit_code) << with.err;
+  EXPECT_EQ(with.out, without.out);
+  EXPECT_EQ(with.err, without.err);
+  EXPECT_TRUE(LinesWith(with.err, "leakwatch[").empty()) << with.err;
+}
+
+struct Leaks {
+  Counts live;              // live warnings per kind (CountLiveWarnings)
+  Counts at_exit;           // the exit report's SUMMARY, per kind
+  bool interpreter = true;  // freed by the interpreter's shutdown
+};
+
+// Leaky: the script's own output is what it prints without the agent; the
+// agent's log (LEAKWATCH_LOG) has exactly the expected live warnings and
+// exit report, and the exit status is LEAKWATCH_EXITCODE's.
+void ExpectLeaks(const std::vector<std::string>& argv, const Leaks& leaks) {
+  RunOptions native;
+  native.preload = false;
+  RunResult without = RunProgram(argv, native);
+  ASSERT_EQ(without.exit_code, 0) << without.out << without.err;
+
+  TempDir temp;
+  std::string log = temp.path() + "/agent.log";
+  RunOptions options = AgentOptions("1s");
+  options.env["LEAKWATCH_LOG"] = log;
+  RunResult with = RunProgram(argv, options);
+  std::string text = ReadFile(log);
+  EXPECT_EQ(with.exit_code, 9) << with.err << text;
+  EXPECT_EQ(with.out, without.out) << with.err;
+  EXPECT_EQ(with.err, without.err) << text;
+
+  for (const auto& [kind, n] : leaks.live) {
+    EXPECT_EQ(CountLiveWarnings(text, kind, "1 s"), n) << kind << "\n" << text;
+  }
+  ExitReport report = ParseExitReport(text);
+  ASSERT_TRUE(report.present) << text;
+  EXPECT_EQ(report.per_kind, leaks.at_exit) << text;
+  int total = 0;
+  for (const auto& [kind, n] : leaks.at_exit) total += n;
+  EXPECT_EQ(report.total, total) << text;
+  if (leaks.interpreter) {
+    EXPECT_FALSE(
+        LinesWith(text, "released only at interpreter shutdown").empty())
+        << text;
+  }
+}
+
+// --- Python -----------------------------------------------------------------
+
+TEST(Matrix, Psycopg2Leaky) {
+  if (!RequirePostgres()) return;
+  // psycopg2's cancel handles live with their (leaked) connections: listed
+  // as reachable, not counted.
+  ExpectLeaks(
+      Python("psycopg2_leaky.py"),
+      {{{"pg.conn", 2}, {"pg.result", 2}}, {{"pg.conn", 2}, {"pg.result", 2}}});
+}
+
+TEST(Matrix, Psycopg2Clean) {
+  if (!RequirePostgres()) return;
+  ExpectClean(Python("psycopg2_clean.py"));
+}
+
+TEST(Matrix, Psycopg3Leaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks(Python("psycopg_leaky.py"), {{{"pg.conn", 2}, {"pg.result", 2}},
+                                           {{"pg.conn", 2}, {"pg.result", 2}}});
+}
+
+TEST(Matrix, Psycopg3Clean) {
+  if (!RequirePostgres()) return;
+  ExpectClean(Python("psycopg_clean.py"));
+}
+
+TEST(Matrix, SqlalchemyPgLeaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks(Python("sqlalchemy_leaky.py", "postgresql"),
+              {{{"pg.conn", 2}}, {{"pg.conn", 2}}});
+}
+
+TEST(Matrix, SqlalchemyPgClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean(Python("sqlalchemy_clean.py", "postgresql"));
+}
+
+TEST(Matrix, SqlalchemyMysqlLeaky) {
+  if (!RequireMysql()) return;
+  ExpectLeaks(Python("sqlalchemy_leaky.py", "mysql"),
+              {{{"mysql.conn", 2}}, {{"mysql.conn", 2}}});
+}
+
+TEST(Matrix, SqlalchemyMysqlClean) {
+  if (!RequireMysql()) return;
+  ExpectClean(Python("sqlalchemy_clean.py", "mysql"));
+}
+
+TEST(Matrix, MysqldbLeaky) {
+  if (!RequireMysql()) return;
+  ExpectLeaks(Python("mysqldb_leaky.py"),
+              {{{"mysql.conn", 2}}, {{"mysql.conn", 2}}});
+}
+
+TEST(Matrix, MysqldbClean) {
+  if (!RequireMysql()) return;
+  ExpectClean(Python("mysqldb_clean.py"));
+}
+
+// --- Perl DBI
+// -----------------------------------------------------------------
+
+TEST(Matrix, DbdPgLeaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks(
+      {"/usr/bin/perl", Script("dbd_leaky.pl"), "Pg"},
+      {{{"pg.conn", 2}, {"pg.result", 2}}, {{"pg.conn", 2}, {"pg.result", 2}}});
+}
+
+TEST(Matrix, DbdPgClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean({"/usr/bin/perl", Script("dbd_clean.pl"), "Pg"});
+}
+
+TEST(Matrix, DbdMariadbLeaky) {
+  if (!RequireMysql()) return;
+  ExpectLeaks({"/usr/bin/perl", Script("dbd_leaky.pl"), "MariaDB"},
+              {{{"mysql.conn", 2}, {"mysql.result", 2}},
+               {{"mysql.conn", 2}, {"mysql.result", 2}}});
+}
+
+TEST(Matrix, DbdMariadbClean) {
+  if (!RequireMysql()) return;
+  ExpectClean({"/usr/bin/perl", Script("dbd_clean.pl"), "MariaDB"});
+}
+
+// --- Ruby
+// ---------------------------------------------------------------------
+
+TEST(Matrix, RubyPgLeaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks(
+      {"/usr/bin/ruby", Script("ruby_pg_leaky.rb")},
+      {{{"pg.conn", 2}, {"pg.result", 2}}, {{"pg.conn", 2}, {"pg.result", 2}}});
+}
+
+TEST(Matrix, RubyPgClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean({"/usr/bin/ruby", Script("ruby_pg_clean.rb")});
+}
+
+TEST(Matrix, Mysql2Leaky) {
+  if (!RequireMysql()) return;
+  ExpectLeaks({"/usr/bin/ruby", Script("mysql2_leaky.rb")},
+              {{{"mysql.conn", 2}, {"mysql.result", 2}},
+               {{"mysql.conn", 2}, {"mysql.result", 2}}});
+}
+
+TEST(Matrix, Mysql2Clean) {
+  if (!RequireMysql()) return;
+  ExpectClean({"/usr/bin/ruby", Script("mysql2_clean.rb")});
+}
+
+// --- PHP
+// ----------------------------------------------------------------------
+
+TEST(Matrix, PhpPgsqlLeaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks(
+      {"/usr/bin/php", Script("php_pgsql_leaky.php")},
+      {{{"pg.conn", 2}, {"pg.result", 2}}, {{"pg.conn", 2}, {"pg.result", 2}}});
+}
+
+TEST(Matrix, PhpPgsqlClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean({"/usr/bin/php", Script("php_pgsql_clean.php")});
+}
+
+TEST(Matrix, PhpPdoPgsqlLeaky) {
+  if (!RequirePostgres()) return;
+  // pdo_pgsql prepares every statement server-side under a name: one per
+  // leaked connection, never used again, prepared over more than the
+  // threshold (a growing site: warned as a site, counted at exit).
+  ExpectLeaks({"/usr/bin/php", Script("php_pdo_pgsql_leaky.php")},
+              {{{"pg.conn", 2}, {"pg.result", 2}},
+               {{"pg.conn", 2}, {"pg.result", 2}, {"pg.prepared", 2}}});
+}
+
+TEST(Matrix, PhpPdoPgsqlClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean({"/usr/bin/php", Script("php_pdo_pgsql_clean.php")});
+}
+
+// --- C++: libpqxx
+// ---------------------------------------------------------------
+
+TEST(Matrix, LibpqxxLeaky) {
+  if (!RequirePostgres()) return;
+  ExpectLeaks({ProgramPath("pqxx_leaky")}, {{{"pg.conn", 2}, {"pg.result", 3}},
+                                            {{"pg.conn", 2}, {"pg.result", 3}},
+                                            /*interpreter=*/false});
+}
+
+TEST(Matrix, LibpqxxClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean({ProgramPath("pqxx_clean")});
+}
+
+// --- sysbench (clean only: see tests/clients/README-section.md)
+// ----------------
+
+TEST(Matrix, SysbenchPgsqlClean) {
+  if (!RequirePostgres()) return;
+  ExpectClean(Sysbench("pgsql"));
+}
+
+TEST(Matrix, SysbenchMysqlClean) {
+  if (!RequireMysql()) return;
+  ExpectClean(Sysbench("mysql"));
+}
+
+}  // namespace
+}  // namespace leakwatch::testing
