@@ -20,9 +20,12 @@
 //   - Ruby: the release is made on the main thread inside ruby_run_node with
 //     no Ruby code running (no rb_vm_exec frame): the finalizers at exit,
 //     after the at_exit procs.
-//   - PHP: the release is made on the main thread inside
-//     php_request_shutdown: shutdown functions, destructors, then the
-//     request's resources (a script's unclosed links and results).
+//   - PHP: the main thread is inside php_request_shutdown (shutdown
+//     functions, destructors, then the request's resources): PHP closes a
+//     request's links at its end by design, so a release there is a release
+//     (Tracker::kEndOfRequest), but the calls made on the way are not use.
+// Recognising an interpreter also tells the tracker the program is one
+// (Tracker::SetScriptInterpreter).
 // The interpreter is recognised once, at the first probe, by the symbols it
 // exports; a program that is none of them pays one relaxed load per probe.
 #include <dlfcn.h>
@@ -131,12 +134,18 @@ Tracker::ShutdownVerdict StackVerdict(Interpreter interpreter) {
   return Tracker::kNotShutdown;
 }
 
-Tracker::ShutdownVerdict InterpreterShutdownProbe() {
+int RecogniseOnce() {
   int interpreter = g_interpreter.load(std::memory_order_acquire);
   if (interpreter == kUnknown) {
     interpreter = Recognise();
     g_interpreter.store(interpreter, std::memory_order_release);
+    if (interpreter != kNone) Tracker::Get().SetScriptInterpreter();
   }
+  return interpreter;
+}
+
+Tracker::ShutdownVerdict InterpreterShutdownProbe() {
+  const int interpreter = RecogniseOnce();
   switch (interpreter) {
     case kPython: {
       int (*finalizing)() = g_py_is_finalizing.load(std::memory_order_relaxed);
@@ -145,8 +154,10 @@ Tracker::ShutdownVerdict InterpreterShutdownProbe() {
     }
     case kPerl:
     case kRuby:
-    case kPhp:
       return StackVerdict(static_cast<Interpreter>(interpreter));
+    case kPhp:
+      return StackVerdict(kPhp) == Tracker::kShutdown ? Tracker::kEndOfRequest
+                                                      : Tracker::kNotShutdown;
     default:
       return Tracker::kNotShutdown;
   }
@@ -156,6 +167,9 @@ Tracker::ShutdownVerdict InterpreterShutdownProbe() {
 
 void InstallInterpreterShutdownProbe() {
   Tracker::Get().SetShutdownProbe(&InterpreterShutdownProbe);
+  // As the agent starts the interpreter's own symbols are there (an
+  // interpreter loaded later is recognised at its first release).
+  RecogniseOnce();
 }
 
 }  // namespace leakwatch

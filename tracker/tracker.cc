@@ -602,6 +602,11 @@ bool HasParent(const Record& r) {
   return r.kind->lives_with_parent && r.parent != 0;
 }
 
+// A result that came from a connection (see Tracker::script_interpreter_).
+bool IsResultOfConnection(const Record& r) {
+  return r.kind->family == Family::kResult && r.parent != 0 && !HasParent(r);
+}
+
 }  // namespace
 
 // Running threads of one creation site older than the threshold; idle,
@@ -773,6 +778,11 @@ struct Tracker::ScanPass {
   MetricsSnapshot metrics;
   ScrubbedVector<Held> connections;        // for per-identity metrics
   ScrubbedHashMap<uintptr_t, int> pinned;  // connection -> pinning results
+  // Results from a connection, judged once the connections are
+  // (JudgeResults).
+  ScrubbedVector<Record> results;
+  // Every connection, with the finding of its rule (JudgeConnections).
+  ScrubbedHashMap<uintptr_t, Finding> conn_findings;
 };
 
 void Tracker::Scan() {
@@ -787,6 +797,7 @@ void Tracker::Scan() {
   events.notes = TakeNotes(&events.notes_dropped);
   table_.ForEach([&](Record& r) { CollectForScan(r, &pass); }, 0, &exiting_);
   JudgeConnections(&pass, &events.growing);
+  JudgeResults(&pass);
   MarkOverdue(&pass, &events);
   FindGrowingSites(pass, &events.growing);
   if (pass.want_metrics) {
@@ -814,6 +825,12 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
     if (IsRunningThread(r)) ++m.threads_live;
     if ((r.flags & kPinsParent) && r.parent != 0) ++pass->pinned[r.parent];
   }
+  if (conn) pass->conn_findings[r.key] = Finding::kNone;
+  if (IsResultOfConnection(r) &&
+      script_interpreter_.load(std::memory_order_relaxed)) {
+    pass->results.push_back(r);  // judged with their connections
+    return;
+  }
   if (conn) {  // judged with their sites (JudgeConnections)
     if (!(r.flags & kIgnored)) {
       pass->conns.push_back(r);
@@ -823,8 +840,23 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
     return;
   }
   // Judged now unless its parent must be looked up first (phase 2).
-  const Finding finding =
-      has_parent ? Finding::kNone : Judge(r, pass->now_ns, false);
+  JudgeCollected(r, has_parent, pass);
+}
+
+void Tracker::JudgeResults(ScanPass* pass) {
+  for (const Record& r : pass->results) JudgeCollected(r, false, pass);
+}
+
+void Tracker::JudgeCollected(const Record& r, bool has_parent, ScanPass* pass) {
+  Finding finding = has_parent ? Finding::kNone : Judge(r, pass->now_ns, false);
+  if (finding == Finding::kHeldTooLong && IsResultOfConnection(r) &&
+      script_interpreter_.load(std::memory_order_relaxed)) {
+    auto parent = pass->conn_findings.find(r.parent);
+    if (parent == pass->conn_findings.end() ||
+        parent->second == Finding::kNone) {
+      finding = Finding::kNone;  // rests with its connection, or its object
+    }
+  }
   if (pass->want_metrics && PastThreshold(finding, r.kind->family)) {
     ++pass->metrics.past_threshold[r.kind->index];
   }
@@ -882,6 +914,7 @@ void Tracker::JudgeConnections(ScanPass* pass,
   for (const Record& r : pass->conns) {
     const ConnContext ctx = sites.For(r, threshold);
     const Finding finding = Judge(r, pass->now_ns, false, ctx);
+    pass->conn_findings[r.key] = finding;
     if (pass->want_metrics) {
       if (PastThreshold(finding, r.kind->family)) {
         ++pass->metrics.past_threshold[r.kind->index];
@@ -1281,6 +1314,13 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   pthread_mutex_lock(&scan_mu_);
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
+  // Each connection's own finding, for its results (script interpreters).
+  ScrubbedHashMap<uintptr_t, Finding> conn_findings;
+  for (const Record& r : held) {
+    if (FamilyUsesIdleTime(r.kind->family)) {
+      conn_findings[r.key] = Judge(r, now, false, sites.For(r, conn_threshold));
+    }
+  }
   // Each handle judged by its rule; statements judged by growth (as the scan
   // does, MarkOverdue) also counted towards their site's growth; the
   // connections of a growing site (idle, never reused) are all leaks, the
@@ -1299,6 +1339,13 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     }
     const ConnContext ctx = sites.For(r, conn_threshold);
     Finding finding = Judge(r, now, parent_alive, ctx);
+    if (finding == Finding::kHeldTooLong && IsResultOfConnection(r) &&
+        script_interpreter_.load(std::memory_order_relaxed)) {
+      auto parent = conn_findings.find(r.parent);
+      if (parent == conn_findings.end() || parent->second == Finding::kNone) {
+        finding = Finding::kNone;  // rests with its connection
+      }
+    }
     Record copy = r;
     if (parent_alive && r.kind->ends_with_parent) {
       // No memory of its own: as reachable as its parent (lost with it).

@@ -263,8 +263,16 @@ class Tracker {
   // unwind the stack). kShutdownIfLast: the main program's last scope is
   // being left (Perl frees a script's file-scope variables there, before
   // its shutdown proper); a release now is the interpreter's if nothing the
-  // script does follows it (Release's `tentative`).
-  enum ShutdownVerdict : int { kNotShutdown, kShutdown, kShutdownIfLast };
+  // script does follows it (Release's `tentative`). kEndOfRequest: the
+  // interpreter frees the request's resources as it is designed to (PHP,
+  // whose scripts are not expected to close their links): a release is a
+  // release, but activity is not use.
+  enum ShutdownVerdict : int {
+    kNotShutdown,
+    kShutdown,
+    kShutdownIfLast,
+    kEndOfRequest
+  };
   using ShutdownProbe = ShutdownVerdict (*)();
   // The test, run on a release, on the first use of a handle reported idle,
   // and on activity while a tentative release waits, until it says
@@ -443,6 +451,18 @@ class Tracker {
     exit_progress_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // The program is a script interpreter (Python, Perl, Ruby, PHP): its
+  // drivers own the results of a connection and free them with their
+  // objects (DBD::Pg and psycopg 3 keep a connection's last result until
+  // the next statement, Ruby's pg leaves results to the garbage collector):
+  // a result from a connection is judged with the connection, not by how
+  // long it is held: within the connection's rule, or after the script
+  // closed the connection (the driver's object keeps it until it dies, as
+  // psycopg2's cursor does), it is no leak unless lost.
+  void SetScriptInterpreter() {
+    script_interpreter_.store(true, std::memory_order_relaxed);
+  }
+
   // Passes a line the agent says about itself to the report module.
   void Notice(std::string_view what, std::string_view text) {
     if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
@@ -477,6 +497,14 @@ class Tracker {
   // The agent's writable segments, which the scans must not read (once, on
   // the watchdog thread as it starts).
   static void FindAgentMemory();
+  // Phase 1's judgement of a record that is not a connection (a lives-with-
+  // parent one waits for phase 2): metrics, growing thread sites, and the
+  // candidates for a warning. In a script interpreter, a result from a
+  // connection within its rule is not held too long.
+  void JudgeCollected(const Record& r, bool has_parent, ScanPass* pass);
+  // In a script interpreter, the results from a connection, once the
+  // connections are judged.
+  void JudgeResults(ScanPass* pass);
   // The connections of `pass` judged with their sites; growing sites.
   void JudgeConnections(ScanPass* pass, ScrubbedVector<SiteGrowth>* growing);
   // Activity on a record (Touch, BeginCall): learns reuse after a gap. On
@@ -586,6 +614,7 @@ class Tracker {
   std::atomic<uint32_t> exit_reach_state_{kReachNone};
   std::atomic<bool> exit_point_done_{false};
   std::atomic<bool> shutdown_begun_{false};
+  std::atomic<bool> script_interpreter_{false};
   std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
   // Handles released by the interpreter's shutdown, as they were: still held,
   // for the exit report; and the tentative releases waiting (guarded by

@@ -834,6 +834,127 @@ TEST(TrackerExitDeathTest, ForkedChildLeavesInheritedHandlesOut) {
 }
 
 
+// --- interpreter shutdown --------------------------------------------------
+
+// The probe the interpose layer would give: what the test says. Only in the
+// death tests' children (a shutdown, once begun, lasts).
+std::atomic<int> g_probe_verdict{Tracker::kNotShutdown};
+Tracker::ShutdownVerdict TestProbe() {
+  return static_cast<Tracker::ShutdownVerdict>(g_probe_verdict.load());
+}
+
+// A release once the interpreter shuts down is none: the handle stays in the
+// exit report, flagged, without a "released" note; a result from a
+// connection the script closed itself is released all the same.
+void ShutdownChild() {
+  T().SetShutdownProbe(&TestProbe);
+  uintptr_t conn = NewKey(), closed = NewKey(), orphan = NewKey();
+  T().Acquire(&kTestConn, conn, {});
+  T().Acquire(&kTestConn, closed, {});
+  AcquireInfo from_closed;
+  from_closed.parent = closed;
+  T().Acquire(&kTestResult, orphan, from_closed);
+  CHILD_CHECK(T().Release(closed));  // the script's own close
+  CHILD_CHECK(T().ProbeInterpreterShutdown() == Tracker::kNotShutdown);
+  g_probe_verdict = Tracker::kShutdown;
+  CHILD_CHECK(T().ProbeInterpreterShutdown() == Tracker::kShutdown);
+  CHILD_CHECK(T().InInterpreterShutdown());
+  CHILD_CHECK(T().Release(orphan));
+  CHILD_CHECK(T().Release(conn));
+  // Activity now is the interpreter's: found, but not use.
+  T().Exit();
+  std::vector<ExitSnapshot> exits = Sink().exits();
+  CHILD_CHECK(exits.size() == 1);
+  const Record* held = FindHeld(exits[0], conn);
+  CHILD_CHECK(held != nullptr);
+  CHILD_CHECK(held->flags & kReleasedAtShutdown);
+  CHILD_CHECK(FindHeld(exits[0], orphan) == nullptr);
+  CHILD_CHECK(FindHeld(exits[0], closed) == nullptr);
+  CHILD_CHECK(Sink().NoteCount(conn) == 0);
+  std::fprintf(stderr, "shutdown-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerExitDeathTest, ReleasesAtInterpreterShutdownStayHeld) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(ShutdownChild(), testing::ExitedWithCode(0),
+              "shutdown-child-ok");
+}
+
+// A tentative release (Perl leaving its main program's last scope) is the
+// script's if the script does something more, the interpreter's if the exit
+// comes first.
+void TentativeChild() {
+  T().SetShutdownProbe(&TestProbe);
+  uintptr_t scoped = NewKey(), last = NewKey(), later = NewKey();
+  T().Acquire(&kTestConn, scoped, {});
+  T().Acquire(&kTestConn, last, {});
+  g_probe_verdict = Tracker::kShutdownIfLast;
+  CHILD_CHECK(T().ProbeInterpreterShutdown() == Tracker::kShutdownIfLast);
+  CHILD_CHECK(T().Release(scoped, 0, /*tentative=*/true));
+  // The script goes on: an acquisition outside the last scope.
+  g_probe_verdict = Tracker::kNotShutdown;
+  T().Acquire(&kTestConn, later, {});
+  CHILD_CHECK(T().Release(later));
+  g_probe_verdict = Tracker::kShutdownIfLast;
+  CHILD_CHECK(T().Release(last, 0, /*tentative=*/true));
+  CHILD_CHECK(!T().InInterpreterShutdown());
+  T().Exit();
+  std::vector<ExitSnapshot> exits = Sink().exits();
+  CHILD_CHECK(exits.size() == 1);
+  CHILD_CHECK(FindHeld(exits[0], scoped) == nullptr);  // confirmed released
+  const Record* held = FindHeld(exits[0], last);
+  CHILD_CHECK(held != nullptr);
+  CHILD_CHECK(held->flags & kReleasedAtShutdown);
+  std::fprintf(stderr, "tentative-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerExitDeathTest, TentativeReleaseIsTheScriptsIfTheScriptGoesOn) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(TentativeChild(), testing::ExitedWithCode(0),
+              "tentative-child-ok");
+}
+
+// In a script interpreter a result from a connection is judged with the
+// connection: not warned while the connection is within its rule, however
+// long it is held; one from a connection left idle is warned with it. (A
+// death test: the setting lasts for the process.)
+void InterpreterResultsChild() {
+  T().SetScriptInterpreter();
+  uintptr_t busy = NewKey(), idle = NewKey(), kept = NewKey(),
+            left = NewKey();
+  T().Acquire(&kTestConn, busy, {});
+  T().Acquire(&kTestConn, idle, {});
+  AcquireInfo from_busy;
+  from_busy.parent = busy;
+  T().Acquire(&kTestResult, kept, from_busy);
+  AcquireInfo from_idle;
+  from_idle.parent = idle;
+  T().Acquire(&kTestResult, left, from_idle);
+  const int64_t t0 = NowNs();
+  while (Sink().OverdueCount(left) == 0 && NowNs() - t0 < 10000 * kMs) {
+    T().Touch(busy, nullptr);
+    T().Scan();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHILD_CHECK(Sink().OverdueCount(idle) == 1);
+  CHILD_CHECK(Sink().OverdueCount(left) == 1);
+  CHILD_CHECK(Sink().OverdueCount(kept) == 0);
+  CHILD_CHECK(NowNs() - t0 >= kConnThresholdMs * kMs);
+  std::fprintf(stderr, "interpreter-results-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerExitDeathTest, InAScriptInterpreterResultsAreJudgedWithTheirConnection) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(InterpreterResultsChild(), testing::ExitedWithCode(0),
+              "interpreter-results-child-ok");
+}
+
 // --- threads ---------------------------------------------------------------
 
 // Each call site below is its own creation site (stack).
