@@ -300,7 +300,7 @@ TEST(Matrix, LibpqxxClean) {
   ExpectClean({ProgramPath("pqxx_clean")});
 }
 
-// --- sysbench (clean only: see tests/clients/README-section.md)
+// --- sysbench (clean only: see README.md, "Scripts")
 // ----------------
 
 TEST(Matrix, SysbenchPgsqlClean) {

@@ -307,6 +307,37 @@ TEST(HostileDlopen, DeepbindOfLibpqItselfSaysNothing) {
   EXPECT_EQ(r.err, "");
 }
 
+// A module with its own copy of libpq built in, loaded with RTLD_DEEPBIND:
+// its calls cannot be reached. Said once, through the log (LEAKWATCH_LOG),
+// with the prefix, in the log's format; nothing on stderr.
+TEST(HostileDlopen, DeepbindModuleWithItsOwnLibpqIsSaidInTheLog) {
+  TempDir dir;
+  for (const std::string format : {"text", "json"}) {
+    std::string log = dir.path() + "/agent-" + format + ".log";
+    RunResult r = RunProgram(
+        {Program("hostile_dlopen"), Program("libhostile_builtin.so"),
+         "deepbind-open"},
+        Env({{"LEAKWATCH_LOG", log}, {"LEAKWATCH_FORMAT", format}}, 60));
+    ASSERT_FALSE(r.timed_out) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "opened\n");
+    EXPECT_EQ(r.err, "");
+    std::vector<std::string> lines =
+        LinesWith(ReadFile(log), "libhostile_builtin.so");
+    ASSERT_EQ(lines.size(), 1u) << ReadFile(log);
+    if (format == "text") {
+      EXPECT_EQ(lines[0].rfind("leakwatch[", 0), 0u) << lines[0];
+      EXPECT_NE(lines[0].find("RTLD_DEEPBIND and has its own copy of libpq"),
+                std::string::npos)
+          << lines[0];
+    } else {
+      EXPECT_EQ(lines[0].rfind("{\"type\":\"notice\"", 0), 0u) << lines[0];
+      EXPECT_NE(lines[0].find("\"what\":\"deepbind\""), std::string::npos)
+          << lines[0];
+    }
+  }
+}
+
 // psycopg 3's way (ctypes): libpq loaded privately, its functions looked up
 // with dlsym/dlvsym on its handle and called through the pointers. The
 // lookups answer with the hooks: one connection kept, one closed.

@@ -462,5 +462,25 @@ TEST(MysqlPrograms, TrackWithoutMysqlLeavesMysqlProgramsAlone) {
   EXPECT_FALSE(ParseExitReport(stats.err).present) << stats.err;
 }
 
+// A connection reported idle and then used by a 300 ms query: "in use
+// again" says how long it rested, not how long the query took.
+TEST(MysqlPrograms, InUseAgainNoteSaysHowLongTheConnectionRested) {
+  if (!RequireMysql()) return;
+  TempDir dir;
+  std::string log = dir.path() + "/agent.log";
+  RunOptions options;
+  options.env = {{"LEAKWATCH_THRESHOLD_MS", "500"}, {"LEAKWATCH_LOG", log}};
+  RunResult r = RunProgram({ProgramPath("my_idle_then_query")}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err << ReadFile(log);
+  EXPECT_EQ(r.out, "rested\ndone\n");
+  std::string text = ReadFile(log);
+  std::smatch m;
+  static const std::regex kAgain(
+      R"(mysql\.conn 0x[0-9a-f]+ reported above is in use again after ([0-9.]+) (s|ms) idle)");
+  ASSERT_TRUE(std::regex_search(text, m, kAgain)) << text;
+  const double idle_ms = std::stod(m[1]) * (m[2] == "s" ? 1000 : 1);
+  EXPECT_GE(idle_ms, 500) << text;
+}
+
 }  // namespace
 }  // namespace leakwatch::testing

@@ -95,13 +95,19 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: hostile_dlopen PLUGIN local|deepbind|reopen | "
-            "hostile_dlopen - deepbind-libpq|dlsym-libpq|next\n");
+            "hostile_dlopen - deepbind-libpq|dlsym-libpq|next | "
+            "hostile_dlopen MODULE deepbind-open\n");
     return 2;
   }
   const char* plugin_path = argv[1];
   const char* mode = argv[2];
   if (strcmp(mode, "deepbind-libpq") == 0) {
     open_or_die("libpq.so.5", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    printf("opened\n");
+    return 0;
+  }
+  if (strcmp(mode, "deepbind-open") == 0) {
+    open_or_die(plugin_path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     printf("opened\n");
     return 0;
   }

@@ -1,5 +1,5 @@
 /* Holds a known set of handles until the agent's metrics file shows them past
- * the threshold, copies that file, then releases everything.
+ * the threshold and reported, copies that file, then releases everything.
  * Usage: pg_metrics_hold METRICS_FILE COPY_TO
  *   3 connections; 6 results from the first, 5 of them held (1 cleared). */
 #include <string.h>
@@ -23,8 +23,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 5; ++i) held[i] = load_page(conns[0], i);
   PQclear(load_page(conns[0], 99));
   time_t deadline = time(NULL) + 20;
+  /* Past the threshold first; each reported once its reachability verdict
+   * is in (a scan later, at most). */
   while (!line_has(argv[1],
                    "leakwatch_handles_past_threshold{kind=\"pg.result\"",
+                   "} 5\n") ||
+         !line_has(argv[1], "leakwatch_leak_reports_total{kind=\"pg.result\"",
                    "} 5\n")) {
     if (time(NULL) > deadline) {
       fprintf(stderr, "metrics never showed the held results\n");
