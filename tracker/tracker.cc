@@ -442,10 +442,8 @@ bool Tracker::TouchActivity(uintptr_t key) {
   return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
 }
 
-bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
-                      uintptr_t* parent, uint32_t* query_id,
-                      uint32_t set_query_id) {
-  if (key == 0) return false;
+template <typename Fn>
+bool Tracker::UseRecord(uintptr_t key, int64_t now, Fn&& fn) {
   Record reported;
   bool was_reported = false;
   bool asked = false;
@@ -454,21 +452,36 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
   while (true) {
     bool probe = false;
     found = table_.Update(key, [&](Record& r) {
-      if (identity != nullptr) *identity = r.identity;
-      if (parent != nullptr) *parent = r.parent;
-      if (query_id != nullptr) *query_id = r.query_id;
-      if (!ShouldUse(r, asked, verdict, &probe)) return;
-      was_reported = TakeReportedIdle(r, &reported);
-      MarkActive(r, now);
-      r.flags &= ~kInCall;
-      if (set_query_id != 0) r.query_id = set_query_id;
-      if (query_id != nullptr) *query_id = r.query_id;
+      const bool use = ShouldUse(r, asked, verdict, &probe);
+      if (use) {
+        // Before the activity marks it active: the note must say how long
+        // it was idle, not how long a call took.
+        was_reported = TakeReportedIdle(r, &reported);
+        MarkActive(r, now);
+      }
+      fn(r, use);
     });
     if (!probe) break;
     verdict = ProbeInterpreterShutdown();  // outside the table's lock
     asked = true;
   }
   if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
+  return found;
+}
+
+bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
+                      uintptr_t* parent, uint32_t* query_id,
+                      uint32_t set_query_id) {
+  if (key == 0) return false;
+  bool found = UseRecord(key, now, [&](Record& r, bool use) {
+    if (use) {
+      r.flags &= ~kInCall;
+      if (set_query_id != 0) r.query_id = set_query_id;
+    }
+    if (identity != nullptr) *identity = r.identity;
+    if (parent != nullptr) *parent = r.parent;
+    if (query_id != nullptr) *query_id = r.query_id;
+  });
   if (found) {
     t_touched_key = Disguise(key);
     t_touched_ns = now;
@@ -479,28 +492,9 @@ bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
 bool Tracker::BeginCall(uintptr_t key) {
   if (key == 0) return false;
   t_touched_key = 0;
-  int64_t now = NowNs();
-  Record reported;
-  bool was_reported = false;
-  bool asked = false;
-  ShutdownVerdict verdict = kNotShutdown;
-  bool found;
-  while (true) {
-    bool probe = false;
-    found = table_.Update(key, [&](Record& r) {
-      if (!ShouldUse(r, asked, verdict, &probe)) return;
-      // Before the call marks it active: the note must say how long it was
-      // idle, not how long the call took.
-      was_reported = TakeReportedIdle(r, &reported);
-      MarkActive(r, now);
-      r.flags |= kInCall;
-    });
-    if (!probe) break;
-    verdict = ProbeInterpreterShutdown();  // outside the table's lock
-    asked = true;
-  }
-  if (was_reported) QueueNote(LiveNote::kActiveAgain, reported, now);
-  return found;
+  return UseRecord(key, NowNs(), [](Record& r, bool use) {
+    if (use) r.flags |= kInCall;
+  });
 }
 
 void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {

@@ -529,6 +529,12 @@ class Tracker {
   // waits.
   bool ShouldUse(const Record& r, bool asked, ShutdownVerdict verdict,
                  bool* probe) const;
+  // Activity on `key` at `now`: runs `fn(Record&, bool use)` under the
+  // record's lock, with `use` from ShouldUse (asking the shutdown probe
+  // outside the lock when it must); on use the record was marked active, its
+  // "in use again" note taken first. Returns whether the key is tracked.
+  template <typename Fn>
+  bool UseRecord(uintptr_t key, int64_t now, Fn&& fn);
   static bool TakeReportedIdle(Record& r, Record* reported);
   void EnsureStarted();  // stack capture and watchdog, on first acquire
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
