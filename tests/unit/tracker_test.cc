@@ -935,7 +935,10 @@ void InterpreterResultsChild() {
   from_idle.parent = idle;
   T().Acquire(&kTestResult, left, from_idle);
   const int64_t t0 = NowNs();
-  while (Sink().OverdueCount(left) == 0 && NowNs() - t0 < 10000 * kMs) {
+  // Until both are warned (the connection's own warning may wait a scan for
+  // its reachability verdict).
+  while ((Sink().OverdueCount(left) == 0 || Sink().OverdueCount(idle) == 0) &&
+         NowNs() - t0 < 10000 * kMs) {
     T().Touch(busy, nullptr);
     T().Scan();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
