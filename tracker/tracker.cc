@@ -781,6 +781,11 @@ struct Tracker::ScanPass {
 
 void Tracker::Scan() {
   if (exiting_.load(std::memory_order_acquire)) return;
+  if (pthread_mutex_trylock(&scan_run_mu_) != 0) return;  // one is running
+  struct Unlock {
+    pthread_mutex_t* mu;
+    ~Unlock() { pthread_mutex_unlock(mu); }
+  } unlock{&scan_run_mu_};
   // First, before this pass copies any key onto the heap.
   ReachPass(/*at_exit=*/false);
   ScanPass pass(NowNs(), !options_.metrics.empty());
@@ -1164,7 +1169,9 @@ void* Tracker::WatchdogMain(void* arg) {
   while (self->WaitUntil(any_live ? &next : nullptr)) {
     if (self->exit_reach_state_.load(std::memory_order_acquire) ==
         kReachRequested) {
+      pthread_mutex_lock(&self->scan_run_mu_);  // a test's Scan may run
       self->ReachPass(/*at_exit=*/true);
+      pthread_mutex_unlock(&self->scan_run_mu_);
       self->exit_reach_state_.store(kReachDone, std::memory_order_release);
       FutexWakeAll(&self->exit_reach_state_);
       continue;  // the program is exiting: no more live scans
@@ -1457,7 +1464,11 @@ void Tracker::ForkParent() {
 void Tracker::ForkChild() {
   Tracker& t = *g_tracker;
   t_tid = 0;
+  // A scan the parent's watchdog was running does not go on here.
+  pthread_mutex_init(&t.scan_run_mu_, nullptr);
   t.shutdown_released_.clear();  // the parent's
+  t.tentative_released_.clear();
+  t.tentative_count_.store(0, std::memory_order_relaxed);
   pthread_mutex_unlock(&t.shutdown_mu_);
   t.reach_mu_.Unlock();
   pthread_mutex_unlock(&t.scan_mu_);

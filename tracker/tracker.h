@@ -421,6 +421,8 @@ class Tracker {
   }
 
   // Runs one watchdog scan now (the watchdog thread calls this; tests too).
+  // One scan at a time: a call while another runs does nothing (the
+  // reachability pass's buffers are the scan's own).
   void Scan();
 
   // Passes what is held past its threshold now to the sink (OnPeriodic).
@@ -619,6 +621,7 @@ class Tracker {
   enum : uint32_t { kReachNone = 0, kReachRequested = 1, kReachDone = 2 };
   std::atomic<uint32_t> exit_reach_state_{kReachNone};
   std::atomic<bool> exit_point_done_{false};
+  pthread_mutex_t scan_run_mu_ = PTHREAD_MUTEX_INITIALIZER;  // held by Scan
   std::atomic<bool> shutdown_begun_{false};
   std::atomic<bool> script_interpreter_{false};
   std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
