@@ -443,7 +443,24 @@ bool Tracker::TouchActivity(uintptr_t key) {
 }
 
 template <typename Fn>
-bool Tracker::UseRecord(uintptr_t key, int64_t now, Fn&& fn) {
+inline __attribute__((always_inline)) bool Tracker::UseRecord(uintptr_t key,
+                                                              int64_t now,
+                                                              Fn&& fn) {
+  // The common case, on every hook's path: no shutdown, no tentative
+  // release, the record not reported idle.
+  if (tentative_count_.load(std::memory_order_relaxed) == 0 &&
+      !shutdown_begun_.load(std::memory_order_relaxed)) [[likely]] {
+    bool plain = true;
+    const bool found = table_.Update(key, [&](Record& r) {
+      if (r.flags & kReportedLive) {
+        plain = false;
+        return;
+      }
+      MarkActive(r, now);
+      fn(r, true);
+    });
+    if (plain) return found;
+  }
   Record reported;
   bool was_reported = false;
   bool asked = false;
