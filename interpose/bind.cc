@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "interpose/hook.h"
+#include "tracker/stack.h"
 
 namespace leakwatch {
 namespace {
@@ -17,7 +18,7 @@ using DlvsymFn = void* (*)(void*, const char*, const char*);
 // libleakwatch's own object (load bias and dynamic section), found once.
 std::atomic<uintptr_t> g_self_bias{0};
 std::atomic<const ElfDyn*> g_self_dynamic{nullptr};
-std::atomic<uintptr_t> g_self_lo{0}, g_self_hi{0};  // its PT_LOAD extent
+std::atomic<uintptr_t> g_self_lo{0}, g_self_hi{0};  // its code
 
 }  // namespace
 }  // namespace leakwatch
@@ -43,12 +44,9 @@ bool FindSelf() {
       self.dynamic == nullptr) {
     return false;
   }
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (size_t i = 0; i < self.phnum; ++i) {
-    const ElfPhdr& ph = self.phdr[i];
-    if (ph.p_type != PT_LOAD) continue;
-    lo = std::min<uintptr_t>(lo, self.bias + ph.p_vaddr);
-    hi = std::max<uintptr_t>(hi, self.bias + ph.p_vaddr + ph.p_memsz);
+  uintptr_t lo = 0, hi = 0;
+  if (!FindCodeRange(reinterpret_cast<const void*>(&FindSelf), &lo, &hi)) {
+    return false;
   }
   g_self_lo.store(lo, std::memory_order_relaxed);
   g_self_hi.store(hi, std::memory_order_relaxed);

@@ -24,25 +24,26 @@
 //     functions, destructors, then the request's resources): PHP closes a
 //     request's links at its end by design, so a release there is a release
 //     (Tracker::kEndOfRequest), but the calls made on the way are not use.
-// Recognising an interpreter also tells the tracker the program is one
-// (Tracker::SetScriptInterpreter).
-// The interpreter is recognised once, at the first probe, by the symbols it
-// exports; a program that is none of them pays one relaxed load per probe.
+// The interpreter is recognised once, as the agent starts, by the symbols
+// its executable or library exports; only then is the probe installed (the
+// tracker takes it to mean the program is a script interpreter). A program
+// that is none of them (an interpreter embedded later with dlopen included)
+// has no probe: one load per release.
 #include <dlfcn.h>
-#include <link.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
 
 #include "interpose/bind.h"
+#include "tracker/elf_image.h"
 #include "tracker/stack.h"
 #include "tracker/tracker.h"
 
 namespace leakwatch {
 namespace {
 
-enum Interpreter : int { kUnknown, kNone, kPython, kPerl, kRuby, kPhp };
+enum Interpreter : int { kNone, kPython, kPerl, kRuby, kPhp };
 
 struct CodeRange {
   std::atomic<uintptr_t> lo{0}, hi{0};
@@ -52,7 +53,7 @@ struct CodeRange {
   }
 };
 
-std::atomic<int> g_interpreter{kUnknown};
+std::atomic<int> g_interpreter{kNone};
 std::atomic<int (*)()> g_py_is_finalizing{nullptr};
 // Functions inside which a release is the interpreter's: perl_destruct and
 // Perl's exits, ruby_run_node (outside Ruby code), php_request_shutdown.
@@ -61,20 +62,18 @@ CodeRange g_ruby_vm_exec;  // Ruby code is running
 // Perl's main program leaving its last scope: perl_run -> runops -> pp_leave.
 CodeRange g_perl_run, g_perl_runops[2], g_perl_pp_leave;
 
-// The code of the exported function `name`, from its symbol's size.
+// The code of the exported function `name`, from its symbol's size in the
+// object that defines it.
 bool FunctionRange(const char* name, CodeRange* range) {
   void* p = RealDlsym(RTLD_DEFAULT, name);
-  if (p == nullptr) return false;
-  Dl_info info;
-  void* entry = nullptr;  // the symbol's ElfW(Sym)
-  if (dladdr1(p, &info, &entry, RTLD_DL_SYMENT) == 0 || entry == nullptr) {
+  LoadedObject object;
+  uintptr_t lo = 0, hi = 0;
+  if (p == nullptr || !FindLoadedObject(p, &object) ||
+      !ElfImage(object).LookupRange(name, &lo, &hi) || hi <= lo) {
     return false;
   }
-  const auto* sym = static_cast<const ElfW(Sym)*>(entry);
-  if (sym->st_size == 0) return false;
-  uintptr_t lo = reinterpret_cast<uintptr_t>(p);
   range->lo.store(lo, std::memory_order_relaxed);
-  range->hi.store(lo + sym->st_size, std::memory_order_relaxed);
+  range->hi.store(hi, std::memory_order_relaxed);
   return true;
 }
 
@@ -134,18 +133,8 @@ Tracker::ShutdownVerdict StackVerdict(Interpreter interpreter) {
   return Tracker::kNotShutdown;
 }
 
-int RecogniseOnce() {
-  int interpreter = g_interpreter.load(std::memory_order_acquire);
-  if (interpreter == kUnknown) {
-    interpreter = Recognise();
-    g_interpreter.store(interpreter, std::memory_order_release);
-    if (interpreter != kNone) Tracker::Get().SetScriptInterpreter();
-  }
-  return interpreter;
-}
-
 Tracker::ShutdownVerdict InterpreterShutdownProbe() {
-  const int interpreter = RecogniseOnce();
+  const int interpreter = g_interpreter.load(std::memory_order_relaxed);
   switch (interpreter) {
     case kPython: {
       int (*finalizing)() = g_py_is_finalizing.load(std::memory_order_relaxed);
@@ -166,10 +155,11 @@ Tracker::ShutdownVerdict InterpreterShutdownProbe() {
 }  // namespace
 
 void InstallInterpreterShutdownProbe() {
-  Tracker::Get().SetShutdownProbe(&InterpreterShutdownProbe);
-  // As the agent starts the interpreter's own symbols are there (an
-  // interpreter loaded later is recognised at its first release).
-  RecogniseOnce();
+  const Interpreter interpreter = Recognise();
+  g_interpreter.store(interpreter, std::memory_order_release);
+  if (interpreter != kNone) {
+    Tracker::Get().SetShutdownProbe(&InterpreterShutdownProbe);
+  }
 }
 
 }  // namespace leakwatch

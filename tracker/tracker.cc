@@ -246,7 +246,7 @@ void Tracker::BeginInterpreterShutdown() {
   ExitPoint();
 }
 
-Tracker::ShutdownVerdict Tracker::ProbeInterpreterShutdown() {
+Tracker::ShutdownVerdict Tracker::ProbeInterpreterShutdownSlow() {
   if (shutdown_begun_.load(std::memory_order_acquire)) return kShutdown;
   ShutdownProbe probe = shutdown_probe_.load(std::memory_order_acquire);
   if (probe == nullptr) return kNotShutdown;
@@ -613,9 +613,24 @@ bool HasParent(const Record& r) {
   return r.kind->lives_with_parent && r.parent != 0;
 }
 
-// A result that came from a connection (see Tracker::script_interpreter_).
+// A result that came from a connection (see Tracker::SetShutdownProbe).
 bool IsResultOfConnection(const Record& r) {
   return r.kind->family == Family::kResult && r.parent != 0 && !HasParent(r);
+}
+
+// In a script interpreter, a result's `finding` as its connection's rule
+// has it: held too long only with a connection convicted (`conns`: the
+// findings of the connections alive; a closed one's result is its driver
+// object's).
+Finding WithItsConnection(const Record& r, Finding finding,
+                          const ScrubbedHashMap<uintptr_t, Finding>& conns) {
+  if (finding != Finding::kHeldTooLong || !IsResultOfConnection(r)) {
+    return finding;
+  }
+  auto parent = conns.find(r.parent);
+  return parent == conns.end() || parent->second == Finding::kNone
+             ? Finding::kNone
+             : finding;
 }
 
 }  // namespace
@@ -772,10 +787,11 @@ struct Tracker::ConnSites {
 
 // What phase 1 of a scan gathers under the shard locks.
 struct Tracker::ScanPass {
-  explicit ScanPass(int64_t now, bool metrics)
-      : now_ns(now), want_metrics(metrics) {}
+  ScanPass(int64_t now, bool metrics, bool interpreter)
+      : now_ns(now), want_metrics(metrics), script_interpreter(interpreter) {}
   int64_t now_ns;
   bool want_metrics;
+  bool script_interpreter;  // Tracker::IsScriptInterpreter
   // Past a rule and not reported yet, and every handle living with a parent
   // (its parent's liveness is checked in phase 2); a connection with what
   // its site knows.
@@ -805,7 +821,7 @@ void Tracker::Scan() {
   } unlock{&scan_run_mu_};
   // First, before this pass copies any key onto the heap.
   ReachPass(/*at_exit=*/false);
-  ScanPass pass(NowNs(), !options_.metrics.empty());
+  ScanPass pass(NowNs(), !options_.metrics.empty(), IsScriptInterpreter());
   ScanEvents events;
   events.now_ns = pass.now_ns;
   // Notes first: they are about handles reported in earlier scans, so none of
@@ -841,11 +857,12 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
     if (IsRunningThread(r)) ++m.threads_live;
     if ((r.flags & kPinsParent) && r.parent != 0) ++pass->pinned[r.parent];
   }
-  if (conn) pass->conn_findings[r.key] = Finding::kNone;
-  if (IsResultOfConnection(r) &&
-      script_interpreter_.load(std::memory_order_relaxed)) {
-    pass->results.push_back(r);  // judged with their connections
-    return;
+  if (pass->script_interpreter) {  // results judged with their connections
+    if (conn) pass->conn_findings[r.key] = Finding::kNone;
+    if (IsResultOfConnection(r)) {
+      pass->results.push_back(r);
+      return;
+    }
   }
   if (conn) {  // judged with their sites (JudgeConnections)
     if (!(r.flags & kIgnored)) {
@@ -865,13 +882,8 @@ void Tracker::JudgeResults(ScanPass* pass) {
 
 void Tracker::JudgeCollected(const Record& r, bool has_parent, ScanPass* pass) {
   Finding finding = has_parent ? Finding::kNone : Judge(r, pass->now_ns, false);
-  if (finding == Finding::kHeldTooLong && IsResultOfConnection(r) &&
-      script_interpreter_.load(std::memory_order_relaxed)) {
-    auto parent = pass->conn_findings.find(r.parent);
-    if (parent == pass->conn_findings.end() ||
-        parent->second == Finding::kNone) {
-      finding = Finding::kNone;  // rests with its connection, or its object
-    }
+  if (pass->script_interpreter) {
+    finding = WithItsConnection(r, finding, pass->conn_findings);
   }
   if (pass->want_metrics && PastThreshold(finding, r.kind->family)) {
     ++pass->metrics.past_threshold[r.kind->index];
@@ -930,7 +942,7 @@ void Tracker::JudgeConnections(ScanPass* pass,
   for (const Record& r : pass->conns) {
     const ConnContext ctx = sites.For(r, threshold);
     const Finding finding = Judge(r, pass->now_ns, false, ctx);
-    pass->conn_findings[r.key] = finding;
+    if (pass->script_interpreter) pass->conn_findings[r.key] = finding;
     if (pass->want_metrics) {
       if (PastThreshold(finding, r.kind->family)) {
         ++pass->metrics.past_threshold[r.kind->index];
@@ -1333,9 +1345,10 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   sites.Finish(&site_gap_);
   pthread_mutex_unlock(&scan_mu_);
   // Each connection's own finding, for its results (script interpreters).
+  const bool script_interpreter = IsScriptInterpreter();
   ScrubbedHashMap<uintptr_t, Finding> conn_findings;
   for (const Record& r : held) {
-    if (FamilyUsesIdleTime(r.kind->family)) {
+    if (script_interpreter && FamilyUsesIdleTime(r.kind->family)) {
       conn_findings[r.key] = Judge(r, now, false, sites.For(r, conn_threshold));
     }
   }
@@ -1357,12 +1370,8 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     }
     const ConnContext ctx = sites.For(r, conn_threshold);
     Finding finding = Judge(r, now, parent_alive, ctx);
-    if (finding == Finding::kHeldTooLong && IsResultOfConnection(r) &&
-        script_interpreter_.load(std::memory_order_relaxed)) {
-      auto parent = conn_findings.find(r.parent);
-      if (parent == conn_findings.end() || parent->second == Finding::kNone) {
-        finding = Finding::kNone;  // rests with its connection
-      }
+    if (script_interpreter) {
+      finding = WithItsConnection(r, finding, conn_findings);
     }
     Record copy = r;
     if (parent_alive && r.kind->ends_with_parent) {

@@ -274,16 +274,36 @@ class Tracker {
     kEndOfRequest
   };
   using ShutdownProbe = ShutdownVerdict (*)();
-  // The test, run on a release, on the first use of a handle reported idle,
-  // and on activity while a tentative release waits, until it says
-  // kShutdown once.
+  // The program is a script interpreter (Python, Perl, Ruby, PHP), whose
+  // shutdown `probe` tells apart: run on a release, on the first use of a
+  // handle reported idle, and on activity while a tentative release waits,
+  // until it says kShutdown once. Set once, as the agent starts.
+  //
+  // A script interpreter's drivers also own the results of a connection and
+  // free them with their objects (DBD::Pg and psycopg 3 keep a connection's
+  // last result until the next statement, Ruby's pg leaves results to the
+  // garbage collector): a result from a connection is judged with the
+  // connection, not by how long it is held — within the connection's rule,
+  // or after the script closed the connection (the driver's object keeps it
+  // until it dies, as psycopg2's cursor does), it is no leak unless lost.
   void SetShutdownProbe(ShutdownProbe probe) {
     shutdown_probe_.store(probe, std::memory_order_release);
   }
+  bool IsScriptInterpreter() const {
+    return shutdown_probe_.load(std::memory_order_relaxed) != nullptr;
+  }
   // Runs the probe unless the shutdown is known; begins it on kShutdown; on
   // kNotShutdown, the tentative releases waiting were the script's
-  // (ConfirmTentative).
-  ShutdownVerdict ProbeInterpreterShutdown();
+  // (ConfirmTentative). On every release: one load for a program that is
+  // not an interpreter.
+  ShutdownVerdict ProbeInterpreterShutdown() {
+    if (shutdown_probe_.load(std::memory_order_relaxed) == nullptr &&
+        !shutdown_begun_.load(std::memory_order_relaxed)) [[likely]] {
+      return kNotShutdown;
+    }
+    return ProbeInterpreterShutdownSlow();
+  }
+  ShutdownVerdict ProbeInterpreterShutdownSlow();
   // Called on the program's activity (an acquisition): cheap unless a
   // tentative release waits.
   void NoteScriptActivity() {
@@ -453,18 +473,6 @@ class Tracker {
     exit_progress_.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // The program is a script interpreter (Python, Perl, Ruby, PHP): its
-  // drivers own the results of a connection and free them with their
-  // objects (DBD::Pg and psycopg 3 keep a connection's last result until
-  // the next statement, Ruby's pg leaves results to the garbage collector):
-  // a result from a connection is judged with the connection, not by how
-  // long it is held: within the connection's rule, or after the script
-  // closed the connection (the driver's object keeps it until it dies, as
-  // psycopg2's cursor does), it is no leak unless lost.
-  void SetScriptInterpreter() {
-    script_interpreter_.store(true, std::memory_order_relaxed);
-  }
-
   // Passes a line the agent says about itself to the report module.
   void Notice(std::string_view what, std::string_view text) {
     if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
@@ -623,7 +631,6 @@ class Tracker {
   std::atomic<bool> exit_point_done_{false};
   pthread_mutex_t scan_run_mu_ = PTHREAD_MUTEX_INITIALIZER;  // held by Scan
   std::atomic<bool> shutdown_begun_{false};
-  std::atomic<bool> script_interpreter_{false};
   std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
   // Handles released by the interpreter's shutdown, as they were: still held,
   // for the exit report; and the tentative releases waiting (guarded by

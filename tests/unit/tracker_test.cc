@@ -923,7 +923,7 @@ TEST(TrackerExitDeathTest, TentativeReleaseIsTheScriptsIfTheScriptGoesOn) {
 // long it is held; one from a connection left idle is warned with it. (A
 // death test: the setting lasts for the process.)
 void InterpreterResultsChild() {
-  T().SetScriptInterpreter();
+  T().SetShutdownProbe(&TestProbe);  // a script interpreter's
   uintptr_t busy = NewKey(), idle = NewKey(), kept = NewKey(),
             left = NewKey();
   T().Acquire(&kTestConn, busy, {});
