@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 #include "interpose/bind.h"
@@ -198,22 +199,13 @@ std::string FindVersion(const LoadedObject& object) {
     if (hit == nullptr) continue;
     const char* p = static_cast<const char*>(hit) + header_len;
     std::string version;
-    while (p<end&& * p> ' ' && *p < 0x7f && version.size() < 32) {
-      version += *p++;
+    for (; p < end && version.size() < 32; ++p) {
+      if (*p <= ' ' || *p >= 0x7f) break;
+      version += *p;
     }
     return version;
   }
   return "";
-}
-
-// The extent of the function `name` as eval-loop range `slot`, if found.
-void SetRange(const ElfImage& image, const char* name, int slot,
-              ScriptReader* reader) {
-  uintptr_t lo = 0, hi = 0;
-  if (image.LookupRange(name, &lo, &hi) && hi > lo) {
-    reader->eval_lo[slot] = lo;
-    reader->eval_hi[slot] = hi;
-  }
 }
 
 }  // namespace
@@ -251,10 +243,17 @@ bool InitPhpReader(ScriptReader* reader, std::string* why_not) {
                " of the layout read; stacks stay native";
     return false;
   }
+  // The VM: execute_ex runs user code (the hybrid VM's handlers are inside
+  // it), zend_execute enters it, execute_internal calls internal functions
+  // when an extension hooks zend_execute_internal.
   ScriptReader php_reader;
-  SetRange(image, "execute_ex", 0, &php_reader);
-  SetRange(image, "zend_execute", 1, &php_reader);
-  SetRange(image, "execute_internal", 2, &php_reader);
+  static constexpr const char* kEvalFunctions[] = {"execute_ex", "zend_execute",
+                                                   "execute_internal"};
+  static_assert(std::size(kEvalFunctions) <= kMaxEvalRanges);
+  for (size_t i = 0; i < std::size(kEvalFunctions); ++i) {
+    ExportedFunctionRange(kEvalFunctions[i], &php_reader.eval_lo[i],
+                          &php_reader.eval_hi[i]);
+  }
   if (php_reader.eval_hi[0] == 0) {
     *why_not = php + ": execute_ex not found; stacks stay native";
     return false;
