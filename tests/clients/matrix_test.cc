@@ -423,3 +423,131 @@ TEST(Matrix, SysbenchMysqlClean) {
 
 }  // namespace
 }  // namespace leakwatch::testing
+
+// --- Script frames beyond the matrix -----------------------------------------
+
+// Handles per (kind, line of the innermost frame in `script`) in the exit
+// report: its groups (whose stacks are shown) and its reachable section
+// (one line per group, "acquired in f (file:line) < ...").
+std::map<std::pair<std::string, int>, int> ExitCountsByLine(
+    const std::string& log, const std::string& script) {
+  std::map<std::pair<std::string, int>, int> counts;
+  const std::map<int, ShownSite> sites = SitesShown(log, script);
+  static const std::regex kGroup(
+      R"(\]: (\d+) (\S+) still held at exit from site (\d+) )");
+  static const std::regex kReachable(
+      R"(\]:   (\d+) (\S+) from site \d+ \(oldest held [^)]*\), acquired in [^(]*\(([^:()]+):(\d+)\))");
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, kGroup)) {
+      auto it = sites.find(std::stoi(m[3]));
+      const int at = it == sites.end() ? 0 : it->second.line;
+      counts[{m[2], at}] += std::stoi(m[1]);
+    } else if (std::regex_search(line, m, kReachable)) {
+      const std::string file = m[3];
+      const bool ours = file.size() > script.size() &&
+                        file.compare(file.size() - script.size() - 1,
+                                     std::string::npos, "/" + script) == 0;
+      counts[{m[2], ours ? std::stoi(m[4]) : 0}] += std::stoi(m[1]);
+    }
+  }
+  return counts;
+}
+
+// 32 threads (psycopg2, without the GIL in libpq) and 8 asyncio tasks
+// (psycopg 3) keep results and connections from six marked lines while
+// they run for 4 s: the exit report has exactly as many per line as the
+// script counted, nothing from other lines, and the script's output is its
+// own.
+TEST(ScriptStacks, PythonThreadsAndTasksCountedPerLine) {
+  if (!RequirePostgres()) return;
+  const std::string script = Script("python_threads_leaky.py");
+  TempDir temp;
+  const std::string log = temp.path() + "/agent.log";
+  RunOptions options = AgentOptions("1s");
+  options.env["LEAKWATCH_LOG"] = log;
+  options.timeout_s = 90;
+  RunResult run = RunProgram({"/usr/bin/python3", script, "4"}, options);
+  const std::string text = ReadFile(log);
+  ASSERT_EQ(run.exit_code, 9) << run.err << text;
+  EXPECT_EQ(run.err, "");
+  std::map<std::pair<std::string, int>, int> kept;
+  std::istringstream out(run.out);
+  std::string word;
+  int line = 0, count = 0;
+  while (out >> word) {
+    if (word == "kept" && out >> line >> count) {
+      const auto markers = LeakMarkers(script);
+      for (const auto& [kind, lines] : markers) {
+        if (std::find(lines.begin(), lines.end(), line) != lines.end()) {
+          kept[{kind, line}] = count;
+        }
+      }
+    }
+  }
+  ASSERT_EQ(kept.size(), 6u) << run.out;
+  std::map<std::pair<std::string, int>, int> reported;
+  for (const auto& [key, n] : ExitCountsByLine(text, "python_threads_leaky.py")) {
+    if (key.first == "pg.result" || key.first == "pg.conn") reported[key] = n;
+  }
+  EXPECT_EQ(reported, kept) << text;
+}
+
+// The same ctypes script on each CPython the machine has: 3.11 (Debian's),
+// 3.12 and 3.13 (pyenv's builds) name the marked lines; 3.10, a version
+// the agent does not read, keeps native stacks and says so in one line.
+struct PythonBuild {
+  std::string path;
+  bool read;  // script frames expected
+};
+
+void ExpectCtypesScript(const PythonBuild& python) {
+  if (!RequirePostgres()) return;
+  ASSERT_EQ(access(python.path.c_str(), X_OK), 0)
+      << python.path << " is missing: this machine's pyenv interpreters are "
+      << "part of the test";
+  const std::vector<std::string> argv = {python.path,
+                                         Script("ctypes_libpq_leaky.py")};
+  RunOptions native;
+  native.preload = false;
+  RunResult without = RunProgram(argv, native);
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  TempDir temp;
+  const std::string log = temp.path() + "/agent.log";
+  RunOptions options = AgentOptions("1s");
+  options.env["LEAKWATCH_LOG"] = log;
+  RunResult with = RunProgram(argv, options);
+  const std::string text = ReadFile(log);
+  EXPECT_EQ(with.exit_code, 9) << with.err << text;
+  EXPECT_EQ(with.out, without.out);
+  EXPECT_EQ(with.err, without.err);
+  ExitReport report = ParseExitReport(text);
+  ASSERT_TRUE(report.present) << text;
+  EXPECT_EQ(report.per_kind, (Counts{{"pg.conn", 2}, {"pg.result", 2}}))
+      << text;
+  const auto notes = LinesWith(text, "script frames are read for Python");
+  if (python.read) {
+    EXPECT_TRUE(notes.empty()) << text;
+    ExpectLeakLinesNamed(Script("ctypes_libpq_leaky.py"), text);
+  } else {
+    ASSERT_EQ(notes.size(), 1u) << text;
+    EXPECT_NE(notes[0].find("Python 3.10."), std::string::npos) << notes[0];
+    EXPECT_EQ(text.find("[python]"), std::string::npos) << text;
+    EXPECT_NE(text.find("    #0 0x"), std::string::npos) << text;
+  }
+}
+
+TEST(ScriptStacks, Python311) {
+  ExpectCtypesScript({"/usr/bin/python3.11", true});
+}
+TEST(ScriptStacks, Python312) {
+  ExpectCtypesScript({"/root/.pyenv/versions/3.12.1/bin/python3.12", true});
+}
+TEST(ScriptStacks, Python313) {
+  ExpectCtypesScript({"/root/.pyenv/versions/3.13.0/bin/python3.13", true});
+}
+TEST(ScriptStacks, UnknownPythonVersionKeepsNativeStacksAndSaysSoOnce) {
+  ExpectCtypesScript({"/root/.pyenv/versions/3.10.13/bin/python3.10", false});
+}
