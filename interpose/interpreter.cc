@@ -34,8 +34,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "interpose/bind.h"
+#include "interpose/script.h"
 #include "tracker/elf_image.h"
 #include "tracker/stack.h"
 #include "tracker/tracker.h"
@@ -62,16 +64,9 @@ CodeRange g_ruby_vm_exec;  // Ruby code is running
 // Perl's main program leaving its last scope: perl_run -> runops -> pp_leave.
 CodeRange g_perl_run, g_perl_runops[2], g_perl_pp_leave;
 
-// The code of the exported function `name`, from its symbol's size in the
-// object that defines it.
 bool FunctionRange(const char* name, CodeRange* range) {
-  void* p = RealDlsym(RTLD_DEFAULT, name);
-  LoadedObject object;
   uintptr_t lo = 0, hi = 0;
-  if (p == nullptr || !FindLoadedObject(p, &object) ||
-      !ElfImage(object).LookupRange(name, &lo, &hi) || hi <= lo) {
-    return false;
-  }
+  if (!ExportedFunctionRange(name, &lo, &hi)) return false;
   range->lo.store(lo, std::memory_order_relaxed);
   range->hi.store(hi, std::memory_order_relaxed);
   return true;
@@ -152,13 +147,59 @@ Tracker::ShutdownVerdict InterpreterShutdownProbe() {
   }
 }
 
+ScriptReader g_script_reader;
+
+// The reader of the interpreter's frames, if its version is one it reads;
+// else the one line saying the stacks stay native.
+void InstallScriptReader(Interpreter interpreter) {
+  bool (*init)(ScriptReader*, std::string*) = nullptr;
+  switch (interpreter) {
+    case kPython:
+      init = &InitPythonReader;
+      break;
+    case kPerl:
+      init = &InitPerlReader;
+      break;
+    case kRuby:
+      init = &InitRubyReader;
+      break;
+    case kPhp:
+      init = &InitPhpReader;
+      break;
+    default:
+      return;
+  }
+  std::string why_not;
+  if (init(&g_script_reader, &why_not)) {
+    Tracker::Get().SetScriptReader(&g_script_reader);
+  } else if (!why_not.empty()) {
+    Tracker::Get().Notice("script-frames", why_not);
+  }
+}
+
 }  // namespace
+
+bool ExportedFunctionRange(const char* name, uintptr_t* lo, uintptr_t* hi) {
+  void* p = RealDlsym(RTLD_DEFAULT, name);
+  LoadedObject object;
+  uintptr_t l = 0, h = 0;
+  if (p == nullptr || !FindLoadedObject(p, &object) ||
+      !ElfImage(object).LookupRange(name, &l, &h) || h <= l) {
+    return false;
+  }
+  *lo = l;
+  *hi = h;
+  return true;
+}
 
 void InstallInterpreterShutdownProbe() {
   const Interpreter interpreter = Recognise();
   g_interpreter.store(interpreter, std::memory_order_release);
   if (interpreter != kNone) {
     Tracker::Get().SetShutdownProbe(&InterpreterShutdownProbe);
+    if (Tracker::Get().options().stack_depth > 0) {
+      InstallScriptReader(interpreter);
+    }
   }
 }
 

@@ -10,11 +10,17 @@
 #ifndef LEAKWATCH_INTERPOSE_SCRIPT_H_
 #define LEAKWATCH_INTERPOSE_SCRIPT_H_
 
+#include <cstdint>
 #include <string>
 
 #include "tracker/script_stack.h"
 
 namespace leakwatch {
+
+// The code of the exported function `name` as [lo, hi), from its symbol's
+// size in the object that defines it; false (lo, hi untouched) if unknown.
+// Not hook-safe.
+bool ExportedFunctionRange(const char* name, uintptr_t* lo, uintptr_t* hi);
 
 bool InitPythonReader(ScriptReader* reader, std::string* why_not);
 bool InitRubyReader(ScriptReader* reader, std::string* why_not);

@@ -122,7 +122,11 @@ std::string JsonRenderer::Frames(uint32_t stack_id) {
       if (out.size() > 1) out += ',';
       out += '{';
       Fields f(&out);
-      f.Hex("pc", frames.data[i]);
+      if (sf.script.empty()) {
+        f.Hex("pc", frames.data[i]);
+      } else {
+        f.Str("script", sf.script);  // a script frame has no address
+      }
       if (!sf.function.empty()) f.Str("function", sf.function);
       if (!sf.file.empty()) f.Str("file", sf.file);
       if (sf.line > 0) f.Num("line", sf.line);

@@ -52,6 +52,7 @@ Reporter::Reporter(Tracker& tracker, Log& log, Format format)
       context_(tracker, symbolizer_),
       renderer_(format == kFormatJson ? MakeJsonRenderer(context_)
                                       : MakeTextRenderer(context_)) {
+  symbolizer_.set_strings(&tracker_.strings());
   const std::string& path = tracker_.options().suppressions;
   if (!path.empty()) {
     std::vector<std::string> errors;

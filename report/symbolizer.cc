@@ -44,6 +44,8 @@
 #include <utility>
 #include <vector>
 
+#include "tracker/script_stack.h"
+
 namespace leakwatch {
 namespace {
 
@@ -866,6 +868,54 @@ struct Symbolizer::Impl {
   std::unordered_map<Dwarf_CU*, std::unique_ptr<CuIndex>> cu_indexes;
 };
 
+SymbolizedFrame Symbolizer::DescribeScriptFrame(uintptr_t pc) const {
+  SymbolizedFrame frame;
+  frame.pc = pc;
+  frame.script = "script";
+  if (strings_ == nullptr) return frame;
+  Depot<char>::View v = strings_->Get(ScriptFrameStringId(pc));
+  // "language\x1ffile\x1ffunction\x1fline" (Tracker::AddScriptFrames).
+  std::string_view text(v.data, v.size);
+  std::string_view fields[4];
+  for (int i = 0; i < 4; ++i) {
+    size_t cut = i < 3 ? text.find('\x1f') : text.size();
+    if (cut == std::string_view::npos) return frame;
+    fields[i] = text.substr(0, cut);
+    text.remove_prefix(cut == text.size() ? cut : cut + 1);
+  }
+  frame.script = std::string(fields[0]);
+  frame.file = std::string(fields[1]);
+  frame.function = std::string(fields[2]);
+  int line = 0;
+  for (char c : fields[3]) line = line * 10 + (c - '0');
+  frame.line = line;
+  return frame;
+}
+
+bool IsLibraryScript(std::string_view file) {
+  if (file.empty() || file.front() == '<') return true;
+  for (std::string_view dir :
+       {"/site-packages/", "/dist-packages/", "/gems/", "/vendor/"}) {
+    if (file.find(dir) != std::string_view::npos) return true;
+  }
+  for (std::string_view prefix :
+       {"/usr/lib/python", "/usr/local/lib/python", "/usr/share/perl",
+        "/usr/lib/x86_64-linux-gnu/perl", "/usr/local/share/perl",
+        "/usr/lib/ruby", "/usr/share/ruby", "/usr/lib/x86_64-linux-gnu/ruby",
+        "/usr/share/php", "/usr/lib/php"}) {
+    if (file.substr(0, prefix.size()) == prefix) return true;
+  }
+  // Interpreters installed under a home (pyenv, rbenv, perlbrew).
+  for (std::string_view dir :
+       {"/.pyenv/versions/", "/.rbenv/versions/", "/perl5/perlbrew/"}) {
+    if (file.find(dir) != std::string_view::npos &&
+        file.find("/lib/") != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Symbolizer::Symbolizer() : impl_(new (std::nothrow) Impl) { NoMemoryFrames(); }
 
 Symbolizer::~Symbolizer() = default;
@@ -875,7 +925,9 @@ const std::vector<SymbolizedFrame>& Symbolizer::SymbolizeInlined(uintptr_t pc) {
   if (it != cache_.end()) return it->second;
   try {
     std::vector<SymbolizedFrame> frames;
-    if (impl_ != nullptr) {
+    if (IsScriptFrame(pc)) {
+      frames.push_back(DescribeScriptFrame(pc));
+    } else if (impl_ != nullptr) {
       impl_->Resolve(pc, &frames);
     } else {
       frames.emplace_back();

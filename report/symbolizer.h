@@ -16,8 +16,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "tracker/depot.h"
 
 namespace leakwatch {
 
@@ -32,6 +35,9 @@ struct SymbolizedFrame {
   // (SymbolizeInlined): file:line is then in this function, and the next
   // frame's file:line is the call site it was inlined at.
   bool inlined = false;
+  // A script frame (tracker/script_stack.h): the interpreter's language
+  // ("python"...), with function, file and line; empty for native frames.
+  std::string script;
 };
 
 class Symbolizer {
@@ -61,12 +67,24 @@ class Symbolizer {
   // Which backend is in use: "libdwfl" or "dladdr".
   const char* backend() const;
 
+  // Where script frames' descriptions are interned (the tracker's strings);
+  // without it a script frame is unknown.
+  void set_strings(Depot<char>* strings) { strings_ = strings; }
+
  private:
   struct Impl;
+  SymbolizedFrame DescribeScriptFrame(uintptr_t pc) const;
   std::unique_ptr<Impl> impl_;
+  Depot<char>* strings_ = nullptr;
   // Per pc; never empty. Elements of an unordered_map keep their address.
   std::unordered_map<uintptr_t, std::vector<SymbolizedFrame>> cache_;
 };
+
+// True if a script frame's file is the interpreter's or an installed
+// package's (site-packages, Perl's and Ruby's library directories, PHP's
+// include path under /usr/share/php, Python's "<frozen ...>" modules), not
+// the program's own.
+bool IsLibraryScript(std::string_view file);
 
 // Demangles a C++ symbol and drops a symbol-version suffix ("@@GLIBC_2.34");
 // a name that is not mangled is returned without the suffix.

@@ -63,6 +63,12 @@ void TextRenderer::AppendStack(std::string* out, uint32_t stack_id) {
   auto to = std::back_inserter(*out);
   for (uint32_t i = 0; i < frames.size; ++i) {
     for (const SymbolizedFrame& f : ctx_.Frames(frames.data[i])) {
+      if (!f.script.empty()) {  // "#3 in main leaky.py:12 [python]"
+        fmt::format_to(to, "    #{} in {} {}:{} [{}]\n", i,
+                       f.function.empty() ? "??" : f.function,
+                       f.file.empty() ? "??" : f.file, f.line, f.script);
+        continue;
+      }
       fmt::format_to(to, "    #{} 0x{:x} in {}", i, frames.data[i],
                      f.function.empty() ? "??" : f.function);
       if (!f.file.empty()) {
@@ -409,12 +415,25 @@ void TextRenderer::AppendReachable(std::string* out, const HeldModel& model) {
 }
 
 // "f (file.c:12) < g (file.c:40)": the innermost source-level frames of a
-// stack, up to three.
+// stack, up to three. A script's stack starts at its innermost script frame
+// outside the interpreter's and the drivers' libraries (the program's line),
+// or at its innermost script frame if all are theirs.
 std::string TextRenderer::WhereAcquired(uint32_t stack_id) {
   Depot<uintptr_t>::View frames = ctx_.Stack(stack_id);
   std::string out;
   int shown = 0;
-  for (uint32_t i = 0; i < frames.size && shown < 3; ++i) {
+  uint32_t first = 0;
+  uint32_t first_script = frames.size;
+  for (uint32_t i = 0; i < frames.size; ++i) {
+    if (!IsScriptFrame(frames.data[i])) continue;
+    if (first_script == frames.size) first_script = i;
+    if (!IsLibraryScript(ctx_.Frames(frames.data[i]).front().file)) {
+      first_script = i;
+      break;
+    }
+  }
+  if (first_script < frames.size) first = first_script;
+  for (uint32_t i = first; i < frames.size && shown < 3; ++i) {
     for (const SymbolizedFrame& f : ctx_.Frames(frames.data[i])) {
       if (shown == 3) break;
       if (shown++ > 0) out += " < ";

@@ -16,7 +16,7 @@
 
 namespace leakwatch {
 
-inline constexpr size_t kThreadBlockBytes = 4096;
+inline constexpr size_t kThreadBlockBytes = 8192;
 // Where each user's part of the block starts.
 inline constexpr size_t kStackCacheOffset = 0;
 inline constexpr size_t kStackCacheBytes = 1920;
@@ -24,6 +24,8 @@ inline constexpr size_t kReleaseSiteCacheOffset = 1920;
 inline constexpr size_t kReleaseSiteCacheBytes = 128;
 inline constexpr size_t kQueryCacheOffset = 2048;
 inline constexpr size_t kQueryCacheBytes = 2048;
+inline constexpr size_t kScriptFrameCacheOffset = 4096;
+inline constexpr size_t kScriptFrameCacheBytes = 4096;
 
 namespace thread_block_internal {
 extern

@@ -157,17 +157,17 @@ static_assert(sizeof(CachedStack) * kCachedStacks <= kStackCacheBytes);
 
 }  // namespace
 
-uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
+uint32_t Tracker::CaptureNativeStackIdAt(uintptr_t anchor) {
   if (stack_depth_ <= 0) return 0;
   uintptr_t lo, hi;
   if (anchor == 0 || stack_depth_ > kCachedStackDepth ||
       !CurrentStackBounds(&lo, &hi) || anchor < lo ||
       anchor + sizeof(uintptr_t) > hi) {
-    return CaptureStackId();
+    return CaptureNativeStackId();
   }
   EnsureStarted();
   unsigned char* block = ThreadBlock();
-  if (block == nullptr) return CaptureStackId();
+  if (block == nullptr) return CaptureNativeStackId();
   auto* stacks = reinterpret_cast<CachedStack*>(block + kStackCacheOffset);
   const uintptr_t ret = *reinterpret_cast<const uintptr_t*>(anchor);
   CachedStack& cached = stacks[(ret ^ (ret >> 9)) % kCachedStacks];
@@ -187,7 +187,7 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
   uintptr_t frames[kCachedStackDepth];
   uint32_t offsets[kCachedStackDepth];
   int n = CaptureStackWithSlots(anchor, frames, offsets, stack_depth_);
-  if (n <= 0 || frames[0] != ret) return CaptureStackId();
+  if (n <= 0 || frames[0] != ret) return CaptureNativeStackId();
   uint32_t id = stacks_.Put(frames, static_cast<uint32_t>(n));
   if (id != 0) {
     RewriteCacheEntry(cached.return_address, ret, [&] {
@@ -197,6 +197,140 @@ uint32_t Tracker::CaptureStackIdAt(uintptr_t anchor) {
     });
   }
   return id;
+}
+
+namespace {
+
+// Per-thread descriptions of script frames, for AddScriptFrames: a frame
+// seen before (same code, position and check) is its interned string again
+// without reading the interpreter's objects.
+struct CachedScriptFrame {
+  uintptr_t code;  // 0 = empty
+  uintptr_t where;
+  uintptr_t check;
+  uint32_t string_id;
+};
+constexpr size_t kCachedScriptFrames =
+    kScriptFrameCacheBytes / sizeof(CachedScriptFrame);
+
+// Appends `s` to [*at, end), cut to fit; never writes the separator.
+void AppendCut(char** at, char* end, const char* s) {
+  for (; *s != '\0' && *at < end; ++s) *(*at)++ = *s == '\x1f' ? ' ' : *s;
+}
+
+}  // namespace
+
+void Tracker::SetScriptReader(const ScriptReader* reader) {
+  if (reader == nullptr || reader->walk == nullptr ||
+      reader->describe == nullptr) {
+    return;
+  }
+  uintptr_t lo = 0, hi = 0;
+  if (reader->eval_lo[0] != 0 &&
+      FindCodeRange(reinterpret_cast<const void*>(reader->eval_lo[0]), &lo,
+                    &hi)) {
+    script_module_lo_ = lo;
+    script_module_hi_ = hi;
+  }
+  script_reader_.store(reader, std::memory_order_release);
+}
+
+// One script frame as a pseudo return address: the interned description
+// "language\x1ffile\x1ffunction\x1fline" (0 if it cannot be read or kept).
+static uintptr_t ScriptFramePc(Tracker& tracker, const ScriptReader& reader,
+                               const ScriptFrameRef& ref,
+                               CachedScriptFrame* cache) {
+  CachedScriptFrame* entry = nullptr;
+  if (cache != nullptr) {
+    uintptr_t h = ref.code ^ (ref.where * 0x9e3779b97f4a7c15ull);
+    entry = &cache[(h ^ (h >> 29)) % kCachedScriptFrames];
+    if (entry->code == ref.code && entry->where == ref.where &&
+        entry->check == ref.check) {
+      return kScriptFrameTag | entry->string_id;
+    }
+  }
+  ScriptFrameText text;
+  if (!reader.describe(ref, &text)) return 0;
+  char buf[sizeof(text.file) + sizeof(text.function) + 48];
+  char* at = buf;
+  char* end = buf + sizeof(buf) - 16;  // room for the line
+  AppendCut(&at, end, reader.language);
+  *at++ = '\x1f';
+  AppendCut(&at, end, text.file);
+  *at++ = '\x1f';
+  AppendCut(&at, end, text.function);
+  *at++ = '\x1f';
+  char digits[12];
+  int nd = 0;
+  unsigned line = text.line > 0 ? static_cast<unsigned>(text.line) : 0;
+  do {
+    digits[nd++] = static_cast<char>('0' + line % 10);
+    line /= 10;
+  } while (line != 0 && nd < 10);
+  while (nd > 0) *at++ = digits[--nd];
+  uint32_t id = tracker.InternString(
+      std::string_view(buf, static_cast<size_t>(at - buf)));
+  if (id == 0) return 0;
+  if (entry != nullptr) {
+    RewriteCacheEntry(entry->code, ref.code, [&] {
+      entry->where = ref.where;
+      entry->check = ref.check;
+      entry->string_id = id;
+    });
+  }
+  return kScriptFrameTag | id;
+}
+
+uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
+  const ScriptReader* reader = script_reader_.load(std::memory_order_acquire);
+  if (reader == nullptr || shutdown_begun_.load(std::memory_order_relaxed)) {
+    return native_id;
+  }
+  const int saved_errno = errno;
+  ScriptFrameRef refs[kMaxScriptFrames];
+  int n = reader->walk(refs, kMaxScriptFrames);
+  if (n <= 0) {
+    errno = saved_errno;
+    return native_id;
+  }
+  if (n > kMaxScriptFrames) n = kMaxScriptFrames;
+  unsigned char* block = ThreadBlock();
+  auto* cache = block == nullptr ? nullptr
+                                 : reinterpret_cast<CachedScriptFrame*>(
+                                       block + kScriptFrameCacheOffset);
+  // The native frames outside the interpreter's own code stay where they
+  // are; each eval-loop frame gives way to the script frames it runs (up to
+  // the reader's boundary; all of them if it marks none), the interpreter's
+  // other native frames go (they vary with its caches, not with the
+  // script). Script frames no eval-loop frame took come last.
+  uintptr_t out[kMaxFrames];
+  int m = 0;
+  int next = 0;
+  auto emit_script = [&](bool all) {
+    while (next < n && m < kMaxFrames) {
+      const ScriptFrameRef& ref = refs[next++];
+      uintptr_t pc = ScriptFramePc(*this, *reader, ref, cache);
+      if (pc != 0) out[m++] = pc;
+      if (ref.boundary && !all) break;
+    }
+  };
+  Depot<uintptr_t>::View native = stacks_.Get(native_id);
+  for (uint32_t i = 0; i < native.size && m < kMaxFrames; ++i) {
+    const uintptr_t pc = native.data[i];
+    if (pc >= script_module_lo_ && pc < script_module_hi_) {
+      if (reader->InEvalLoop(pc)) emit_script(false);
+      continue;
+    }
+    if (reader->InEvalLoop(pc)) {
+      emit_script(false);
+      continue;
+    }
+    out[m++] = pc;
+  }
+  emit_script(true);
+  uint32_t id = stacks_.Put(out, static_cast<uint32_t>(m));
+  errno = saved_errno;
+  return id != 0 ? id : native_id;
 }
 
 bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,

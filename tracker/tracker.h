@@ -29,6 +29,7 @@
 #include "tracker/kinds.h"
 #include "tracker/options.h"
 #include "tracker/reach.h"
+#include "tracker/script_stack.h"
 #include "tracker/scrub.h"
 #include "tracker/stack.h"
 #include "tracker/table.h"
@@ -323,6 +324,14 @@ class Tracker {
   // Inlined, so that a hook capturing through inlined helpers is the only
   // agent frame unwound. Hook-safe.
   __attribute__((always_inline)) uint32_t CaptureStackId() {
+    uint32_t id = CaptureNativeStackId();
+    if (script_reader_.load(std::memory_order_relaxed) != nullptr) {
+      [[unlikely]] id = AddScriptFrames(id);
+    }
+    return id;
+  }
+  // The native frames only.
+  __attribute__((always_inline)) uint32_t CaptureNativeStackId() {
     if (stack_depth_ <= 0) return 0;
     EnsureStarted();
     uintptr_t frames[kMaxFrames];
@@ -330,13 +339,31 @@ class Tracker {
     return stacks_.Put(frames, static_cast<uint32_t>(n));
   }
 
+  // A script interpreter's reader of frames (tracker/script_stack.h): from
+  // now on, stacks captured on a thread running a script carry its frames.
+  // Once, as the agent starts; the reader lives for the process.
+  void SetScriptReader(const ScriptReader* reader);
+  const ScriptReader* script_reader() const {
+    return script_reader_.load(std::memory_order_acquire);
+  }
+  // The stack `native_id` with the calling thread's script frames in place
+  // of the interpreter's own native frames; `native_id` if it runs none.
+  uint32_t AddScriptFrames(uint32_t native_id);
+
   // As CaptureStackId, for a hook whose return address is stored at
   // `anchor` (LW_HOOK_ANCHOR; 0 = unknown): through a per-thread cache of
   // stacks by call site that checks a stack by reading the return addresses
   // where the cached stack found them (one load and compare per frame)
   // instead of unwinding. A miss unwinds with libunwind's cursor, which also
   // says where each return address is stored. Hook-safe.
-  uint32_t CaptureStackIdAt(uintptr_t anchor);
+  uint32_t CaptureStackIdAt(uintptr_t anchor) {
+    uint32_t id = CaptureNativeStackIdAt(anchor);
+    if (script_reader_.load(std::memory_order_relaxed) != nullptr) {
+      [[unlikely]] id = AddScriptFrames(id);
+    }
+    return id;
+  }
+  uint32_t CaptureNativeStackIdAt(uintptr_t anchor);
 
   // Forgets a handle; returns false if it was not tracked. If it had been
   // reported live, a note is queued for the watchdog. The record is kept
@@ -632,6 +659,10 @@ class Tracker {
   pthread_mutex_t scan_run_mu_ = PTHREAD_MUTEX_INITIALIZER;  // held by Scan
   std::atomic<bool> shutdown_begun_{false};
   std::atomic<ShutdownProbe> shutdown_probe_{nullptr};
+  std::atomic<const ScriptReader*> script_reader_{nullptr};
+  // The code of the interpreter's own module (the object with its eval
+  // loop): its native frames give way to script frames.
+  uintptr_t script_module_lo_ = 0, script_module_hi_ = 0;
   // Handles released by the interpreter's shutdown, as they were: still held,
   // for the exit report; and the tentative releases waiting (guarded by
   // shutdown_mu_).
