@@ -10,17 +10,18 @@
 //     until the PERLSI_MAIN stack;
 //   - the CXt_SUB, CXt_FORMAT and CXt_EVAL contexts among them (those
 //     dopoptosub_at stops at: try blocks and the faked re-entries of
-//     (?{ }) skipped), innermost first. Each is a frame boundary: the frame
+//     (?{ }) skipped), innermost first. Each separates two frames: the frame
 //     inside it runs in its sub (blk_sub.cv) or eval, and blk_oldcop is the
 //     statement that entered it, the next frame out.
 // The outermost frame is the main program's ("main"). Calls to &DB::sub made
 // by the debugger are hidden, as caller() hides them.
 //
 // A frame is {code: the COP, where: its line, check: what runs the frame: the
-// CV, or a tag for an eval, a require and the main program}. describe names
-// a sub as cv_name() does: "Stash::name" from the CV's GV (its effective GV,
-// the GV's stash's HvNAME), or from the CV's own name HEK (CvNAMED, with
-// CvSTASH); a lexical sub by its name alone.
+// CV, or a tag for an eval, a require and the main program}; it is a boundary
+// if what runs it was entered from C (call_sv, MULTICALL: a null retop), as
+// the main program is. describe names a sub as cv_name() does: "Stash::name"
+// from the CV's GV (its effective GV, the GV's stash's HvNAME), or from the
+// CV's own name HEK (CvNAMED, with CvSTASH); a lexical sub by its name alone.
 //
 // Layouts: Perl 5.36 on x86-64 with USE_ITHREADS and MULTIPLICITY, from the
 // headers in /usr/lib/x86_64-linux-gnu/perl/5.36/CORE (offsetof in a program
@@ -43,12 +44,11 @@
 
 #include "interpose/bind.h"
 #include "interpose/script.h"
-#include "tracker/elf_image.h"
 
 namespace leakwatch {
 namespace {
 
-// --- Perl 5.36's layouts (x86-64, USE_ITHREADS, MULTIPLICITY) ----------------
+// --- Perl 5.36's layouts (x86-64, USE_ITHREADS, MULTIPLICITY) --------------
 
 // struct interpreter (intrpvar.h); its size is libperl's PL_interp_size.
 constexpr uint16_t kInterpreterSize = 3768;
@@ -69,6 +69,7 @@ constexpr uintptr_t kCxSize = 104;       // sizeof(PERL_CONTEXT)
 constexpr uintptr_t kCxType = 0;         // U8 blku_type (cx_type)
 constexpr uintptr_t kCxU16 = 2;          // U16 blku_u16
 constexpr uintptr_t kCxOldcop = 16;      // COP *blku_oldcop
+constexpr uintptr_t kCxRetop = 48;       // blk_u.blku_{sub,format,eval}.retop
 constexpr uintptr_t kCxSubCv = 72;       // blk_u.blku_sub.cv (= blku_format.cv)
 constexpr uintptr_t kCxEvalCv = 88;      // blk_u.blku_eval.cv
 constexpr uint8_t kCxTypeMask = 0xf;     // CXTYPEMASK
@@ -208,15 +209,17 @@ bool EnterStack(uintptr_t si, Cursor* cursor) {
   return true;
 }
 
-// A sub, format or eval context: a frame boundary.
-struct Boundary {
+// A sub, format or eval context: it separates two frames.
+struct CallContext {
   uintptr_t oldcop = 0;  // the statement that entered it
   uintptr_t runs = 0;    // what runs inside it (ScriptFrameRef::check)
   uintptr_t cv = 0;      // its CV (0 for an eval)
+  bool from_c = false;   // entered from C (call_sv, MULTICALL): retop null
 };
 
-// The next boundary outward (caller_cx's order); false past the outermost.
-bool NextBoundary(Cursor* cursor, Boundary* out) {
+// The next sub, format or eval context outward (caller_cx's order); false
+// past the outermost.
+bool NextCallContext(Cursor* cursor, CallContext* out) {
   while (cursor->budget-- > 0) {
     if (cursor->ix < 0) {
       if (Load<int32_t>(cursor->si + kSiType) == kPerlsiMain) return false;
@@ -251,6 +254,7 @@ bool NextBoundary(Cursor* cursor, Boundary* out) {
         continue;
     }
     out->oldcop = LoadPointer(cx + kCxOldcop);
+    out->from_c = LoadPointer(cx + kCxRetop) == 0;
     return true;
   }
   return false;
@@ -269,20 +273,23 @@ int WalkFrames(ScriptFrameRef* frames, int max) {
   const uintptr_t db_sub = DbSubCv(interp);
   int n = 0;
   while (n < max) {
-    Boundary boundary;
-    const bool found = NextBoundary(&cursor, &boundary);
-    if (found && db_sub != 0 && boundary.cv == db_sub) {
+    CallContext context;
+    const bool found = NextCallContext(&cursor, &context);
+    if (found && db_sub != 0 && context.cv == db_sub) {
       // The sub inside was called by &DB::sub: its caller is DB::sub's.
-      if (Plausible(boundary.oldcop)) cop = boundary.oldcop;
+      if (Plausible(context.oldcop)) cop = context.oldcop;
+      if (context.from_c && n > 0) frames[n - 1].boundary = true;
       continue;
     }
     ScriptFrameRef& frame = frames[n++];
     frame.code = cop;
     frame.where = Load<uint32_t>(cop + kCopLine);
-    frame.check = found ? boundary.runs : kTagMain;
-    frame.boundary = false;
-    if (!found || !Plausible(boundary.oldcop)) break;
-    cop = boundary.oldcop;
+    frame.check = found ? context.runs : kTagMain;
+    // A sub or eval entered from C returns to C: its frame is the outermost
+    // one a native call of the runops loop runs; so is the main program's.
+    frame.boundary = found ? context.from_c : true;
+    if (!found || !Plausible(context.oldcop)) break;
+    cop = context.oldcop;
   }
   return n;
 }
@@ -294,8 +301,7 @@ int Walk(ScriptFrameRef* frames, int max) {
   return n;
 }
 
-// --- describing
-// ---------------------------------------------------------------
+// --- describing -------------------------------------------------------------
 
 // Appends to a NUL-terminated buffer, cutting what does not fit.
 class Text {
@@ -421,17 +427,6 @@ bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
   return ok;
 }
 
-// --- start
-// --------------------------------------------------------------------
-
-// The code of libperl's exported function `name`, from its symbol's size.
-bool FunctionRange(const char* name, uintptr_t* lo, uintptr_t* hi) {
-  void* p = RealDlsym(RTLD_DEFAULT, name);
-  LoadedObject object;
-  return p != nullptr && FindLoadedObject(p, &object) &&
-         ElfImage(object).LookupRange(name, lo, hi) && *hi > *lo;
-}
-
 }  // namespace
 
 bool InitPerlReader(ScriptReader* reader, std::string* why_not) {
@@ -477,7 +472,7 @@ bool InitPerlReader(ScriptReader* reader, std::string* why_not) {
   int ranges = 0;
   for (const char* name : {"Perl_runops_standard", "Perl_runops_debug"}) {
     uintptr_t lo = 0, hi = 0;
-    if (FunctionRange(name, &lo, &hi)) {
+    if (ExportedFunctionRange(name, &lo, &hi)) {
       reader->eval_lo[ranges] = lo;
       reader->eval_hi[ranges] = hi;
       ++ranges;
