@@ -197,7 +197,8 @@ void InstallInterpreterShutdownProbe() {
   g_interpreter.store(interpreter, std::memory_order_release);
   if (interpreter != kNone) {
     Tracker::Get().SetShutdownProbe(&InterpreterShutdownProbe);
-    if (Tracker::Get().options().stack_depth > 0) {
+    if (Tracker::Get().options().stack_depth > 0 &&
+        Tracker::Get().options().script_stacks) {
       InstallScriptReader(interpreter);
     }
   }

@@ -302,7 +302,15 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
   // are; each eval-loop frame gives way to the script frames it runs (up to
   // the reader's boundary; all of them if it marks none), the interpreter's
   // other native frames go (they vary with its caches, not with the
-  // script). Script frames no eval-loop frame took come last.
+  // script), and so do the frames outward of the outermost eval loop (the
+  // process's or thread's start, cut or not by the depth depending on the
+  // path the interpreter took). Script frames no eval-loop frame took come
+  // last.
+  Depot<uintptr_t>::View native = stacks_.Get(native_id);
+  uint32_t outermost_eval = native.size;
+  for (uint32_t i = 0; i < native.size; ++i) {
+    if (reader->InEvalLoop(native.data[i])) outermost_eval = i;
+  }
   uintptr_t out[kMaxFrames];
   int m = 0;
   int next = 0;
@@ -314,17 +322,14 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
       if (ref.boundary && !all) break;
     }
   };
-  Depot<uintptr_t>::View native = stacks_.Get(native_id);
   for (uint32_t i = 0; i < native.size && m < kMaxFrames; ++i) {
     const uintptr_t pc = native.data[i];
-    if (pc >= script_module_lo_ && pc < script_module_hi_) {
-      if (reader->InEvalLoop(pc)) emit_script(false);
-      continue;
-    }
     if (reader->InEvalLoop(pc)) {
+      if (i == outermost_eval) break;
       emit_script(false);
       continue;
     }
+    if (pc >= script_module_lo_ && pc < script_module_hi_) continue;
     out[m++] = pc;
   }
   emit_script(true);

@@ -12,9 +12,12 @@
 // exit report, marked "released only at interpreter shutdown".
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <map>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -94,6 +97,108 @@ struct Leaks {
       kInterpreterShutdown;
 };
 
+// The lines of a script marked "LEAK(kind)" at the end of a comment (kind: "pg.conn",
+// or "conn" for whichever connection kind the run uses), per kind.
+std::map<std::string, std::vector<int>> LeakMarkers(const std::string& path) {
+  std::map<std::string, std::vector<int>> markers;
+  std::istringstream in(ReadFile(path));
+  static const std::regex kMarker(R"((#|//).*LEAK\(([a-z.]+)\)\s*$)");
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::smatch m;
+    if (std::regex_search(line, m, kMarker)) markers[m[2]].push_back(number);
+  }
+  return markers;
+}
+
+// The sites the agent's log shows a stack for (a live warning's first
+// mention of its site, a growing site, an exit report group): site id ->
+// kind, and the line of the innermost frame in the file named `script`
+// (0: none).
+struct ShownSite {
+  std::string kind;
+  int line = 0;
+};
+std::map<int, ShownSite> SitesShown(const std::string& log,
+                                    const std::string& script) {
+  static const std::regex kHeads[] = {
+      std::regex(R"(\]: (\S+) 0x[0-9a-f]+ .*acquired at \(site (\d+)\):$)"),
+      std::regex(R"(\]: \d+ (\S+) still held at exit from site (\d+) .*acquired at:$)"),
+      std::regex(R"(\]: growing (\S+) site (\d+):.*acquired at:$)")};
+  static const std::regex kScriptFrame(
+      R"(^    #\d+ in .* (\S+):(\d+) \[[a-z]+\]$)");
+  std::map<int, ShownSite> sites;
+  std::istringstream in(log);
+  std::string line;
+  ShownSite* current = nullptr;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (current != nullptr && line.rfind("    #", 0) == 0) {
+      if (current->line == 0 && std::regex_search(line, m, kScriptFrame)) {
+        const std::string file = m[1];
+        if (file.size() >= script.size() + 1 &&
+            file.compare(file.size() - script.size() - 1, std::string::npos,
+                         "/" + script) == 0) {
+          current->line = std::stoi(m[2]);
+        }
+      }
+      continue;
+    }
+    current = nullptr;
+    for (const std::regex& head : kHeads) {
+      if (std::regex_search(line, m, head)) {
+        ShownSite& site = sites[std::stoi(m[2])];
+        site.kind = m[1];
+        site.line = 0;
+        current = &site;
+        break;
+      }
+    }
+  }
+  return sites;
+}
+
+// Every line marked LEAK(kind) in the script is the innermost script frame
+// of exactly one site of that kind the log shows, and every site of that
+// kind is one of them: two leaking lines, two groups, each named.
+void ExpectLeakLinesNamed(const std::string& script_path,
+                          const std::string& log) {
+  const std::string script =
+      script_path.substr(script_path.find_last_of('/') + 1);
+  const auto markers = LeakMarkers(script_path);
+  ASSERT_FALSE(markers.empty()) << script_path << " marks no LEAK(kind) line";
+  const std::map<int, ShownSite> sites = SitesShown(log, script);
+  for (const auto& [kind, lines] : markers) {
+    std::vector<int> shown;
+    for (const auto& [id, site] : sites) {
+      if (site.kind == kind || (site.kind.size() > kind.size() &&
+                                site.kind.compare(site.kind.size() -
+                                                      kind.size() - 1,
+                                                  std::string::npos,
+                                                  "." + kind) == 0)) {
+        shown.push_back(site.line);
+      }
+    }
+    std::vector<int> expected = lines;
+    std::sort(expected.begin(), expected.end());
+    std::sort(shown.begin(), shown.end());
+    EXPECT_EQ(shown, expected)
+        << kind << ": the lines of " << script
+        << " the sites' stacks name (0: none) against the lines marked\n"
+        << log;
+  }
+}
+
+// The script among a command's arguments (a file of tests/clients/ with
+// LEAK markers), or "".
+std::string ScriptOf(const std::vector<std::string>& argv) {
+  const std::string dir = std::string(LEAKWATCH_SOURCE_DIR) + "/tests/clients/";
+  for (const std::string& arg : argv) {
+    if (arg.rfind(dir, 0) == 0 && !LeakMarkers(arg).empty()) return arg;
+  }
+  return "";
+}
+
 // Leaky: the script's own output is what it prints without the agent; the
 // agent's log (LEAKWATCH_LOG) has exactly the expected live warnings and
 // exit report, and the exit status is LEAKWATCH_EXITCODE's.
@@ -121,6 +226,9 @@ void ExpectLeaks(const std::vector<std::string>& argv, const Leaks& leaks) {
   }
   // What the interpreter does on its way out is not the script's use.
   EXPECT_TRUE(LinesWith(text, "is in use again").empty()) << text;
+  // The script's own lines that leaked, each its own site.
+  const std::string script = ScriptOf(argv);
+  if (!script.empty()) ExpectLeakLinesNamed(script, text);
   ExitReport report = ParseExitReport(text);
   if (!reported) {
     EXPECT_FALSE(report.present) << text;

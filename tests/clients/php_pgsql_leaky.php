@@ -5,8 +5,11 @@
 // job frees them only when it completes. Jobs that fail stay in the worker's
 // list of failed jobs until the script ends.
 //
-// Leaks 2 pg.conn and 2 pg.result (jobs 2 and 3, more than the 1 s threshold
-// apart). Prints the same lines with or without the agent.
+// Export jobs were written the same way, with the same bug.
+//
+// Leaks 2 pg.conn and 2 pg.result (job 2 and export job 4, more than the 1 s
+// threshold apart), from the lines marked LEAK(kind), which the report names.
+// Prints the same lines with or without the agent.
 require __DIR__ . '/leakwatch_wait.php';
 
 final class Job
@@ -21,8 +24,8 @@ final class Job
     public function run(): string
     {
         // Everything else comes from the PG* environment variables.
-        $this->conn = pg_connect('connect_timeout=10', PGSQL_CONNECT_FORCE_NEW);
-        $this->result = pg_query_params($this->conn,
+        $this->conn = pg_connect('connect_timeout=10', PGSQL_CONNECT_FORCE_NEW); // LEAK(pg.conn)
+        $this->result = pg_query_params($this->conn, // LEAK(pg.result)
             'SELECT $1::int % 2 = 1 AS odd', [$this->id]);
         if (pg_fetch_result($this->result, 0, 'odd') !== 't') {
             throw new RuntimeException("job {$this->id}: rejected");
@@ -33,9 +36,32 @@ final class Job
     }
 }
 
+final class ExportJob
+{
+    public $conn;
+    public $result;
+
+    public function __construct(public int $id)
+    {
+    }
+
+    public function run(): string
+    {
+        $this->conn = pg_connect('connect_timeout=10', PGSQL_CONNECT_FORCE_NEW); // LEAK(pg.conn)
+        $this->result = pg_query_params($this->conn, // LEAK(pg.result)
+            'SELECT $1::int < 3 AS small', [$this->id]);
+        if (pg_fetch_result($this->result, 0, 'small') !== 't') {
+            throw new RuntimeException("export {$this->id}: too large");
+        }
+        pg_free_result($this->result);
+        pg_close($this->conn);
+        return "export {$this->id}: done";
+    }
+}
+
 $failed = [];
 foreach ([1, 2, 4] as $id) {
-    $job = new Job($id);
+    $job = $id === 4 ? new ExportJob($id) : new Job($id);
     try {
         echo $job->run(), "\n";
     } catch (RuntimeException $e) {

@@ -4,8 +4,11 @@ succeeds. Orders that fail validation stay in the module-level list of
 rejected orders, with their connection and their last cursor (and its
 result), until the interpreter shuts down.
 
-Leaks 2 pg.conn and 2 pg.result (orders 12 and 13, imported more than the
-1 s threshold apart). Prints the same lines with or without the agent.
+Refunds are imported the same way, with the same bug.
+
+Leaks 2 pg.conn and 2 pg.result (order 12 and refund 13, imported more than
+the 1 s threshold apart), from the lines marked LEAK(kind), which the report
+names. Prints the same lines with or without the agent.
 """
 import time
 
@@ -19,11 +22,11 @@ REJECTED = []  # orders that failed, kept for the report at the end
 class OrderImport:
     def __init__(self, order_id):
         self.order_id = order_id
-        self.conn = psycopg.connect("")  # the PG* environment variables
+        self.conn = psycopg.connect("")  # the PG* variables; LEAK(pg.conn)
         self.cur = self.conn.cursor()
 
     def run(self):
-        self.cur.execute("SELECT %s::int %% 10 AS quantity", (self.order_id,))
+        self.cur.execute("SELECT %s::int %% 10 AS quantity", (self.order_id,))  # LEAK(pg.result)
         (quantity,) = self.cur.fetchone()
         if quantity > 1:
             raise ValueError(f"order {self.order_id}: quantity {quantity}")
@@ -32,9 +35,25 @@ class OrderImport:
         return quantity
 
 
+class RefundImport:
+    def __init__(self, order_id):
+        self.order_id = order_id
+        self.conn = psycopg.connect("")  # LEAK(pg.conn)
+        self.cur = self.conn.cursor()
+
+    def run(self):
+        self.cur.execute("SELECT %s::int %% 10 AS quantity", (self.order_id,))  # LEAK(pg.result)
+        (quantity,) = self.cur.fetchone()
+        if quantity > 1:
+            raise ValueError(f"refund {self.order_id}: quantity {quantity}")
+        self.conn.commit()
+        self.conn.close()
+        return quantity
+
+
 def main():
     for order_id in (11, 12, 13):
-        job = OrderImport(order_id)
+        job = (RefundImport if order_id == 13 else OrderImport)(order_id)
         try:
             print("order", order_id, "quantity", job.run())
         except ValueError as e:
