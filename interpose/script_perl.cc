@@ -1,11 +1,494 @@
-// Script frames of Perl (interpose/script.h): not yet read.
+// Script frames of Perl 5.36 (interpose/script.h): the calling thread's Perl
+// frames as caller() and Carp see them.
+//
+// Debian's perl is built with ithreads (MULTIPLICITY): a thread's interpreter
+// is pthread_getspecific(PL_thr_key) and the interpreter's variables are
+// fields of struct interpreter. A walk reads:
+//   - PL_curcop, the statement running now (cop_file, cop_line);
+//   - PL_curstackinfo, the stacks of contexts: si_cxstack[si_cxix] down to
+//     0, then si_prev (the stacks call_sv, sort, magic and DESTROY push)
+//     until the PERLSI_MAIN stack;
+//   - the CXt_SUB, CXt_FORMAT and CXt_EVAL contexts among them (those
+//     dopoptosub_at stops at: try blocks and the faked re-entries of
+//     (?{ }) skipped), innermost first. Each separates two frames: the frame
+//     inside it runs in its sub (blk_sub.cv) or eval, and blk_oldcop is the
+//     statement that entered it, the next frame out.
+// The outermost frame is the main program's ("main"). Calls to &DB::sub made
+// by the debugger are hidden, as caller() hides them.
+//
+// A frame is {code: the COP, where: its line, check: what runs the frame: the
+// CV, or a tag for an eval, a require and the main program}; it is a boundary
+// if what runs it was entered from C (call_sv, MULTICALL: a null retop), as
+// the main program is. describe names a sub as cv_name() does: "Stash::name"
+// from the CV's GV (its effective GV, the GV's stash's HvNAME), or from the
+// CV's own name HEK (CvNAMED, with CvSTASH); a lexical sub by its name alone.
+//
+// Layouts: Perl 5.36 on x86-64 with USE_ITHREADS and MULTIPLICITY, from the
+// headers in /usr/lib/x86_64-linux-gnu/perl/5.36/CORE (offsetof in a program
+// built against them). InitPerlReader checks the running perl's version
+// (PL_revision, PL_version) and its sizeof(struct interpreter)
+// (PL_interp_size) before it trusts them.
+//
+// walk and describe never call into perl: they load memory of the calling
+// thread's own interpreter, which is not changing while its thread is in a
+// hook; each pointer is checked (non-null, canonical, aligned) before it is
+// followed, an SV's type before its body is read, and every loop is bounded.
+// No allocation, no lock, errno kept.
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "interpose/bind.h"
 #include "interpose/script.h"
 
 namespace leakwatch {
+namespace {
 
-bool InitPerlReader(ScriptReader*, std::string* why_not) {
-  why_not->clear();
+// --- Perl 5.36's layouts (x86-64, USE_ITHREADS, MULTIPLICITY) --------------
+
+// struct interpreter (intrpvar.h); its size is libperl's PL_interp_size.
+constexpr uint16_t kInterpreterSize = 3768;
+constexpr uintptr_t kInterpCurcop = 208;        // PERLVAR(I, curcop, COP *)
+constexpr uintptr_t kInterpCurstackinfo = 224;  // (I, curstackinfo, PERL_SI *)
+constexpr uintptr_t kInterpDbsub = 1656;        // (I, DBsub, GV *)
+
+// struct stackinfo, PERL_SI (cop.h).
+constexpr uintptr_t kSiCxstack = 8;  // PERL_CONTEXT *si_cxstack
+constexpr uintptr_t kSiPrev = 16;    // struct stackinfo *si_prev
+constexpr uintptr_t kSiCxix = 32;    // I32 si_cxix
+constexpr uintptr_t kSiCxmax = 36;   // I32 si_cxmax
+constexpr uintptr_t kSiType = 44;    // I32 si_type
+constexpr int32_t kPerlsiMain = 1;   // PERLSI_MAIN
+
+// struct context, PERL_CONTEXT (cop.h): cx_u.cx_blk, struct block.
+constexpr uintptr_t kCxSize = 104;       // sizeof(PERL_CONTEXT)
+constexpr uintptr_t kCxType = 0;         // U8 blku_type (cx_type)
+constexpr uintptr_t kCxU16 = 2;          // U16 blku_u16
+constexpr uintptr_t kCxOldcop = 16;      // COP *blku_oldcop
+constexpr uintptr_t kCxRetop = 48;       // blk_u.blku_{sub,format,eval}.retop
+constexpr uintptr_t kCxSubCv = 72;       // blk_u.blku_sub.cv (= blku_format.cv)
+constexpr uintptr_t kCxEvalCv = 88;      // blk_u.blku_eval.cv
+constexpr uint8_t kCxTypeMask = 0xf;     // CXTYPEMASK
+constexpr uint8_t kCxtSub = 9;           // CXt_SUB
+constexpr uint8_t kCxtFormat = 10;       // CXt_FORMAT
+constexpr uint8_t kCxtEval = 11;         // CXt_EVAL
+constexpr uint8_t kCxpSubReFake = 0x80;  // CXp_SUB_RE_FAKE (CXt_SUB)
+constexpr uint8_t kCxpTry = 0x80;        // CXp_TRY (CXt_EVAL)
+// CxOLD_OP_TYPE(cx) = blk_u16 >> 7: the op that pushed an eval context
+// (opnames.h).
+constexpr unsigned kOpRequire = 342;  // OP_REQUIRE
+constexpr unsigned kOpDofile = 343;   // OP_DOFILE
+
+// struct cop (cop.h, USE_ITHREADS).
+constexpr uintptr_t kCopLine = 36;  // line_t (U32) cop_line
+constexpr uintptr_t kCopFile = 48;  // char *cop_file
+
+// struct sv (sv.h): the head of every SV, AV, HV, CV, GV.
+constexpr uintptr_t kSvAny = 0;           // void *sv_any: the body
+constexpr uintptr_t kSvFlags = 12;        // U32 sv_flags
+constexpr uintptr_t kSvU = 16;            // sv_u (svu_gp for a GV)
+constexpr uint32_t kSvTypeMask = 0xff;    // SVTYPEMASK (also a freed SV's type)
+constexpr uint32_t kSvtPvgv = 9;          // SVt_PVGV
+constexpr uint32_t kSvtPvhv = 12;         // SVt_PVHV
+constexpr uint32_t kSvtPvcv = 13;         // SVt_PVCV
+constexpr uint32_t kSvtPvfm = 14;         // SVt_PVFM
+constexpr uint32_t kSvfOok = 0x02000000;  // SVf_OOK: an HV has its aux part
+constexpr uint32_t kSvpPok = 0x00004000;  // SVp_POK
+constexpr uint32_t kSvpgvGp = 0x00008000;  // SVpgv_GP (isGV_with_GP)
+
+// XPVCV, the body of a CV (cv.h).
+constexpr uintptr_t kCvStash = 32;      // HV *xcv_stash
+constexpr uintptr_t kCvGvU = 56;        // xcv_gv_u: GV *xcv_gv or HEK *xcv_hek
+constexpr uintptr_t kCvFlags = 92;      // cv_flags_t (U32) xcv_flags
+constexpr uint32_t kCvfNamed = 0x8000;  // CVf_NAMED: xcv_gv_u is a HEK
+constexpr uint32_t kCvfLexical = 0x10000;  // CVf_LEXICAL: no package
+
+// XPVGV, the body of a GV (sv.h, gv.h), and its GP.
+constexpr uintptr_t kGvNameHek = 32;  // xiv_u.xivu_namehek (GvNAME_HEK)
+constexpr uintptr_t kGvStash = 40;    // xnv_u.xgv_stash (GvSTASH)
+constexpr uintptr_t kGpCv = 16;       // GP: CV *gp_cv (GvCV)
+constexpr uintptr_t kGpEgv = 56;      // GP: GV *gp_egv (GvEGV)
+
+// struct xpvhv_with_aux, the body of an HV with SVf_OOK (hv.h).
+constexpr uintptr_t kHvAux = 32;   // struct xpvhv_aux xhv_aux
+constexpr uintptr_t kAuxName = 0;  // xhv_name_u: HEK *, or HEK ** if count
+constexpr uintptr_t kAuxNameCount = 28;  // I32 xhv_name_count
+
+// struct hek (hv.h).
+constexpr uintptr_t kHekLen = 4;  // I32 hek_len (< 0: the key is an SV)
+constexpr uintptr_t kHekKey = 8;  // char hek_key[]
+
+// --- reading ----------------------------------------------------------------
+
+// What runs a frame, in ScriptFrameRef::check: the CV (8-byte aligned), or
+// one of these tags in its low bits.
+constexpr uintptr_t kTagMask = 7;
+constexpr uintptr_t kTagEval = 1;     // eval STRING or eval BLOCK
+constexpr uintptr_t kTagRequire = 2;  // require, use, do FILE
+constexpr uintptr_t kTagMain = 3;     // the main program (pointer part 0)
+
+constexpr int kMaxContextsRead = 4096;  // per walk, all stacks together
+constexpr int32_t kMaxContextIndex = 1 << 22;
+constexpr int kMaxStashNames = 1 << 16;
+
+// Null, in the first page, non-canonical or misaligned: not followed.
+bool Plausible(uintptr_t p, uintptr_t align = 8) {
+  return p >= 4096 && p < (uintptr_t{1} << 47) && (p & (align - 1)) == 0;
+}
+
+template <typename T>
+T Load(uintptr_t address) {
+  T value;
+  __builtin_memcpy(&value, reinterpret_cast<const void*>(address),
+                   sizeof value);
+  return value;
+}
+
+uintptr_t LoadPointer(uintptr_t address) { return Load<uintptr_t>(address); }
+
+// The type of the SV at `sv` (SVTYPEMASK if it is not one).
+uint32_t SvType(uintptr_t sv) {
+  if (!Plausible(sv)) return kSvTypeMask;
+  return Load<uint32_t>(sv + kSvFlags) & kSvTypeMask;
+}
+
+// The body of the SV at `sv` if it has type `type`, else 0.
+uintptr_t BodyOf(uintptr_t sv, uint32_t type) {
+  if (SvType(sv) != type) return 0;
+  const uintptr_t body = LoadPointer(sv + kSvAny);
+  return Plausible(body) ? body : 0;
+}
+
+// libperl's globals, found by InitPerlReader.
+const pthread_key_t* g_thr_key = nullptr;  // PL_thr_key
+void* const* g_curinterp = nullptr;        // PL_curinterp
+
+// The calling thread's interpreter, or 0. PL_curinterp is set (by the first
+// perl_alloc) before PL_thr_key is created: until then the key means nothing.
+uintptr_t CurrentInterpreter() {
+  if (__atomic_load_n(g_curinterp, __ATOMIC_ACQUIRE) == nullptr) return 0;
+  const uintptr_t interp =
+      reinterpret_cast<uintptr_t>(pthread_getspecific(*g_thr_key));
+  return Plausible(interp) ? interp : 0;
+}
+
+// GvCV(PL_DBsub): &DB::sub under the debugger, else 0.
+uintptr_t DbSubCv(uintptr_t interp) {
+  const uintptr_t gv = LoadPointer(interp + kInterpDbsub);
+  if (gv == 0 || SvType(gv) != kSvtPvgv) return 0;
+  if ((Load<uint32_t>(gv + kSvFlags) & (kSvpPok | kSvpgvGp)) != kSvpgvGp) {
+    return 0;
+  }
+  const uintptr_t gp = LoadPointer(gv + kSvU);
+  return Plausible(gp) ? LoadPointer(gp + kGpCv) : 0;
+}
+
+// A walk's position among the contexts: the next one to look at is
+// cxstack[ix] of stackinfo `si`, going outward.
+struct Cursor {
+  uintptr_t si = 0;
+  uintptr_t cxstack = 0;
+  int32_t ix = -1;
+  int budget = kMaxContextsRead;
+};
+
+bool EnterStack(uintptr_t si, Cursor* cursor) {
+  if (!Plausible(si)) return false;
+  const uintptr_t cxstack = LoadPointer(si + kSiCxstack);
+  const int32_t ix = Load<int32_t>(si + kSiCxix);
+  const int32_t max = Load<int32_t>(si + kSiCxmax);
+  if (ix < -1 || ix > max || max >= kMaxContextIndex) return false;
+  if (ix >= 0 && !Plausible(cxstack)) return false;
+  cursor->si = si;
+  cursor->cxstack = cxstack;
+  cursor->ix = ix;
+  return true;
+}
+
+// A sub, format or eval context: it separates two frames.
+struct CallContext {
+  uintptr_t oldcop = 0;  // the statement that entered it
+  uintptr_t runs = 0;    // what runs inside it (ScriptFrameRef::check)
+  uintptr_t cv = 0;      // its CV (0 for an eval)
+  bool from_c = false;   // entered from C (call_sv, MULTICALL): retop null
+};
+
+// The next sub, format or eval context outward (caller_cx's order); false
+// past the outermost.
+bool NextCallContext(Cursor* cursor, CallContext* out) {
+  while (cursor->budget-- > 0) {
+    if (cursor->ix < 0) {
+      if (Load<int32_t>(cursor->si + kSiType) == kPerlsiMain) return false;
+      if (!EnterStack(LoadPointer(cursor->si + kSiPrev), cursor)) return false;
+      continue;
+    }
+    const uintptr_t cx =
+        cursor->cxstack + static_cast<uintptr_t>(cursor->ix) * kCxSize;
+    --cursor->ix;
+    const uint8_t type = Load<uint8_t>(cx + kCxType);
+    switch (type & kCxTypeMask) {
+      case kCxtSub:
+        if (type & kCxpSubReFake) continue;
+        [[fallthrough]];
+      case kCxtFormat: {
+        const uintptr_t cv = LoadPointer(cx + kCxSubCv);
+        out->cv = cv;
+        out->runs = Plausible(cv) ? cv : 0;
+        break;
+      }
+      case kCxtEval: {
+        if (type & kCxpTry) continue;
+        const unsigned op = Load<uint16_t>(cx + kCxU16) >> 7;
+        const uintptr_t cv = LoadPointer(cx + kCxEvalCv);
+        out->cv = 0;
+        out->runs =
+            (Plausible(cv) ? cv : 0) |
+            (op == kOpRequire || op == kOpDofile ? kTagRequire : kTagEval);
+        break;
+      }
+      default:
+        continue;
+    }
+    out->oldcop = LoadPointer(cx + kCxOldcop);
+    out->from_c = LoadPointer(cx + kCxRetop) == 0;
+    return true;
+  }
   return false;
+}
+
+int WalkFrames(ScriptFrameRef* frames, int max) {
+  if (max <= 0) return 0;
+  const uintptr_t interp = CurrentInterpreter();
+  if (interp == 0) return 0;
+  uintptr_t cop = LoadPointer(interp + kInterpCurcop);
+  Cursor cursor;
+  if (!Plausible(cop) ||
+      !EnterStack(LoadPointer(interp + kInterpCurstackinfo), &cursor)) {
+    return 0;
+  }
+  const uintptr_t db_sub = DbSubCv(interp);
+  int n = 0;
+  while (n < max) {
+    CallContext context;
+    const bool found = NextCallContext(&cursor, &context);
+    if (found && db_sub != 0 && context.cv == db_sub) {
+      // The sub inside was called by &DB::sub: its caller is DB::sub's.
+      if (Plausible(context.oldcop)) cop = context.oldcop;
+      if (context.from_c && n > 0) frames[n - 1].boundary = true;
+      continue;
+    }
+    ScriptFrameRef& frame = frames[n++];
+    frame.code = cop;
+    frame.where = Load<uint32_t>(cop + kCopLine);
+    frame.check = found ? context.runs : kTagMain;
+    // A sub or eval entered from C returns to C: its frame is the outermost
+    // one a native call of the runops loop runs; so is the main program's.
+    frame.boundary = found ? context.from_c : true;
+    if (!found || !Plausible(context.oldcop)) break;
+    cop = context.oldcop;
+  }
+  return n;
+}
+
+int Walk(ScriptFrameRef* frames, int max) {
+  const int saved_errno = errno;
+  const int n = WalkFrames(frames, max);
+  errno = saved_errno;
+  return n;
+}
+
+// --- describing -------------------------------------------------------------
+
+// Appends to a NUL-terminated buffer, cutting what does not fit.
+class Text {
+ public:
+  Text(char* buffer, size_t size) : buffer_(buffer), size_(size) {
+    buffer_[0] = '\0';
+  }
+  Text(const Text&) = delete;
+  Text& operator=(const Text&) = delete;
+
+  void Clear() {
+    length_ = 0;
+    buffer_[0] = '\0';
+  }
+  void Append(const char* s, size_t n) {
+    for (size_t i = 0; i < n && s[i] != '\0' && length_ + 1 < size_; ++i) {
+      buffer_[length_++] = s[i];
+    }
+    buffer_[length_] = '\0';
+  }
+  void Append(const char* s) { Append(s, size_); }  // up to its NUL
+  // A HEK's key; false (nothing appended) if `hek` is not a readable one.
+  bool AppendHek(uintptr_t hek) {
+    if (!Plausible(hek)) return false;
+    const int32_t length = Load<int32_t>(hek + kHekLen);
+    if (length < 0 || length > (1 << 20)) return false;
+    Append(reinterpret_cast<const char*>(hek + kHekKey),
+           static_cast<size_t>(length));
+    return true;
+  }
+
+ private:
+  char* buffer_;
+  size_t size_;
+  size_t length_ = 0;
+};
+
+// HvNAME_HEK(stash), or 0.
+uintptr_t StashNameHek(uintptr_t stash) {
+  const uintptr_t body = BodyOf(stash, kSvtPvhv);
+  if (body == 0 || !(Load<uint32_t>(stash + kSvFlags) & kSvfOok)) return 0;
+  const uintptr_t name = LoadPointer(body + kHvAux + kAuxName);
+  if (!Plausible(name)) return 0;
+  const int32_t count = Load<int32_t>(body + kHvAux + kAuxNameCount);
+  if (count == 0) return name;
+  if (count > kMaxStashNames || count < -kMaxStashNames) return 0;
+  return LoadPointer(name);  // the first of the names
+}
+
+// "Stash::" for a sub's stash, "__ANON__::" without one (gv_fullname4).
+void AppendPackage(uintptr_t stash, Text* text) {
+  if (!text->AppendHek(StashNameHek(stash))) text->Append("__ANON__");
+  text->Append("::");
+}
+
+// cv_name(cv): false if the CV or its name cannot be read.
+bool AppendSubName(uintptr_t cv, Text* text) {
+  const uint32_t type = SvType(cv);
+  if (type != kSvtPvcv && type != kSvtPvfm) return false;
+  const uintptr_t body = BodyOf(cv, type);
+  if (body == 0) return false;
+  const uint32_t flags = Load<uint32_t>(body + kCvFlags);
+  const uintptr_t gv_or_hek = LoadPointer(body + kCvGvU);
+  if (flags & kCvfNamed) {
+    if (!(flags & kCvfLexical)) {
+      AppendPackage(LoadPointer(body + kCvStash), text);
+    }
+    return text->AppendHek(gv_or_hek);
+  }
+  uintptr_t gv_body = BodyOf(gv_or_hek, kSvtPvgv);
+  if (gv_body == 0) return false;
+  // GvEGVx: the effective GV, if this one has a GP that names one.
+  if ((Load<uint32_t>(gv_or_hek + kSvFlags) & (kSvpPok | kSvpgvGp)) ==
+      kSvpgvGp) {
+    const uintptr_t gp = LoadPointer(gv_or_hek + kSvU);
+    const uintptr_t egv = Plausible(gp) ? LoadPointer(gp + kGpEgv) : 0;
+    if (egv != 0) {
+      if (const uintptr_t egv_body = BodyOf(egv, kSvtPvgv)) gv_body = egv_body;
+    }
+  }
+  if (!(flags & kCvfLexical)) {
+    AppendPackage(LoadPointer(gv_body + kGvStash), text);
+  }
+  return text->AppendHek(LoadPointer(gv_body + kGvNameHek));
+}
+
+bool DescribeFrame(const ScriptFrameRef& frame, ScriptFrameText* out) {
+  if (!Plausible(frame.code)) return false;
+  Text file(out->file, sizeof out->file);
+  const uintptr_t name = LoadPointer(frame.code + kCopFile);
+  if (name != 0 && Plausible(name, 1)) {
+    file.Append(reinterpret_cast<const char*>(name));
+  } else {
+    file.Append("?");
+  }
+  out->line = frame.where <= 0x7fffffff ? static_cast<int>(frame.where) : 0;
+
+  Text function(out->function, sizeof out->function);
+  const uintptr_t runs = frame.check;
+  switch (runs & kTagMask) {
+    case kTagMain:
+      function.Append("main");
+      break;
+    case kTagEval:
+      function.Append("(eval)");
+      break;
+    case kTagRequire:
+      function.Append("(require)");
+      break;
+    default:
+      if (runs == 0 || !AppendSubName(runs, &function)) {
+        function.Clear();
+        function.Append("(unknown)");
+      }
+  }
+  return true;
+}
+
+bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
+  const int saved_errno = errno;
+  const bool ok = DescribeFrame(frame, out);
+  errno = saved_errno;
+  return ok;
+}
+
+}  // namespace
+
+bool InitPerlReader(ScriptReader* reader, std::string* why_not) {
+  const char* const kOnly =
+      ": script frames are read for Perl 5.36 only; stacks stay native";
+  const auto* revision =
+      static_cast<const uint8_t*>(RealDlsym(RTLD_DEFAULT, "PL_revision"));
+  const auto* version =
+      static_cast<const uint8_t*>(RealDlsym(RTLD_DEFAULT, "PL_version"));
+  const auto* subversion =
+      static_cast<const uint8_t*>(RealDlsym(RTLD_DEFAULT, "PL_subversion"));
+  if (revision == nullptr || version == nullptr || subversion == nullptr) {
+    *why_not = std::string("Perl of unknown version (no PL_version)") + kOnly;
+    return false;
+  }
+  const std::string perl = "Perl " + std::to_string(*revision) + "." +
+                           std::to_string(*version) + "." +
+                           std::to_string(*subversion);
+  if (*revision != 5 || *version != 36) {
+    *why_not = perl + kOnly;
+    return false;
+  }
+  g_thr_key =
+      static_cast<const pthread_key_t*>(RealDlsym(RTLD_DEFAULT, "PL_thr_key"));
+  g_curinterp =
+      static_cast<void* const*>(RealDlsym(RTLD_DEFAULT, "PL_curinterp"));
+  if (g_thr_key == nullptr || g_curinterp == nullptr) {
+    *why_not = perl +
+               " without ithreads (no PL_thr_key): script frames are read "
+               "for a threaded Perl 5.36 only; stacks stay native";
+    return false;
+  }
+  const auto* interp_size =
+      static_cast<const uint16_t*>(RealDlsym(RTLD_DEFAULT, "PL_interp_size"));
+  if (interp_size == nullptr || *interp_size != kInterpreterSize) {
+    *why_not = perl + ": an interpreter of " +
+               (interp_size ? std::to_string(*interp_size) : "unknown") +
+               " bytes, not " + std::to_string(kInterpreterSize) +
+               " (another build's layout): script frames are read for "
+               "Debian's Perl 5.36 only; stacks stay native";
+    return false;
+  }
+  int ranges = 0;
+  for (const char* name : {"Perl_runops_standard", "Perl_runops_debug"}) {
+    uintptr_t lo = 0, hi = 0;
+    if (ExportedFunctionRange(name, &lo, &hi)) {
+      reader->eval_lo[ranges] = lo;
+      reader->eval_hi[ranges] = hi;
+      ++ranges;
+    }
+  }
+  if (ranges == 0) {
+    *why_not = perl +
+               ": Perl_runops_standard not found: script frames have no "
+               "place in the stack; stacks stay native";
+    return false;
+  }
+  reader->language = "perl";
+  reader->walk = &Walk;
+  reader->describe = &Describe;
+  why_not->clear();
+  return true;
 }
 
 }  // namespace leakwatch
