@@ -11,6 +11,7 @@
 // exit, PHP's request shutdown) were leaked by the script: they are in the
 // exit report, marked "released only at interpreter shutdown".
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -227,7 +228,14 @@ void ExpectLeaks(const std::vector<std::string>& argv, const Leaks& leaks) {
   // What the interpreter does on its way out is not the script's use.
   EXPECT_TRUE(LinesWith(text, "is in use again").empty()) << text;
   // The script's own lines that leaked, each its own site.
+  // (Every interpreter's row has its lines marked; libpqxx and sysbench
+  // are native.)
   const std::string script = ScriptOf(argv);
+  const std::string program = argv[0].substr(argv[0].find_last_of('/') + 1);
+  if (program.rfind("python", 0) == 0 || program == "perl" ||
+      program == "ruby" || program == "php") {
+    ASSERT_FALSE(script.empty()) << "no LEAK(kind) line in the script";
+  }
   if (!script.empty()) ExpectLeakLinesNamed(script, text);
   ExitReport report = ParseExitReport(text);
   if (!reported) {
@@ -421,8 +429,6 @@ TEST(Matrix, SysbenchMysqlClean) {
   ExpectClean(Sysbench("mysql"));
 }
 
-}  // namespace
-}  // namespace leakwatch::testing
 
 // --- Script frames beyond the matrix -----------------------------------------
 
@@ -471,7 +477,10 @@ TEST(ScriptStacks, PythonThreadsAndTasksCountedPerLine) {
   options.timeout_s = 90;
   RunResult run = RunProgram({"/usr/bin/python3", script, "4"}, options);
   const std::string text = ReadFile(log);
-  ASSERT_EQ(run.exit_code, 9) << run.err << text;
+  // Lost or reachable (in a list the script never reads), as the heap
+  // has it at exit: the counts below add both.
+  ASSERT_TRUE(run.exit_code == 0 || run.exit_code == 9)
+      << run.exit_code << run.err << text;
   EXPECT_EQ(run.err, "");
   std::map<std::pair<std::string, int>, int> kept;
   std::istringstream out(run.out);
@@ -520,17 +529,22 @@ void ExpectCtypesScript(const PythonBuild& python) {
   options.env["LEAKWATCH_LOG"] = log;
   RunResult with = RunProgram(argv, options);
   const std::string text = ReadFile(log);
-  EXPECT_EQ(with.exit_code, 9) << with.err << text;
+  // The handles are ctypes integers: lost, or reachable where a copy of
+  // the address is left in memory; the counts add both.
+  EXPECT_TRUE(with.exit_code == 0 || with.exit_code == 9)
+      << with.exit_code << with.err << text;
   EXPECT_EQ(with.out, without.out);
   EXPECT_EQ(with.err, without.err);
-  ExitReport report = ParseExitReport(text);
-  ASSERT_TRUE(report.present) << text;
-  EXPECT_EQ(report.per_kind, (Counts{{"pg.conn", 2}, {"pg.result", 2}}))
+  std::map<std::pair<std::string, int>, int> expected;
+  for (const auto& [kind, lines] :
+       LeakMarkers(Script("ctypes_libpq_leaky.py"))) {
+    for (int line : lines) expected[{kind, python.read ? line : 0}] += 1;
+  }
+  EXPECT_EQ(ExitCountsByLine(text, "ctypes_libpq_leaky.py"), expected)
       << text;
   const auto notes = LinesWith(text, "script frames are read for Python");
   if (python.read) {
     EXPECT_TRUE(notes.empty()) << text;
-    ExpectLeakLinesNamed(Script("ctypes_libpq_leaky.py"), text);
   } else {
     ASSERT_EQ(notes.size(), 1u) << text;
     EXPECT_NE(notes[0].find("Python 3.10."), std::string::npos) << notes[0];
@@ -551,3 +565,6 @@ TEST(ScriptStacks, Python313) {
 TEST(ScriptStacks, UnknownPythonVersionKeepsNativeStacksAndSaysSoOnce) {
   ExpectCtypesScript({"/root/.pyenv/versions/3.10.13/bin/python3.10", false});
 }
+
+}  // namespace
+}  // namespace leakwatch::testing
