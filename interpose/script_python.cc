@@ -12,14 +12,10 @@
 // faulthandler calls from signal handlers without the GIL).
 //
 // The layouts are internal to CPython and change between minor versions:
-// the offsets below were read off each version's headers (3.11: Debian 12's
-// python3.11-dev; 3.12.1 and 3.13.0: the pyenv builds on this machine), in
-// Include/cpython/pystate.h (PyThreadState.cframe / .current_frame),
-// Include/internal/pycore_frame.h (_PyCFrame, _PyInterpreterFrame),
-// Include/cpython/code.h (PyCodeObject) and Include/cpython/unicodeobject.h
-// (PyASCIIObject, PyCompactUnicodeObject). tests/unit/python_layout_test
-// checks them against the installed headers. Another version gets native
-// stacks and one line in the log.
+// interpose/python_layout.h has them, read off each version's headers (3.11:
+// Debian 12's libpython3.11-dev; 3.12.1 and 3.13.0: the pyenv builds on this
+// machine), and tests/unit/python_layout_check.c checks them against those
+// headers. Another version gets native stacks and one line in the log.
 #include <dlfcn.h>
 
 #include <cstdint>
@@ -27,48 +23,20 @@
 #include <cstring>
 
 #include "interpose/bind.h"
+#include "interpose/python_layout.h"
 #include "interpose/script.h"
 #include "tracker/elf_image.h"
 
 namespace leakwatch {
 namespace {
 
-struct PyLayout {
-  int minor;
-  // PyThreadState -> innermost _PyInterpreterFrame: through the _PyCFrame
-  // at tstate_cframe (3.11, 3.12), or directly (tstate_cframe < 0: 3.13).
-  int tstate_cframe;
-  int cframe_current;  // in the _PyCFrame, or in the thread state (3.13)
-  // _PyInterpreterFrame
-  int frame_code;      // f_code (f_executable in 3.13: may be no code)
-  int frame_previous;  // previous
-  int frame_instr;     // prev_instr (instr_ptr in 3.13)
-  int frame_owner;     // owner (char)
-  int frame_is_entry;  // is_entry (bool, 3.11); -1: shim frames instead
-  // PyCodeObject
-  int code_filename;
-  int code_qualname;
-  int code_firstlineno;
-  int code_adaptive;  // co_code_adaptive: the instructions
-  // sizeof(PyASCIIObject), sizeof(PyCompactUnicodeObject): where a compact
-  // string's characters start.
-  int ascii_size;
-  int compact_size;
-};
+using PyLayout = LwPyLayout;
+constexpr PyLayout kLayouts[] = LW_PY_LAYOUTS;
 
-constexpr PyLayout kLayouts[] = {
-    {11, 56, 8, 32, 48, 56, 69, 68, 112, 128, 72, 184, 48, 72},
-    {12, 56, 0, 0, 8, 56, 70, -1, 112, 128, 68, 192, 40, 56},
-    {13, -1, 72, 0, 8, 56, 70, -1, 112, 128, 68, 200, 40, 56},
-};
-
-// _PyInterpreterFrame.owner of the shim frame each native call of the eval
-// loop pushes (3.12, 3.13: FRAME_OWNED_BY_CSTACK).
-constexpr char kOwnedByCStack = 3;
-// PyObject.ob_type; PyASCIIObject.length and .state.
-constexpr int kObType = 8;
-constexpr int kUnicodeLength = 16;
-constexpr int kUnicodeState = 32;
+constexpr char kOwnedByCStack = LW_PY_OWNED_BY_CSTACK;
+constexpr int kObType = LW_PY_OB_TYPE;
+constexpr int kUnicodeLength = LW_PY_UNICODE_LENGTH;
+constexpr int kUnicodeState = LW_PY_UNICODE_STATE;
 
 const PyLayout* g_layout = nullptr;
 void* (*g_this_thread_state)() = nullptr;  // PyGILState_GetThisThreadState
