@@ -23,10 +23,11 @@
 // from the CV's GV (its effective GV, the GV's stash's HvNAME), or from the
 // CV's own name HEK (CvNAMED, with CvSTASH); a lexical sub by its name alone.
 //
-// Layouts: Perl 5.36 on x86-64 with USE_ITHREADS and MULTIPLICITY, from the
-// headers in /usr/lib/x86_64-linux-gnu/perl/5.36/CORE (offsetof in a program
-// built against them). InitPerlReader checks the running perl's version
-// (PL_revision, PL_version) and its sizeof(struct interpreter)
+// Layouts: Perl 5.36 on x86-64 with USE_ITHREADS and MULTIPLICITY, in
+// interpose/perl_layout.h, read off the headers in
+// /usr/lib/x86_64-linux-gnu/perl/5.36/CORE and checked against them by
+// tests/unit/perl_layout_check.c. InitPerlReader checks the running perl's
+// version (PL_revision, PL_version) and its sizeof(struct interpreter)
 // (PL_interp_size) before it trusts them.
 //
 // walk and describe never call into perl: they load memory of the calling
@@ -43,84 +44,84 @@
 #include <string>
 
 #include "interpose/bind.h"
+#include "interpose/perl_layout.h"
 #include "interpose/script.h"
 
 namespace leakwatch {
 namespace {
 
-// --- Perl 5.36's layouts (x86-64, USE_ITHREADS, MULTIPLICITY) --------------
+// --- Perl 5.36's layouts (interpose/perl_layout.h) ---------------------------
 
-// struct interpreter (intrpvar.h); its size is libperl's PL_interp_size.
-constexpr uint16_t kInterpreterSize = 3768;
-constexpr uintptr_t kInterpCurcop = 208;        // PERLVAR(I, curcop, COP *)
-constexpr uintptr_t kInterpCurstackinfo = 224;  // (I, curstackinfo, PERL_SI *)
-constexpr uintptr_t kInterpDbsub = 1656;        // (I, DBsub, GV *)
+// struct interpreter; its size is libperl's PL_interp_size.
+constexpr uint16_t kInterpreterSize = LW_PERL_INTERP_SIZE;
+constexpr uintptr_t kInterpCurcop = LW_PERL_INTERP_CURCOP;
+constexpr uintptr_t kInterpCurstackinfo = LW_PERL_INTERP_CURSTACKINFO;
+constexpr uintptr_t kInterpDbsub = LW_PERL_INTERP_DBSUB;
 
-// struct stackinfo, PERL_SI (cop.h).
-constexpr uintptr_t kSiCxstack = 8;  // PERL_CONTEXT *si_cxstack
-constexpr uintptr_t kSiPrev = 16;    // struct stackinfo *si_prev
-constexpr uintptr_t kSiCxix = 32;    // I32 si_cxix
-constexpr uintptr_t kSiCxmax = 36;   // I32 si_cxmax
-constexpr uintptr_t kSiType = 44;    // I32 si_type
-constexpr int32_t kPerlsiMain = 1;   // PERLSI_MAIN
+// PERL_SI.
+constexpr uintptr_t kSiCxstack = LW_PERL_SI_CXSTACK;
+constexpr uintptr_t kSiPrev = LW_PERL_SI_PREV;
+constexpr uintptr_t kSiCxix = LW_PERL_SI_CXIX;
+constexpr uintptr_t kSiCxmax = LW_PERL_SI_CXMAX;
+constexpr uintptr_t kSiType = LW_PERL_SI_TYPE;
+constexpr int32_t kPerlsiMain = LW_PERL_SI_MAIN;
 
-// struct context, PERL_CONTEXT (cop.h): cx_u.cx_blk, struct block.
-constexpr uintptr_t kCxSize = 104;       // sizeof(PERL_CONTEXT)
-constexpr uintptr_t kCxType = 0;         // U8 blku_type (cx_type)
-constexpr uintptr_t kCxU16 = 2;          // U16 blku_u16
-constexpr uintptr_t kCxOldcop = 16;      // COP *blku_oldcop
-constexpr uintptr_t kCxRetop = 48;       // blk_u.blku_{sub,format,eval}.retop
-constexpr uintptr_t kCxSubCv = 72;       // blk_u.blku_sub.cv (= blku_format.cv)
-constexpr uintptr_t kCxEvalCv = 88;      // blk_u.blku_eval.cv
-constexpr uint8_t kCxTypeMask = 0xf;     // CXTYPEMASK
-constexpr uint8_t kCxtSub = 9;           // CXt_SUB
-constexpr uint8_t kCxtFormat = 10;       // CXt_FORMAT
-constexpr uint8_t kCxtEval = 11;         // CXt_EVAL
-constexpr uint8_t kCxpSubReFake = 0x80;  // CXp_SUB_RE_FAKE (CXt_SUB)
-constexpr uint8_t kCxpTry = 0x80;        // CXp_TRY (CXt_EVAL)
-// CxOLD_OP_TYPE(cx) = blk_u16 >> 7: the op that pushed an eval context
-// (opnames.h).
-constexpr unsigned kOpRequire = 342;  // OP_REQUIRE
-constexpr unsigned kOpDofile = 343;   // OP_DOFILE
+// PERL_CONTEXT.
+constexpr uintptr_t kCxSize = LW_PERL_CX_SIZE;
+constexpr uintptr_t kCxType = LW_PERL_CX_TYPE;
+constexpr uintptr_t kCxU16 = LW_PERL_CX_U16;
+constexpr uintptr_t kCxOldcop = LW_PERL_CX_OLDCOP;
+constexpr uintptr_t kCxRetop = LW_PERL_CX_RETOP;
+constexpr uintptr_t kCxSubCv = LW_PERL_CX_SUB_CV;
+constexpr uintptr_t kCxEvalCv = LW_PERL_CX_EVAL_CV;
+constexpr uint8_t kCxTypeMask = LW_PERL_CXTYPEMASK;
+constexpr uint8_t kCxtSub = LW_PERL_CXT_SUB;
+constexpr uint8_t kCxtFormat = LW_PERL_CXT_FORMAT;
+constexpr uint8_t kCxtEval = LW_PERL_CXT_EVAL;
+constexpr uint8_t kCxpSubReFake = LW_PERL_CXP_SUB_RE_FAKE;
+constexpr uint8_t kCxpTry = LW_PERL_CXP_TRY;
+constexpr unsigned kCxOldOpTypeShift = LW_PERL_CX_OLD_OP_TYPE_SHIFT;
+constexpr unsigned kOpRequire = LW_PERL_OP_REQUIRE;
+constexpr unsigned kOpDofile = LW_PERL_OP_DOFILE;
 
-// struct cop (cop.h, USE_ITHREADS).
-constexpr uintptr_t kCopLine = 36;  // line_t (U32) cop_line
-constexpr uintptr_t kCopFile = 48;  // char *cop_file
+// COP.
+constexpr uintptr_t kCopLine = LW_PERL_COP_LINE;
+constexpr uintptr_t kCopFile = LW_PERL_COP_FILE;
 
-// struct sv (sv.h): the head of every SV, AV, HV, CV, GV.
-constexpr uintptr_t kSvAny = 0;           // void *sv_any: the body
-constexpr uintptr_t kSvFlags = 12;        // U32 sv_flags
-constexpr uintptr_t kSvU = 16;            // sv_u (svu_gp for a GV)
-constexpr uint32_t kSvTypeMask = 0xff;    // SVTYPEMASK (also a freed SV's type)
-constexpr uint32_t kSvtPvgv = 9;          // SVt_PVGV
-constexpr uint32_t kSvtPvhv = 12;         // SVt_PVHV
-constexpr uint32_t kSvtPvcv = 13;         // SVt_PVCV
-constexpr uint32_t kSvtPvfm = 14;         // SVt_PVFM
-constexpr uint32_t kSvfOok = 0x02000000;  // SVf_OOK: an HV has its aux part
-constexpr uint32_t kSvpPok = 0x00004000;  // SVp_POK
-constexpr uint32_t kSvpgvGp = 0x00008000;  // SVpgv_GP (isGV_with_GP)
+// struct sv, the head of every SV, AV, HV, CV, GV; the SV types and flags.
+constexpr uintptr_t kSvAny = LW_PERL_SV_ANY;
+constexpr uintptr_t kSvFlags = LW_PERL_SV_FLAGS;
+constexpr uintptr_t kSvU = LW_PERL_SV_U;
+constexpr uint32_t kSvTypeMask = LW_PERL_SVTYPEMASK;
+constexpr uint32_t kSvtPvgv = LW_PERL_SVT_PVGV;
+constexpr uint32_t kSvtPvhv = LW_PERL_SVT_PVHV;
+constexpr uint32_t kSvtPvcv = LW_PERL_SVT_PVCV;
+constexpr uint32_t kSvtPvfm = LW_PERL_SVT_PVFM;
+constexpr uint32_t kSvfOok = LW_PERL_SVF_OOK;
+constexpr uint32_t kSvpPok = LW_PERL_SVP_POK;
+constexpr uint32_t kSvpgvGp = LW_PERL_SVPGV_GP;
 
-// XPVCV, the body of a CV (cv.h).
-constexpr uintptr_t kCvStash = 32;      // HV *xcv_stash
-constexpr uintptr_t kCvGvU = 56;        // xcv_gv_u: GV *xcv_gv or HEK *xcv_hek
-constexpr uintptr_t kCvFlags = 92;      // cv_flags_t (U32) xcv_flags
-constexpr uint32_t kCvfNamed = 0x8000;  // CVf_NAMED: xcv_gv_u is a HEK
-constexpr uint32_t kCvfLexical = 0x10000;  // CVf_LEXICAL: no package
+// XPVCV, the body of a CV.
+constexpr uintptr_t kCvStash = LW_PERL_CV_STASH;
+constexpr uintptr_t kCvGvU = LW_PERL_CV_GV_U;
+constexpr uintptr_t kCvFlags = LW_PERL_CV_FLAGS;
+constexpr uint32_t kCvfNamed = LW_PERL_CVF_NAMED;
+constexpr uint32_t kCvfLexical = LW_PERL_CVF_LEXICAL;
 
-// XPVGV, the body of a GV (sv.h, gv.h), and its GP.
-constexpr uintptr_t kGvNameHek = 32;  // xiv_u.xivu_namehek (GvNAME_HEK)
-constexpr uintptr_t kGvStash = 40;    // xnv_u.xgv_stash (GvSTASH)
-constexpr uintptr_t kGpCv = 16;       // GP: CV *gp_cv (GvCV)
-constexpr uintptr_t kGpEgv = 56;      // GP: GV *gp_egv (GvEGV)
+// XPVGV, the body of a GV, and its GP.
+constexpr uintptr_t kGvNameHek = LW_PERL_GV_NAME_HEK;
+constexpr uintptr_t kGvStash = LW_PERL_GV_STASH;
+constexpr uintptr_t kGpCv = LW_PERL_GP_CV;
+constexpr uintptr_t kGpEgv = LW_PERL_GP_EGV;
 
-// struct xpvhv_with_aux, the body of an HV with SVf_OOK (hv.h).
-constexpr uintptr_t kHvAux = 32;   // struct xpvhv_aux xhv_aux
-constexpr uintptr_t kAuxName = 0;  // xhv_name_u: HEK *, or HEK ** if count
-constexpr uintptr_t kAuxNameCount = 28;  // I32 xhv_name_count
+// struct xpvhv_with_aux, the body of an HV with SVf_OOK.
+constexpr uintptr_t kHvAux = LW_PERL_HV_AUX;
+constexpr uintptr_t kAuxName = LW_PERL_AUX_NAME;
+constexpr uintptr_t kAuxNameCount = LW_PERL_AUX_NAME_COUNT;
 
-// struct hek (hv.h).
-constexpr uintptr_t kHekLen = 4;  // I32 hek_len (< 0: the key is an SV)
-constexpr uintptr_t kHekKey = 8;  // char hek_key[]
+// HEK.
+constexpr uintptr_t kHekLen = LW_PERL_HEK_LEN;
+constexpr uintptr_t kHekKey = LW_PERL_HEK_KEY;
 
 // --- reading ----------------------------------------------------------------
 
@@ -242,7 +243,7 @@ bool NextCallContext(Cursor* cursor, CallContext* out) {
       }
       case kCxtEval: {
         if (type & kCxpTry) continue;
-        const unsigned op = Load<uint16_t>(cx + kCxU16) >> 7;
+        const unsigned op = Load<uint16_t>(cx + kCxU16) >> kCxOldOpTypeShift;
         const uintptr_t cv = LoadPointer(cx + kCxEvalCv);
         out->cv = 0;
         out->runs =
@@ -445,7 +446,7 @@ bool InitPerlReader(ScriptReader* reader, std::string* why_not) {
   const std::string perl = "Perl " + std::to_string(*revision) + "." +
                            std::to_string(*version) + "." +
                            std::to_string(*subversion);
-  if (*revision != 5 || *version != 36) {
+  if (*revision != LW_PERL_REVISION || *version != LW_PERL_VERSION) {
     *why_not = perl + kOnly;
     return false;
   }

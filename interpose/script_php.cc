@@ -8,11 +8,12 @@
 // function (pg_query, PDO::__construct, ...) is skipped: the user frame below
 // it has its `opline` at the call into it.
 //
-// The layouts below are PHP 8.2's (Zend module API 20220829, x86-64, NTS), read
-// from the headers of Debian's php8.2-dev (/usr/include/php/20220829/Zend/);
-// the agent's build does not use those headers. Init accepts only a PHP whose
-// version string says 8.2 and whose executor globals have the size of that
-// layout; anything else keeps native stacks.
+// The layouts are PHP 8.2's (Zend module API 20220829, x86-64, NTS), in
+// interpose/php_layout.h, read off the headers of Debian's php8.2-dev
+// (/usr/include/php/20220829/Zend/) and checked against them by
+// tests/unit/php_layout_check.c; the agent's build does not use those headers.
+// Init accepts only a PHP whose version string says 8.2 and whose executor
+// globals have the size of that layout; anything else keeps native stacks.
 //
 // The interpreter runs on one thread: walk reads the globals only on the
 // process's main thread (tid == pid; in a forked child, the thread that
@@ -31,6 +32,7 @@
 #include <string>
 
 #include "interpose/bind.h"
+#include "interpose/php_layout.h"
 #include "interpose/script.h"
 #include "tracker/elf_image.h"
 #include "tracker/tracker.h"
@@ -38,32 +40,32 @@
 namespace leakwatch {
 namespace {
 
-// --- PHP 8.2 layouts ---------------------------------------------------------
+// --- PHP 8.2 layouts (interpose/php_layout.h) -------------------------------
 
-// Zend/zend_globals.h, struct _zend_executor_globals.
-constexpr uintptr_t kExecutorGlobalsSize = 1800;  // sizeof
-constexpr uintptr_t kEgCurrentExecuteData = 488;  // current_execute_data
-// Zend/zend_compile.h, struct _zend_execute_data.
-constexpr uintptr_t kExOpline = 0;            // const zend_op *opline
-constexpr uintptr_t kExFunc = 24;             // zend_function *func
-constexpr uintptr_t kExPrevExecuteData = 48;  // prev_execute_data
-// Zend/zend_compile.h, union _zend_function (common, and zend_op_array).
-constexpr uintptr_t kFnType = 0;             // uint8_t type
-constexpr uintptr_t kFnFunctionName = 8;     // zend_string *function_name
-constexpr uintptr_t kFnScope = 16;           // zend_class_entry *scope
-constexpr uintptr_t kOpArrayLast = 80;       // uint32_t last
-constexpr uintptr_t kOpArrayOpcodes = 88;    // zend_op *opcodes
-constexpr uintptr_t kOpArrayFilename = 152;  // zend_string *filename
-constexpr uint8_t kUserFunction = 2;         // ZEND_USER_FUNCTION
-constexpr uint8_t kEvalCode = 4;             // ZEND_EVAL_CODE
-// Zend/zend_compile.h, struct _zend_op.
-constexpr uintptr_t kOpSize = 32;    // sizeof
-constexpr uintptr_t kOpLineno = 24;  // uint32_t lineno
-// Zend/zend_types.h, struct _zend_string.
-constexpr uintptr_t kStrLen = 16;  // size_t len
-constexpr uintptr_t kStrVal = 24;  // char val[1]
-// Zend/zend.h, struct _zend_class_entry.
-constexpr uintptr_t kCeName = 8;  // zend_string *name
+// zend_executor_globals.
+constexpr uintptr_t kExecutorGlobalsSize = LW_PHP_EG_SIZE;
+constexpr uintptr_t kEgCurrentExecuteData = LW_PHP_EG_CURRENT_EXECUTE_DATA;
+// zend_execute_data.
+constexpr uintptr_t kExOpline = LW_PHP_EX_OPLINE;
+constexpr uintptr_t kExFunc = LW_PHP_EX_FUNC;
+constexpr uintptr_t kExPrevExecuteData = LW_PHP_EX_PREV_EXECUTE_DATA;
+// zend_function (common, and zend_op_array).
+constexpr uintptr_t kFnType = LW_PHP_FN_TYPE;
+constexpr uintptr_t kFnFunctionName = LW_PHP_FN_FUNCTION_NAME;
+constexpr uintptr_t kFnScope = LW_PHP_FN_SCOPE;
+constexpr uintptr_t kOpArrayLast = LW_PHP_OP_ARRAY_LAST;
+constexpr uintptr_t kOpArrayOpcodes = LW_PHP_OP_ARRAY_OPCODES;
+constexpr uintptr_t kOpArrayFilename = LW_PHP_OP_ARRAY_FILENAME;
+constexpr uint8_t kUserFunction = LW_PHP_USER_FUNCTION;
+constexpr uint8_t kEvalCode = LW_PHP_EVAL_CODE;
+// zend_op.
+constexpr uintptr_t kOpSize = LW_PHP_OP_SIZE;
+constexpr uintptr_t kOpLineno = LW_PHP_OP_LINENO;
+// zend_string.
+constexpr uintptr_t kStrLen = LW_PHP_STR_LEN;
+constexpr uintptr_t kStrVal = LW_PHP_STR_VAL;
+// zend_class_entry.
+constexpr uintptr_t kCeName = LW_PHP_CE_NAME;
 
 // SAPI_PHP_VERSION_HEADER (main/SAPI.h): "X-Powered-By: PHP/" PHP_VERSION, a
 // literal in every SAPI's copy of main/SAPI.c.
