@@ -13,18 +13,22 @@ import time
 
 def wait_for_warnings(kind, count, deadline_s=30.0):
     """Waits until the log has `count` live warnings about `kind` handles
-    ("pg.conn 0x... idle 1 s (threshold 1 s ..."); exits 3 after the
+    ("pg.conn 0x... idle 1 s (threshold 1 s ...", or in JSON
+    {"type":"leak",...,"kind":"pg.conn",...}); exits 3 after the
     deadline."""
     log = os.environ.get("LEAKWATCH_LOG")
     if not log:
         return
     needle = kind + " 0x"
+    json_kind = '"kind":"%s"' % kind  # LEAKWATCH_FORMAT=json
     end = time.monotonic() + deadline_s
     while True:
         try:
             with open(log, encoding="utf-8", errors="replace") as f:
                 seen = sum(1 for line in f
-                           if needle in line and "(threshold " in line)
+                           if (needle in line and "(threshold " in line) or
+                           (line.startswith('{"type":"leak"') and
+                            json_kind in line))
         except FileNotFoundError:
             seen = 0
         if seen >= count:

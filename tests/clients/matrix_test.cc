@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -564,6 +565,68 @@ TEST(ScriptStacks, Python313) {
 }
 TEST(ScriptStacks, UnknownPythonVersionKeepsNativeStacksAndSaysSoOnce) {
   ExpectCtypesScript({"/root/.pyenv/versions/3.10.13/bin/python3.10", false});
+}
+
+
+// A suppression names a script's function (or file) as it names a native
+// one: the nightly audit's leaks are counted, not shown; the other line's
+// are reported.
+TEST(ScriptStacks, SuppressionsMatchScriptFrames) {
+  if (!RequirePostgres()) return;
+  TempDir temp;
+  const std::string log = temp.path() + "/agent.log";
+  const std::string rules = temp.path() + "/suppressions";
+  std::ofstream(rules) << "*:nightly_audit\n";
+  RunOptions options = AgentOptions("1s");
+  options.env["LEAKWATCH_LOG"] = log;
+  options.env["LEAKWATCH_SUPPRESSIONS"] = rules;
+  RunResult run = RunProgram(
+      {"/usr/bin/python3", Script("ctypes_libpq_leaky.py")}, options);
+  const std::string text = ReadFile(log);
+  EXPECT_TRUE(run.exit_code == 0 || run.exit_code == 9) << run.err << text;
+  std::map<std::pair<std::string, int>, int> expected;
+  for (const auto& [kind, lines] :
+       LeakMarkers(Script("ctypes_libpq_leaky.py"))) {
+    expected[{kind, lines.front()}] = 1;  // audit's, not nightly_audit's
+  }
+  EXPECT_EQ(ExitCountsByLine(text, "ctypes_libpq_leaky.py"), expected)
+      << text;
+  EXPECT_EQ(LinesWith(text, "suppressions used (2 still held at exit").size(),
+            1u)
+      << text;
+}
+
+// JSON: a script frame is {"script":"python","function","file","line"},
+// without a pc; each marked line is in the frames of its own leak.
+TEST(ScriptStacks, JsonFramesNameTheScriptLines) {
+  if (!RequirePostgres()) return;
+  TempDir temp;
+  const std::string log = temp.path() + "/agent.log";
+  RunOptions options = AgentOptions("1s");
+  options.env["LEAKWATCH_LOG"] = log;
+  options.env["LEAKWATCH_FORMAT"] = "json";
+  const std::string script = Script("psycopg2_leaky.py");
+  RunResult run = RunProgram({"/usr/bin/python3", script}, options);
+  const std::string text = ReadFile(log);
+  EXPECT_EQ(run.exit_code, 9) << run.err << text;
+  std::vector<std::string> leaks = LinesWith(text, "\"type\":\"leak\"");
+  ASSERT_EQ(leaks.size(), 4u) << text;
+  for (const auto& [kind, lines] : LeakMarkers(script)) {
+    for (int line : lines) {
+      const std::string frame = "{\"script\":\"python\",\"function\":\"";
+      const std::string where =
+          "\"file\":\"" + script + "\",\"line\":" + std::to_string(line) + "}";
+      int found = 0;
+      for (const std::string& leak : leaks) {
+        if (leak.find("\"kind\":\"" + kind + "\"") != std::string::npos &&
+            leak.find(where) != std::string::npos &&
+            leak.find(frame) != std::string::npos) {
+          ++found;
+        }
+      }
+      EXPECT_EQ(found, 1) << kind << " at line " << line << "\n" << text;
+    }
+  }
 }
 
 }  // namespace

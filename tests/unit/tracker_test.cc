@@ -19,14 +19,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cerrno>
 #include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "report/symbolizer.h"
 #include "tracker/clock.h"
 #include "tracker/options.h"
+#include "tracker/script_stack.h"
 
 namespace leakwatch {
 namespace {
@@ -1073,6 +1076,133 @@ TEST(TrackerThreadTest, ThreadsStartedTogetherAreAPoolAtAnyCount) {
   EXPECT_EQ(Sink().GrowingFor(site).size(), 0u);
   for (uintptr_t k : keys) EXPECT_EQ(Sink().OverdueCount(k), 0u);
   for (uintptr_t k : keys) EXPECT_TRUE(T().Release(k));
+}
+
+// --- Script frames (tracker/script_stack.h) -----------------------------------
+
+// A fake interpreter: the lines its "script" is at, innermost first, while
+// a test runs inside FakeEval on this thread.
+thread_local std::vector<int> t_script_lines;
+std::atomic<uintptr_t> g_fake_eval_end{0};
+
+int FakeWalk(ScriptFrameRef* frames, int max) {
+  int n = 0;
+  for (int line : t_script_lines) {
+    if (n == max) break;
+    frames[n].code = 0x1000 + static_cast<uintptr_t>(n);
+    frames[n].where = static_cast<uintptr_t>(line);
+    frames[n].check = 7;
+    frames[n].boundary = false;
+    ++n;
+  }
+  errno = EBADF;  // what a reader might leave; the tracker keeps errno
+  return n;
+}
+
+bool FakeDescribe(const ScriptFrameRef& frame, ScriptFrameText* out) {
+  std::snprintf(out->file, sizeof(out->file), "/srv/app/fake.py");
+  std::snprintf(out->function, sizeof(out->function), "f%d",
+                static_cast<int>(frame.code - 0x1000));
+  out->line = static_cast<int>(frame.where);
+  return true;
+}
+
+[[gnu::noinline]] uintptr_t CallerPc() {
+  return reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+}
+
+// The "eval loop": the agent's hook (Acquire) is called from here, and the
+// return address into it marks where the script frames stand.
+[[gnu::noinline]] void FakeEval(uintptr_t key) {
+  T().Acquire(&kTestResult, key, {});
+  g_fake_eval_end.store(CallerPc());  // after the call: the range's end
+}
+
+void InstallFakeReader() {
+  static ScriptReader reader = [] {
+    const uintptr_t warm = NewKey();  // the tracker started (its thread)
+    T().Acquire(&kTestResult, warm, {});
+    T().Release(warm);
+    FakeEval(0);  // learns the return address inside FakeEval
+    ScriptReader r;
+    r.language = "fake";
+    r.walk = &FakeWalk;
+    r.describe = &FakeDescribe;
+    r.eval_lo[0] = reinterpret_cast<uintptr_t>(&FakeEval);
+    r.eval_hi[0] = g_fake_eval_end.load();
+    return r;
+  }();
+  T().SetScriptReader(&reader);
+}
+
+// Acquires a result while the fake script is at `lines`; its stack.
+uint32_t AcquireInScript(std::vector<int> lines, uintptr_t key) {
+  t_script_lines = std::move(lines);
+  errno = ENOENT;
+  FakeEval(key);
+  EXPECT_EQ(errno, ENOENT);
+  t_script_lines.clear();
+  Record r;
+  EXPECT_TRUE(GetRecord(key, &r));
+  return r.stack_id;
+}
+
+TEST(ScriptStackTest, ScriptLinesDecideTheSite) {
+  InstallFakeReader();
+  const uintptr_t a1 = NewKey(), a2 = NewKey(), b = NewKey(), c = NewKey();
+  const uint32_t at_12 = AcquireInScript({12, 40}, a1);
+  const uint32_t at_12_again = AcquireInScript({12, 40}, a2);
+  const uint32_t at_14 = AcquireInScript({14, 40}, b);
+  const uint32_t native = AcquireInScript({}, c);
+  EXPECT_NE(at_12, 0u);
+  EXPECT_EQ(at_12, at_12_again);  // the same line (and a cached description)
+  EXPECT_NE(at_12, at_14);        // two lines, two sites
+  EXPECT_NE(native, at_12);
+
+  // The script frames stand where the eval loop's native frame stood; the
+  // native frames outward of it (the test's, the interpreter's module) go.
+  Depot<uintptr_t>::View stack = T().stacks().Get(at_14);
+  ASSERT_GE(stack.size, 2u);
+  std::vector<uintptr_t> script;
+  for (uint32_t i = 0; i < stack.size; ++i) {
+    if (IsScriptFrame(stack.data[i])) script.push_back(stack.data[i]);
+  }
+  ASSERT_EQ(script.size(), 2u);
+  EXPECT_TRUE(IsScriptFrame(stack.data[stack.size - 1]));
+  Depot<uintptr_t>::View plain = T().stacks().Get(native);
+  bool eval_seen = false;
+  for (uint32_t i = 0; i < plain.size; ++i) {
+    eval_seen = eval_seen ||
+                (plain.data[i] > reinterpret_cast<uintptr_t>(&FakeEval) &&
+                 plain.data[i] < g_fake_eval_end.load());
+    EXPECT_FALSE(IsScriptFrame(plain.data[i]));
+  }
+  EXPECT_TRUE(eval_seen);
+
+  // At report time a script frame is its file, function and line.
+  Symbolizer symbolizer;
+  symbolizer.set_strings(&T().strings());
+  const SymbolizedFrame& inner = symbolizer.Symbolize(script[0]);
+  EXPECT_EQ(inner.script, "fake");
+  EXPECT_EQ(inner.file, "/srv/app/fake.py");
+  EXPECT_EQ(inner.function, "f0");
+  EXPECT_EQ(inner.line, 14);
+  const SymbolizedFrame& outer = symbolizer.Symbolize(script[1]);
+  EXPECT_EQ(outer.function, "f1");
+  EXPECT_EQ(outer.line, 40);
+  for (uintptr_t k : {a1, a2, b, c}) T().Release(k);
+}
+
+TEST(ScriptStackTest, LibraryScriptsAreTheInterpretersAndPackages) {
+  EXPECT_TRUE(IsLibraryScript("/usr/lib/python3/dist-packages/psycopg2/__init__.py"));
+  EXPECT_TRUE(IsLibraryScript("/usr/lib/python3.11/threading.py"));
+  EXPECT_TRUE(IsLibraryScript("<frozen importlib._bootstrap>"));
+  EXPECT_TRUE(IsLibraryScript("/usr/lib/x86_64-linux-gnu/perl5/5.36/DBI.pm"));
+  EXPECT_TRUE(IsLibraryScript("/usr/lib/ruby/vendor_ruby/mysql2/client.rb"));
+  EXPECT_TRUE(IsLibraryScript("/home/u/.pyenv/versions/3.12.1/lib/python3.12/asyncio/events.py"));
+  EXPECT_FALSE(IsLibraryScript("/srv/app/users.py"));
+  EXPECT_FALSE(IsLibraryScript("tests/clients/dbd_leaky.pl"));
+  EXPECT_FALSE(IsLibraryScript("/home/u/libstuff/app.rb"));
 }
 
 }  // namespace
