@@ -33,14 +33,16 @@ inline constexpr uint32_t ScriptFrameStringId(uintptr_t pc) {
 
 // One frame of the running script as a reader's walk sees it: enough to
 // know it again (a per-thread cache of descriptions keys on all three).
+// A walk sets every field (no initializers: the tracker's array of them is
+// on the hook's stack, not zeroed on each call).
 struct ScriptFrameRef {
-  uintptr_t code = 0;   // the interpreter's code unit (PyCodeObject*, ...)
-  uintptr_t where = 0;  // the position in it (instruction pointer, line)
-  uintptr_t check = 0;  // more identity, against reuse of the addresses
+  uintptr_t code;   // the interpreter's code unit (PyCodeObject*, ...)
+  uintptr_t where;  // the position in it (instruction pointer, line)
+  uintptr_t check;  // more identity, against reuse of the addresses
   // The outermost script frame run by one native call of the eval loop
-  // (Python's entry frames); readers that cannot tell leave it false and
-  // all their frames stand at the innermost eval-loop frame.
-  bool boundary = false;
+  // (Python's entry frames); readers that cannot tell set it false and all
+  // their frames stand at the innermost eval-loop frame.
+  bool boundary;
 };
 
 // What a frame says, for a cache miss. Strings are NUL-terminated and cut to

@@ -210,8 +210,24 @@ struct CachedScriptFrame {
   uintptr_t check;
   uint32_t string_id;
 };
+// Per-thread stacks with script frames: the native stack's id and a hash of
+// the frames walked (64 bits: a collision would need two different walks
+// with the same native stack and hash) -> the merged stack's id, so that a
+// line seen before costs the walk and the hash, not the merge and the
+// depot's lookup.
+struct CachedScriptStack {
+  uint64_t hash;  // 0 = empty
+  uint32_t native_id;
+  uint32_t stack_id;
+};
+constexpr size_t kCachedScriptStacks = 64;
 constexpr size_t kCachedScriptFrames =
-    kScriptFrameCacheBytes / sizeof(CachedScriptFrame);
+    (kScriptFrameCacheBytes - kCachedScriptStacks * sizeof(CachedScriptStack)) /
+    sizeof(CachedScriptFrame);
+static_assert(kCachedScriptFrames * sizeof(CachedScriptFrame) +
+                  kCachedScriptStacks * sizeof(CachedScriptStack) <=
+              kScriptFrameCacheBytes);
+static_assert(sizeof(CachedScriptFrame) % alignof(CachedScriptStack) == 0);
 
 // Appends `s` to [*at, end), cut to fit; never writes the separator.
 void AppendCut(char** at, char* end, const char* s) {
@@ -231,6 +247,13 @@ void Tracker::SetScriptReader(const ScriptReader* reader) {
                     &hi)) {
     script_module_lo_ = lo;
     script_module_hi_ = hi;
+  }
+  for (int i = 0; i < kMaxEvalRanges; ++i) {
+    if (reader->eval_hi[i] > reader->eval_lo[i]) {
+      script_eval_lo_[script_evals_] = reader->eval_lo[i];
+      script_eval_hi_[script_evals_] = reader->eval_hi[i];
+      ++script_evals_;
+    }
   }
   script_reader_.store(reader, std::memory_order_release);
 }
@@ -298,6 +321,23 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
   auto* cache = block == nullptr ? nullptr
                                  : reinterpret_cast<CachedScriptFrame*>(
                                        block + kScriptFrameCacheOffset);
+  CachedScriptStack* merged = nullptr;
+  uint64_t hash = 0x9e3779b97f4a7c15ull ^ native_id;
+  if (block != nullptr) {
+    for (int i = 0; i < n; ++i) {
+      hash = (hash ^ refs[i].code) * 0x100000001b3ull;
+      hash = (hash ^ refs[i].where) * 0x100000001b3ull;
+      hash = (hash ^ (refs[i].check + refs[i].boundary)) * 0x100000001b3ull;
+      hash ^= hash >> 29;
+    }
+    hash |= 1;  // never 0 (empty)
+    merged = reinterpret_cast<CachedScriptStack*>(cache + kCachedScriptFrames) +
+             (hash >> 7) % kCachedScriptStacks;
+    if (merged->hash == hash && merged->native_id == native_id) {
+      errno = saved_errno;
+      return merged->stack_id;
+    }
+  }
   // The native frames outside the interpreter's own code stay where they
   // are; each eval-loop frame gives way to the script frames it runs (up to
   // the reader's boundary; all of them if it marks none), the interpreter's
@@ -308,8 +348,11 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
   // last.
   Depot<uintptr_t>::View native = stacks_.Get(native_id);
   uint32_t outermost_eval = native.size;
-  for (uint32_t i = 0; i < native.size; ++i) {
-    if (reader->InEvalLoop(native.data[i])) outermost_eval = i;
+  for (uint32_t i = native.size; i-- > 0;) {
+    if (InScriptEvalLoop(native.data[i])) {
+      outermost_eval = i;
+      break;
+    }
   }
   uintptr_t out[kMaxFrames];
   int m = 0;
@@ -324,18 +367,28 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
   };
   for (uint32_t i = 0; i < native.size && m < kMaxFrames; ++i) {
     const uintptr_t pc = native.data[i];
-    if (reader->InEvalLoop(pc)) {
-      if (i == outermost_eval) break;
+    if (i == outermost_eval) break;
+    if (pc - script_module_lo_ < script_module_hi_ - script_module_lo_) {
+      if (InScriptEvalLoop(pc)) emit_script(false);
+      continue;
+    }
+    if (InScriptEvalLoop(pc)) {
       emit_script(false);
       continue;
     }
-    if (pc >= script_module_lo_ && pc < script_module_hi_) continue;
     out[m++] = pc;
   }
   emit_script(true);
   uint32_t id = stacks_.Put(out, static_cast<uint32_t>(m));
   errno = saved_errno;
-  return id != 0 ? id : native_id;
+  if (id == 0) return native_id;
+  if (merged != nullptr) {
+    RewriteCacheEntry(merged->hash, hash, [&] {
+      merged->native_id = native_id;
+      merged->stack_id = id;
+    });
+  }
+  return id;
 }
 
 bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,

@@ -663,6 +663,19 @@ class Tracker {
   // The code of the interpreter's own module (the object with its eval
   // loop): its native frames give way to script frames.
   uintptr_t script_module_lo_ = 0, script_module_hi_ = 0;
+  // The reader's eval-loop ranges in use (a copy, so that the hook loops
+  // over only these).
+  int script_evals_ = 0;
+  uintptr_t script_eval_lo_[kMaxEvalRanges] = {},
+            script_eval_hi_[kMaxEvalRanges] = {};
+  bool InScriptEvalLoop(uintptr_t pc) const {
+    for (int i = 0; i < script_evals_; ++i) {
+      if (pc - script_eval_lo_[i] < script_eval_hi_[i] - script_eval_lo_[i]) {
+        return true;
+      }
+    }
+    return false;
+  }
   // Handles released by the interpreter's shutdown, as they were: still held,
   // for the exit report; and the tentative releases waiting (guarded by
   // shutdown_mu_).
