@@ -629,5 +629,27 @@ TEST(ScriptStacks, JsonFramesNameTheScriptLines) {
   }
 }
 
+
+// Ruby frames read by 8 threads calling libpq without the GVL (blocks, deep
+// recursion, a fiber, rescued errors, reconnections) while another thread
+// collects and compacts the heap, for 4 s: the clean script's output, exit
+// status and silence are the same as without the agent.
+TEST(ScriptStacks, RubyThreadsWhileTheHeapIsCompacted) {
+  if (!RequirePostgres()) return;
+  const std::vector<std::string> argv = {"/usr/bin/ruby",
+                                         Script("ruby_pg_threads.rb")};
+  RunOptions native;
+  native.preload = false;
+  native.env["RUBY_PG_THREADS_SECONDS"] = "4";
+  RunResult without = RunProgram(argv, native);
+  ASSERT_EQ(without.exit_code, 0) << without.err;
+  RunOptions options = AgentOptions("200");
+  options.env["RUBY_PG_THREADS_SECONDS"] = "4";
+  RunResult with = RunProgram(argv, options);
+  EXPECT_EQ(with.exit_code, 0) << with.err;
+  EXPECT_EQ(with.out, without.out);
+  EXPECT_EQ(with.err, without.err);
+}
+
 }  // namespace
 }  // namespace leakwatch::testing
