@@ -22,6 +22,19 @@ namespace leakwatch {
 // Not hook-safe.
 bool ExportedFunctionRange(const char* name, uintptr_t* lo, uintptr_t* hi);
 
+// For the readers' walks: an address worth following (not null, past the
+// first page, in user space, aligned to `align`), and the T stored at one.
+inline bool PlausibleAddress(uintptr_t p, uintptr_t align = 8) {
+  return p >= 4096 && p < (uintptr_t{1} << 47) && (p & (align - 1)) == 0;
+}
+template <typename T>
+inline T LoadAt(uintptr_t address) {
+  T value;
+  __builtin_memcpy(&value, reinterpret_cast<const void*>(address),
+                   sizeof value);
+  return value;
+}
+
 bool InitPythonReader(ScriptReader* reader, std::string* why_not);
 bool InitRubyReader(ScriptReader* reader, std::string* why_not);
 bool InitPerlReader(ScriptReader* reader, std::string* why_not);

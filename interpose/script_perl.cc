@@ -136,32 +136,19 @@ constexpr int kMaxContextsRead = 4096;  // per walk, all stacks together
 constexpr int32_t kMaxContextIndex = 1 << 22;
 constexpr int kMaxStashNames = 1 << 16;
 
-// Null, in the first page, non-canonical or misaligned: not followed.
-bool Plausible(uintptr_t p, uintptr_t align = 8) {
-  return p >= 4096 && p < (uintptr_t{1} << 47) && (p & (align - 1)) == 0;
-}
-
-template <typename T>
-T Load(uintptr_t address) {
-  T value;
-  __builtin_memcpy(&value, reinterpret_cast<const void*>(address),
-                   sizeof value);
-  return value;
-}
-
-uintptr_t LoadPointer(uintptr_t address) { return Load<uintptr_t>(address); }
+uintptr_t LoadPointer(uintptr_t address) { return LoadAt<uintptr_t>(address); }
 
 // The type of the SV at `sv` (SVTYPEMASK if it is not one).
 uint32_t SvType(uintptr_t sv) {
-  if (!Plausible(sv)) return kSvTypeMask;
-  return Load<uint32_t>(sv + kSvFlags) & kSvTypeMask;
+  if (!PlausibleAddress(sv)) return kSvTypeMask;
+  return LoadAt<uint32_t>(sv + kSvFlags) & kSvTypeMask;
 }
 
 // The body of the SV at `sv` if it has type `type`, else 0.
 uintptr_t BodyOf(uintptr_t sv, uint32_t type) {
   if (SvType(sv) != type) return 0;
   const uintptr_t body = LoadPointer(sv + kSvAny);
-  return Plausible(body) ? body : 0;
+  return PlausibleAddress(body) ? body : 0;
 }
 
 // libperl's globals, found by InitPerlReader.
@@ -174,18 +161,18 @@ uintptr_t CurrentInterpreter() {
   if (__atomic_load_n(g_curinterp, __ATOMIC_ACQUIRE) == nullptr) return 0;
   const uintptr_t interp =
       reinterpret_cast<uintptr_t>(pthread_getspecific(*g_thr_key));
-  return Plausible(interp) ? interp : 0;
+  return PlausibleAddress(interp) ? interp : 0;
 }
 
 // GvCV(PL_DBsub): &DB::sub under the debugger, else 0.
 uintptr_t DbSubCv(uintptr_t interp) {
   const uintptr_t gv = LoadPointer(interp + kInterpDbsub);
   if (gv == 0 || SvType(gv) != kSvtPvgv) return 0;
-  if ((Load<uint32_t>(gv + kSvFlags) & (kSvpPok | kSvpgvGp)) != kSvpgvGp) {
+  if ((LoadAt<uint32_t>(gv + kSvFlags) & (kSvpPok | kSvpgvGp)) != kSvpgvGp) {
     return 0;
   }
   const uintptr_t gp = LoadPointer(gv + kSvU);
-  return Plausible(gp) ? LoadPointer(gp + kGpCv) : 0;
+  return PlausibleAddress(gp) ? LoadPointer(gp + kGpCv) : 0;
 }
 
 // A walk's position among the contexts: the next one to look at is
@@ -198,12 +185,12 @@ struct Cursor {
 };
 
 bool EnterStack(uintptr_t si, Cursor* cursor) {
-  if (!Plausible(si)) return false;
+  if (!PlausibleAddress(si)) return false;
   const uintptr_t cxstack = LoadPointer(si + kSiCxstack);
-  const int32_t ix = Load<int32_t>(si + kSiCxix);
-  const int32_t max = Load<int32_t>(si + kSiCxmax);
+  const int32_t ix = LoadAt<int32_t>(si + kSiCxix);
+  const int32_t max = LoadAt<int32_t>(si + kSiCxmax);
   if (ix < -1 || ix > max || max >= kMaxContextIndex) return false;
-  if (ix >= 0 && !Plausible(cxstack)) return false;
+  if (ix >= 0 && !PlausibleAddress(cxstack)) return false;
   cursor->si = si;
   cursor->cxstack = cxstack;
   cursor->ix = ix;
@@ -223,14 +210,14 @@ struct CallContext {
 bool NextCallContext(Cursor* cursor, CallContext* out) {
   while (cursor->budget-- > 0) {
     if (cursor->ix < 0) {
-      if (Load<int32_t>(cursor->si + kSiType) == kPerlsiMain) return false;
+      if (LoadAt<int32_t>(cursor->si + kSiType) == kPerlsiMain) return false;
       if (!EnterStack(LoadPointer(cursor->si + kSiPrev), cursor)) return false;
       continue;
     }
     const uintptr_t cx =
         cursor->cxstack + static_cast<uintptr_t>(cursor->ix) * kCxSize;
     --cursor->ix;
-    const uint8_t type = Load<uint8_t>(cx + kCxType);
+    const uint8_t type = LoadAt<uint8_t>(cx + kCxType);
     switch (type & kCxTypeMask) {
       case kCxtSub:
         if (type & kCxpSubReFake) continue;
@@ -238,16 +225,16 @@ bool NextCallContext(Cursor* cursor, CallContext* out) {
       case kCxtFormat: {
         const uintptr_t cv = LoadPointer(cx + kCxSubCv);
         out->cv = cv;
-        out->runs = Plausible(cv) ? cv : 0;
+        out->runs = PlausibleAddress(cv) ? cv : 0;
         break;
       }
       case kCxtEval: {
         if (type & kCxpTry) continue;
-        const unsigned op = Load<uint16_t>(cx + kCxU16) >> kCxOldOpTypeShift;
+        const unsigned op = LoadAt<uint16_t>(cx + kCxU16) >> kCxOldOpTypeShift;
         const uintptr_t cv = LoadPointer(cx + kCxEvalCv);
         out->cv = 0;
         out->runs =
-            (Plausible(cv) ? cv : 0) |
+            (PlausibleAddress(cv) ? cv : 0) |
             (op == kOpRequire || op == kOpDofile ? kTagRequire : kTagEval);
         break;
       }
@@ -267,7 +254,7 @@ int WalkFrames(ScriptFrameRef* frames, int max) {
   if (interp == 0) return 0;
   uintptr_t cop = LoadPointer(interp + kInterpCurcop);
   Cursor cursor;
-  if (!Plausible(cop) ||
+  if (!PlausibleAddress(cop) ||
       !EnterStack(LoadPointer(interp + kInterpCurstackinfo), &cursor)) {
     return 0;
   }
@@ -278,18 +265,18 @@ int WalkFrames(ScriptFrameRef* frames, int max) {
     const bool found = NextCallContext(&cursor, &context);
     if (found && db_sub != 0 && context.cv == db_sub) {
       // The sub inside was called by &DB::sub: its caller is DB::sub's.
-      if (Plausible(context.oldcop)) cop = context.oldcop;
+      if (PlausibleAddress(context.oldcop)) cop = context.oldcop;
       if (context.from_c && n > 0) frames[n - 1].boundary = true;
       continue;
     }
     ScriptFrameRef& frame = frames[n++];
     frame.code = cop;
-    frame.where = Load<uint32_t>(cop + kCopLine);
+    frame.where = LoadAt<uint32_t>(cop + kCopLine);
     frame.check = found ? context.runs : kTagMain;
     // A sub or eval entered from C returns to C: its frame is the outermost
     // one a native call of the runops loop runs; so is the main program's.
     frame.boundary = found ? context.from_c : true;
-    if (!found || !Plausible(context.oldcop)) break;
+    if (!found || !PlausibleAddress(context.oldcop)) break;
     cop = context.oldcop;
   }
   return n;
@@ -326,8 +313,8 @@ class Text {
   void Append(const char* s) { Append(s, size_); }  // up to its NUL
   // A HEK's key; false (nothing appended) if `hek` is not a readable one.
   bool AppendHek(uintptr_t hek) {
-    if (!Plausible(hek)) return false;
-    const int32_t length = Load<int32_t>(hek + kHekLen);
+    if (!PlausibleAddress(hek)) return false;
+    const int32_t length = LoadAt<int32_t>(hek + kHekLen);
     if (length < 0 || length > (1 << 20)) return false;
     Append(reinterpret_cast<const char*>(hek + kHekKey),
            static_cast<size_t>(length));
@@ -343,10 +330,10 @@ class Text {
 // HvNAME_HEK(stash), or 0.
 uintptr_t StashNameHek(uintptr_t stash) {
   const uintptr_t body = BodyOf(stash, kSvtPvhv);
-  if (body == 0 || !(Load<uint32_t>(stash + kSvFlags) & kSvfOok)) return 0;
+  if (body == 0 || !(LoadAt<uint32_t>(stash + kSvFlags) & kSvfOok)) return 0;
   const uintptr_t name = LoadPointer(body + kHvAux + kAuxName);
-  if (!Plausible(name)) return 0;
-  const int32_t count = Load<int32_t>(body + kHvAux + kAuxNameCount);
+  if (!PlausibleAddress(name)) return 0;
+  const int32_t count = LoadAt<int32_t>(body + kHvAux + kAuxNameCount);
   if (count == 0) return name;
   if (count > kMaxStashNames || count < -kMaxStashNames) return 0;
   return LoadPointer(name);  // the first of the names
@@ -364,7 +351,7 @@ bool AppendSubName(uintptr_t cv, Text* text) {
   if (type != kSvtPvcv && type != kSvtPvfm) return false;
   const uintptr_t body = BodyOf(cv, type);
   if (body == 0) return false;
-  const uint32_t flags = Load<uint32_t>(body + kCvFlags);
+  const uint32_t flags = LoadAt<uint32_t>(body + kCvFlags);
   const uintptr_t gv_or_hek = LoadPointer(body + kCvGvU);
   if (flags & kCvfNamed) {
     if (!(flags & kCvfLexical)) {
@@ -375,10 +362,10 @@ bool AppendSubName(uintptr_t cv, Text* text) {
   uintptr_t gv_body = BodyOf(gv_or_hek, kSvtPvgv);
   if (gv_body == 0) return false;
   // GvEGVx: the effective GV, if this one has a GP that names one.
-  if ((Load<uint32_t>(gv_or_hek + kSvFlags) & (kSvpPok | kSvpgvGp)) ==
+  if ((LoadAt<uint32_t>(gv_or_hek + kSvFlags) & (kSvpPok | kSvpgvGp)) ==
       kSvpgvGp) {
     const uintptr_t gp = LoadPointer(gv_or_hek + kSvU);
-    const uintptr_t egv = Plausible(gp) ? LoadPointer(gp + kGpEgv) : 0;
+    const uintptr_t egv = PlausibleAddress(gp) ? LoadPointer(gp + kGpEgv) : 0;
     if (egv != 0) {
       if (const uintptr_t egv_body = BodyOf(egv, kSvtPvgv)) gv_body = egv_body;
     }
@@ -390,10 +377,10 @@ bool AppendSubName(uintptr_t cv, Text* text) {
 }
 
 bool DescribeFrame(const ScriptFrameRef& frame, ScriptFrameText* out) {
-  if (!Plausible(frame.code)) return false;
+  if (!PlausibleAddress(frame.code)) return false;
   Text file(out->file, sizeof out->file);
   const uintptr_t name = LoadPointer(frame.code + kCopFile);
-  if (name != 0 && Plausible(name, 1)) {
+  if (name != 0 && PlausibleAddress(name, 1)) {
     file.Append(reinterpret_cast<const char*>(name));
   } else {
     file.Append("?");

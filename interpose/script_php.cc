@@ -80,19 +80,13 @@ std::atomic<uint32_t> g_php_tid{0};
 
 // --- reading -----------------------------------------------------------------
 
-bool Plausible(uintptr_t p, uintptr_t align = alignof(void*)) {
-  return p >= 4096 && p < (uintptr_t{1} << 47) && p % align == 0;
-}
-
 template <typename T>
 T Load(uintptr_t base, uintptr_t offset) {
-  T value;
-  memcpy(&value, reinterpret_cast<const void*>(base + offset), sizeof(value));
-  return value;
+  return LoadAt<T>(base + offset);
 }
 
 bool IsUserCode(uintptr_t func) {
-  if (!Plausible(func)) return false;
+  if (!PlausibleAddress(func)) return false;
   const uint8_t type = Load<uint8_t>(func, kFnType);
   return type == kUserFunction || type == kEvalCode;
 }
@@ -101,7 +95,7 @@ bool IsUserCode(uintptr_t func) {
 uintptr_t OplineIn(uintptr_t op_array, uintptr_t opline) {
   const uintptr_t opcodes = Load<uintptr_t>(op_array, kOpArrayOpcodes);
   const uint32_t last = Load<uint32_t>(op_array, kOpArrayLast);
-  if (!Plausible(opcodes) || opline < opcodes ||
+  if (!PlausibleAddress(opcodes) || opline < opcodes ||
       opline >= opcodes + uintptr_t{last} * kOpSize ||
       (opline - opcodes) % kOpSize != 0) {
     return 0;
@@ -120,7 +114,7 @@ void Append(const char* text, size_t n, char* out, size_t size, size_t* used) {
 
 // Appends the zend_string at `str`; false if it is not a plausible pointer.
 bool AppendZendString(uintptr_t str, char* out, size_t size, size_t* used) {
-  if (!Plausible(str)) return false;
+  if (!PlausibleAddress(str)) return false;
   const size_t len = Load<size_t>(str, kStrLen);
   Append(reinterpret_cast<const char*>(str + kStrVal), len, out, size, used);
   return true;
@@ -133,11 +127,12 @@ int Walk(ScriptFrameRef* frames, int max) {
   }
   uintptr_t ex = Load<uintptr_t>(g_executor_globals, kEgCurrentExecuteData);
   int n = 0;
-  for (int hops = 0; hops < kMaxHops && n < max && Plausible(ex); ++hops) {
+  for (int hops = 0; hops < kMaxHops && n < max && PlausibleAddress(ex);
+       ++hops) {
     const uintptr_t func = Load<uintptr_t>(ex, kExFunc);
     if (IsUserCode(func)) {
       const uintptr_t filename = Load<uintptr_t>(func, kOpArrayFilename);
-      if (Plausible(filename)) {
+      if (PlausibleAddress(filename)) {
         ScriptFrameRef& frame = frames[n++];
         frame.code = func;
         frame.where = OplineIn(func, Load<uintptr_t>(ex, kExOpline));
@@ -171,16 +166,17 @@ bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
     Append(what, strlen(what), out->function, sizeof(out->function), &used);
   } else {
     const uintptr_t scope = Load<uintptr_t>(func, kFnScope);
-    if (Plausible(scope) &&
+    if (PlausibleAddress(scope) &&
         AppendZendString(Load<uintptr_t>(scope, kCeName), out->function,
                          sizeof(out->function), &used)) {
       Append("::", 2, out->function, sizeof(out->function), &used);
     }
     AppendZendString(name, out->function, sizeof(out->function), &used);
   }
-  out->line = frame.where != 0 && Plausible(frame.where, alignof(uint32_t))
-                  ? static_cast<int>(Load<uint32_t>(frame.where, kOpLineno))
-                  : 0;
+  out->line =
+      frame.where != 0 && PlausibleAddress(frame.where, alignof(uint32_t))
+          ? static_cast<int>(Load<uint32_t>(frame.where, kOpLineno))
+          : 0;
   return true;
 }
 

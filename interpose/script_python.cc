@@ -44,51 +44,44 @@ int (*g_addr2line)(void*, int) = nullptr;  // PyCode_Addr2Line
 uintptr_t g_code_type = 0;                 // &PyCode_Type
 uintptr_t g_unicode_type = 0;              // &PyUnicode_Type
 
-template <typename T>
-T Load(uintptr_t p) {
-  T v;
-  std::memcpy(&v, reinterpret_cast<const void*>(p), sizeof(T));
-  return v;
-}
-
-bool Plausible(uintptr_t p) { return p >= 4096 && (p & 7) == 0; }
-
 bool IsCode(uintptr_t p) {
-  return Plausible(p) && Load<uintptr_t>(p + kObType) == g_code_type;
+  return PlausibleAddress(p) && LoadAt<uintptr_t>(p + kObType) == g_code_type;
 }
 
 int Walk(ScriptFrameRef* frames, int max) {
   const PyLayout& L = *g_layout;
   const uintptr_t tstate = reinterpret_cast<uintptr_t>(g_this_thread_state());
-  if (!Plausible(tstate)) return 0;
+  if (!PlausibleAddress(tstate)) return 0;
   uintptr_t frame;
   if (L.tstate_cframe >= 0) {
-    const uintptr_t cframe = Load<uintptr_t>(tstate + L.tstate_cframe);
-    if (!Plausible(cframe)) return 0;
-    frame = Load<uintptr_t>(cframe + L.cframe_current);
+    const uintptr_t cframe = LoadAt<uintptr_t>(tstate + L.tstate_cframe);
+    if (!PlausibleAddress(cframe)) return 0;
+    frame = LoadAt<uintptr_t>(cframe + L.cframe_current);
   } else {
-    frame = Load<uintptr_t>(tstate + L.cframe_current);
+    frame = LoadAt<uintptr_t>(tstate + L.cframe_current);
   }
   int n = 0;
-  for (int guard = 0; Plausible(frame) && n < max && guard < 4096; ++guard) {
-    const uintptr_t previous = Load<uintptr_t>(frame + L.frame_previous);
-    if (Load<char>(frame + L.frame_owner) == kOwnedByCStack &&
+  for (int guard = 0; PlausibleAddress(frame) && n < max && guard < 4096;
+       ++guard) {
+    const uintptr_t previous = LoadAt<uintptr_t>(frame + L.frame_previous);
+    if (LoadAt<char>(frame + L.frame_owner) == kOwnedByCStack &&
         L.frame_is_entry < 0) {
       // The frames inside it ran in one native call of the eval loop.
       if (n > 0) frames[n - 1].boundary = true;
       frame = previous;
       continue;
     }
-    const uintptr_t code = Load<uintptr_t>(frame + L.frame_code);
+    const uintptr_t code = LoadAt<uintptr_t>(frame + L.frame_code);
     if (IsCode(code)) {
       ScriptFrameRef& ref = frames[n++];
       ref.code = code;
-      ref.where = Load<uintptr_t>(frame + L.frame_instr);
-      ref.check = Load<uintptr_t>(code + L.code_filename) ^
-                  (Load<uintptr_t>(code + L.code_qualname) << 1) ^
-                  static_cast<uintptr_t>(Load<int>(code + L.code_firstlineno));
+      ref.where = LoadAt<uintptr_t>(frame + L.frame_instr);
+      ref.check =
+          LoadAt<uintptr_t>(code + L.code_filename) ^
+          (LoadAt<uintptr_t>(code + L.code_qualname) << 1) ^
+          static_cast<uintptr_t>(LoadAt<int>(code + L.code_firstlineno));
       ref.boundary =
-          L.frame_is_entry >= 0 && Load<bool>(frame + L.frame_is_entry);
+          L.frame_is_entry >= 0 && LoadAt<bool>(frame + L.frame_is_entry);
     }
     frame = previous;
   }
@@ -127,18 +120,18 @@ void CopyString(uintptr_t s, char* out, size_t size) {
     at += n;
     return true;
   };
-  if (Plausible(s) && Load<uintptr_t>(s + kObType) == g_unicode_type) {
-    const uint32_t state = Load<uint32_t>(s + kUnicodeState);
+  if (PlausibleAddress(s) && LoadAt<uintptr_t>(s + kObType) == g_unicode_type) {
+    const uint32_t state = LoadAt<uint32_t>(s + kUnicodeState);
     const int kind = (state >> 2) & 7;
     const bool compact = (state >> 5) & 1;
     const bool ascii = (state >> 6) & 1;
-    const intptr_t length = Load<intptr_t>(s + kUnicodeLength);
+    const intptr_t length = LoadAt<intptr_t>(s + kUnicodeLength);
     if (compact && length >= 0 && (kind == 1 || kind == 2 || kind == 4)) {
       const uintptr_t data = s + (ascii ? L.ascii_size : L.compact_size);
       for (intptr_t i = 0; i < length; ++i) {
-        uint32_t c = kind == 1   ? Load<uint8_t>(data + i)
-                     : kind == 2 ? Load<uint16_t>(data + 2 * i)
-                                 : Load<uint32_t>(data + 4 * i);
+        uint32_t c = kind == 1   ? LoadAt<uint8_t>(data + i)
+                     : kind == 2 ? LoadAt<uint16_t>(data + 2 * i)
+                                 : LoadAt<uint32_t>(data + 4 * i);
         if (!put(c)) break;
       }
       out[at] = '\0';
@@ -151,9 +144,9 @@ void CopyString(uintptr_t s, char* out, size_t size) {
 bool Describe(const ScriptFrameRef& ref, ScriptFrameText* out) {
   const PyLayout& L = *g_layout;
   if (!IsCode(ref.code)) return false;
-  CopyString(Load<uintptr_t>(ref.code + L.code_filename), out->file,
+  CopyString(LoadAt<uintptr_t>(ref.code + L.code_filename), out->file,
              sizeof(out->file));
-  CopyString(Load<uintptr_t>(ref.code + L.code_qualname), out->function,
+  CopyString(LoadAt<uintptr_t>(ref.code + L.code_qualname), out->function,
              sizeof(out->function));
   // The byte offset of the instruction: before the first one (a frame just
   // made) means the first line.

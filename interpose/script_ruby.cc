@@ -97,23 +97,14 @@ uintptr_t ThreadPointer() {
 #endif
 }
 
-// An address an object or frame may have: non-null, 8-aligned, user space.
-bool Plausible(uintptr_t p) {
-  return p >= 4096 && (p & 7) == 0 && p < (uintptr_t{1} << 47);
-}
-
-uintptr_t Load(uintptr_t addr) {
-  return *reinterpret_cast<const uintptr_t*>(addr);
-}
-uint32_t Load32(uintptr_t addr) {
-  return *reinterpret_cast<const uint32_t*>(addr);
-}
+uintptr_t Load(uintptr_t addr) { return LoadAt<uintptr_t>(addr); }
 
 // The body of `iseq` if it is an instruction sequence; 0 otherwise.
 uintptr_t IseqBody(uintptr_t iseq) {
-  if (!Plausible(iseq) || (Load(iseq) & kIseqMask) != kIseqFlags) return 0;
+  if (!PlausibleAddress(iseq) || (Load(iseq) & kIseqMask) != kIseqFlags)
+    return 0;
   const uintptr_t body = Load(iseq + kIseqBody);
-  return Plausible(body) ? body : 0;
+  return PlausibleAddress(body) ? body : 0;
 }
 
 uintptr_t FrameCheck(uintptr_t body) {
@@ -124,18 +115,18 @@ int Walk(ScriptFrameRef* frames, int max) {
   const int saved_errno = errno;
   int n = 0;
   const uintptr_t ec = Load(ThreadPointer() + g_ec_offset);
-  if (Plausible(ec)) {
+  if (PlausibleAddress(ec)) {
     const uintptr_t stack = Load(ec + kEcVmStack);
     const uintptr_t size = Load(ec + kEcVmStackSize);
     const uintptr_t end = stack + size * sizeof(uintptr_t);
     uintptr_t cfp = Load(ec + kEcCfp);
-    if (Plausible(stack) && size < (uintptr_t{1} << 32) && end > stack &&
-        Plausible(cfp) && cfp >= stack && cfp <= end) {
+    if (PlausibleAddress(stack) && size < (uintptr_t{1} << 32) && end > stack &&
+        PlausibleAddress(cfp) && cfp >= stack && cfp <= end) {
       // The outermost frame is the context's dummy (the main thread's is
       // the empty top-level iseq): backtraces leave it out.
       for (int skipped = 0; n < max && cfp + kCfpSize < end; cfp += kCfpSize) {
         const uintptr_t ep = Load(cfp + kCfpEp);
-        if (!Plausible(ep)) break;
+        if (!PlausibleAddress(ep)) break;
         const uintptr_t iseq = Load(cfp + kCfpIseq);
         const uintptr_t pc = Load(cfp + kCfpPc);
         const uintptr_t body =
@@ -159,7 +150,7 @@ int Walk(ScriptFrameRef* frames, int max) {
 // Copies the String `str` into `out` (cut to fit, NUL-terminated); false if
 // `str` is not a String.
 bool CopyString(uintptr_t str, char* out, size_t out_size) {
-  if (!Plausible(str)) return false;
+  if (!PlausibleAddress(str)) return false;
   const uintptr_t flags = Load(str);
   if ((flags & kTypeMask) != kTString) return false;
   uintptr_t ptr, len;
@@ -179,7 +170,7 @@ bool CopyString(uintptr_t str, char* out, size_t out_size) {
 
 // The path of a location's pathobj: a String, or an Array [path, realpath].
 uintptr_t PathOf(uintptr_t pathobj) {
-  if (!Plausible(pathobj)) return 0;
+  if (!PlausibleAddress(pathobj)) return 0;
   const uintptr_t flags = Load(pathobj);
   if ((flags & kTypeMask) == kTString) return pathobj;
   if ((flags & kTypeMask) != kTArray) return 0;
@@ -188,7 +179,7 @@ uintptr_t PathOf(uintptr_t pathobj) {
     return len > 0 ? Load(pathobj + 16) : 0;
   }
   const uintptr_t ptr = Load(pathobj + 32);
-  return Load(pathobj + 16) > 0 && Plausible(ptr) ? Load(ptr) : 0;
+  return Load(pathobj + 16) > 0 && PlausibleAddress(ptr) ? Load(ptr) : 0;
 }
 
 // The line `pc` is at, as Ruby's backtraces say it: that of the
@@ -196,10 +187,11 @@ uintptr_t PathOf(uintptr_t pathobj) {
 // the start; 0 if unknown.
 int LineOf(uintptr_t iseq, uintptr_t body, uintptr_t pc) {
   const uintptr_t encoded = Load(body + kBodyIseqEncoded);
-  const uint32_t iseq_size = Load32(body + kBodyIseqSize);
-  const uint32_t entries = Load32(body + kBodyInsnsInfoSize);
-  if (!Plausible(encoded) || !Plausible(pc) || pc < encoded || entries == 0 ||
-      (entries > 1 && !Plausible(Load(body + kBodySuccIndexTable)))) {
+  const uint32_t iseq_size = LoadAt<uint32_t>(body + kBodyIseqSize);
+  const uint32_t entries = LoadAt<uint32_t>(body + kBodyInsnsInfoSize);
+  if (!PlausibleAddress(encoded) || !PlausibleAddress(pc) || pc < encoded ||
+      entries == 0 ||
+      (entries > 1 && !PlausibleAddress(Load(body + kBodySuccIndexTable)))) {
     return 0;
   }
   size_t pos = (pc - encoded) / sizeof(uintptr_t);

@@ -16,30 +16,8 @@
 #include <stdio.h>
 
 #include "interpose/perl_layout.h"
+#include "tests/unit/layout_check.h"
 
-static int failures = 0;
-
-static void Check(const char* what, long table, long header) {
-  if (table != header) {
-    printf("%s: table %ld, headers %ld\n", what, table, header);
-    ++failures;
-  }
-}
-
-/* The width of the field the reader loads. */
-static void Width(const char* what, long loads, long header) {
-  if (loads != header) {
-    printf("%s: the reader loads %ld bytes, the field has %ld\n", what, loads,
-           header);
-    ++failures;
-  }
-}
-
-#define FIELD(what, table, type, member, width)           \
-  do {                                                    \
-    Check(what, table, (long)offsetof(type, member));     \
-    Width(what, width, (long)sizeof(((type*)0)->member)); \
-  } while (0)
 
 int main(void) {
 #if !defined(USE_ITHREADS) || !defined(MULTIPLICITY)
@@ -68,7 +46,7 @@ int main(void) {
         libperl ? (const U16*)dlsym(libperl, "PL_interp_size") : NULL;
     if (size == NULL) {
       printf("libperl.so.5.36's PL_interp_size not found: %s\n", dlerror());
-      ++failures;
+      ++layout_failures;
     } else {
       Check("interp_size (libperl's PL_interp_size)", LW_PERL_INTERP_SIZE,
             *size);
@@ -163,7 +141,7 @@ int main(void) {
   FIELD("hek_key", LW_PERL_HEK_KEY, HEK, hek_key[0], 1);
 
   printf("Perl %d.%d.%d: %s\n", PERL_REVISION, PERL_VERSION, PERL_SUBVERSION,
-         failures ? "MISMATCH" : "layout ok");
-  return failures ? 1 : 0;
+         layout_failures ? "MISMATCH" : "layout ok");
+  return layout_failures ? 1 : 0;
 #endif
 }

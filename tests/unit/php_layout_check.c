@@ -12,30 +12,8 @@
 #include <zend_modules.h>
 
 #include "interpose/php_layout.h"
+#include "tests/unit/layout_check.h"
 
-static int failures = 0;
-
-static void Check(const char* what, long table, long header) {
-  if (table != header) {
-    printf("%s: table %ld, headers %ld\n", what, table, header);
-    ++failures;
-  }
-}
-
-/* The width of the field the reader loads. */
-static void Width(const char* what, long loads, long header) {
-  if (loads != header) {
-    printf("%s: the reader loads %ld bytes, the field has %ld\n", what, loads,
-           header);
-    ++failures;
-  }
-}
-
-#define FIELD(what, table, type, member, width)           \
-  do {                                                    \
-    Check(what, table, (long)offsetof(type, member));     \
-    Width(what, width, (long)sizeof(((type*)0)->member)); \
-  } while (0)
 
 int main(void) {
 #ifdef ZTS
@@ -93,7 +71,7 @@ int main(void) {
   FIELD("ce_name", LW_PHP_CE_NAME, zend_class_entry, name, 8);
 
   printf("PHP %s (API %d): %s\n", PHP_VERSION, ZEND_MODULE_API_NO,
-         failures ? "MISMATCH" : "layout ok");
-  return failures ? 1 : 0;
+         layout_failures ? "MISMATCH" : "layout ok");
+  return layout_failures ? 1 : 0;
 #endif
 }

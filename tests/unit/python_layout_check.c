@@ -10,15 +10,8 @@
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #include "interpose/python_layout.h"
+#include "tests/unit/layout_check.h"
 
-static int failures = 0;
-
-static void Check(const char* what, long table, long header) {
-  if (table != header) {
-    printf("%s: table %ld, headers %ld\n", what, table, header);
-    ++failures;
-  }
-}
 
 int main(void) {
   static const struct LwPyLayout layouts[] = LW_PY_LAYOUTS;
@@ -70,6 +63,6 @@ int main(void) {
   Check("unicode_length", LW_PY_UNICODE_LENGTH,
         offsetof(PyASCIIObject, length));
   Check("unicode_state", LW_PY_UNICODE_STATE, offsetof(PyASCIIObject, state));
-  printf("Python %s: %s\n", PY_VERSION, failures ? "MISMATCH" : "layout ok");
-  return failures ? 1 : 0;
+  printf("Python %s: %s\n", PY_VERSION, layout_failures ? "MISMATCH" : "layout ok");
+  return layout_failures ? 1 : 0;
 }
