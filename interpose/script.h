@@ -10,6 +10,7 @@
 #ifndef LEAKWATCH_INTERPOSE_SCRIPT_H_
 #define LEAKWATCH_INTERPOSE_SCRIPT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -34,6 +35,41 @@ inline T LoadAt(uintptr_t address) {
                    sizeof value);
   return value;
 }
+
+// Builds a frame's file or function in a fixed buffer: appends are cut to
+// fit (and at a NUL), the buffer always NUL-terminated. Hook-safe.
+class ScriptText {
+ public:
+  ScriptText(char* buffer, size_t size) : buffer_(buffer), size_(size) {
+    buffer_[0] = '\0';
+  }
+  ScriptText(const ScriptText&) = delete;
+  ScriptText& operator=(const ScriptText&) = delete;
+
+  void Clear() {
+    length_ = 0;
+    buffer_[0] = '\0';
+  }
+  void Append(const char* s, size_t n) {
+    for (size_t i = 0; i < n && s[i] != '\0' && length_ + 1 < size_; ++i) {
+      buffer_[length_++] = s[i];
+    }
+    buffer_[length_] = '\0';
+  }
+  void Append(const char* s) { Append(s, size_); }  // up to its NUL
+  // Appends all `n` bytes, or nothing if they do not fit (a UTF-8
+  // character is never cut); false if they did not.
+  bool AppendWhole(const char* s, size_t n) {
+    if (length_ + n >= size_) return false;
+    Append(s, n);
+    return true;
+  }
+
+ private:
+  char* buffer_;
+  size_t size_;
+  size_t length_ = 0;
+};
 
 bool InitPythonReader(ScriptReader* reader, std::string* why_not);
 bool InitRubyReader(ScriptReader* reader, std::string* why_not);

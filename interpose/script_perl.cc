@@ -34,11 +34,10 @@
 // thread's own interpreter, which is not changing while its thread is in a
 // hook; each pointer is checked (non-null, canonical, aligned) before it is
 // followed, an SV's type before its body is read, and every loop is bounded.
-// No allocation, no lock, errno kept.
+// No allocation, no lock.
 #include <dlfcn.h>
 #include <pthread.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -248,7 +247,7 @@ bool NextCallContext(Cursor* cursor, CallContext* out) {
   return false;
 }
 
-int WalkFrames(ScriptFrameRef* frames, int max) {
+int Walk(ScriptFrameRef* frames, int max) {
   if (max <= 0) return 0;
   const uintptr_t interp = CurrentInterpreter();
   if (interp == 0) return 0;
@@ -282,50 +281,18 @@ int WalkFrames(ScriptFrameRef* frames, int max) {
   return n;
 }
 
-int Walk(ScriptFrameRef* frames, int max) {
-  const int saved_errno = errno;
-  const int n = WalkFrames(frames, max);
-  errno = saved_errno;
-  return n;
-}
-
 // --- describing -------------------------------------------------------------
 
-// Appends to a NUL-terminated buffer, cutting what does not fit.
-class Text {
- public:
-  Text(char* buffer, size_t size) : buffer_(buffer), size_(size) {
-    buffer_[0] = '\0';
-  }
-  Text(const Text&) = delete;
-  Text& operator=(const Text&) = delete;
-
-  void Clear() {
-    length_ = 0;
-    buffer_[0] = '\0';
-  }
-  void Append(const char* s, size_t n) {
-    for (size_t i = 0; i < n && s[i] != '\0' && length_ + 1 < size_; ++i) {
-      buffer_[length_++] = s[i];
-    }
-    buffer_[length_] = '\0';
-  }
-  void Append(const char* s) { Append(s, size_); }  // up to its NUL
-  // A HEK's key; false (nothing appended) if `hek` is not a readable one.
-  bool AppendHek(uintptr_t hek) {
-    if (!PlausibleAddress(hek)) return false;
-    const int32_t length = LoadAt<int32_t>(hek + kHekLen);
-    if (length < 0 || length > (1 << 20)) return false;
-    Append(reinterpret_cast<const char*>(hek + kHekKey),
-           static_cast<size_t>(length));
-    return true;
-  }
-
- private:
-  char* buffer_;
-  size_t size_;
-  size_t length_ = 0;
-};
+// Appends a HEK's key to `text`; false (nothing appended) if `hek` is not
+// a readable one.
+bool AppendHek(uintptr_t hek, ScriptText* text) {
+  if (!PlausibleAddress(hek)) return false;
+  const int32_t length = LoadAt<int32_t>(hek + kHekLen);
+  if (length < 0 || length > (1 << 20)) return false;
+  text->Append(reinterpret_cast<const char*>(hek + kHekKey),
+               static_cast<size_t>(length));
+  return true;
+}
 
 // HvNAME_HEK(stash), or 0.
 uintptr_t StashNameHek(uintptr_t stash) {
@@ -340,13 +307,13 @@ uintptr_t StashNameHek(uintptr_t stash) {
 }
 
 // "Stash::" for a sub's stash, "__ANON__::" without one (gv_fullname4).
-void AppendPackage(uintptr_t stash, Text* text) {
-  if (!text->AppendHek(StashNameHek(stash))) text->Append("__ANON__");
+void AppendPackage(uintptr_t stash, ScriptText* text) {
+  if (!AppendHek(StashNameHek(stash), text)) text->Append("__ANON__");
   text->Append("::");
 }
 
 // cv_name(cv): false if the CV or its name cannot be read.
-bool AppendSubName(uintptr_t cv, Text* text) {
+bool AppendSubName(uintptr_t cv, ScriptText* text) {
   const uint32_t type = SvType(cv);
   if (type != kSvtPvcv && type != kSvtPvfm) return false;
   const uintptr_t body = BodyOf(cv, type);
@@ -357,7 +324,7 @@ bool AppendSubName(uintptr_t cv, Text* text) {
     if (!(flags & kCvfLexical)) {
       AppendPackage(LoadPointer(body + kCvStash), text);
     }
-    return text->AppendHek(gv_or_hek);
+    return AppendHek(gv_or_hek, text);
   }
   uintptr_t gv_body = BodyOf(gv_or_hek, kSvtPvgv);
   if (gv_body == 0) return false;
@@ -373,12 +340,12 @@ bool AppendSubName(uintptr_t cv, Text* text) {
   if (!(flags & kCvfLexical)) {
     AppendPackage(LoadPointer(gv_body + kGvStash), text);
   }
-  return text->AppendHek(LoadPointer(gv_body + kGvNameHek));
+  return AppendHek(LoadPointer(gv_body + kGvNameHek), text);
 }
 
-bool DescribeFrame(const ScriptFrameRef& frame, ScriptFrameText* out) {
+bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
   if (!PlausibleAddress(frame.code)) return false;
-  Text file(out->file, sizeof out->file);
+  ScriptText file(out->file, sizeof out->file);
   const uintptr_t name = LoadPointer(frame.code + kCopFile);
   if (name != 0 && PlausibleAddress(name, 1)) {
     file.Append(reinterpret_cast<const char*>(name));
@@ -387,7 +354,7 @@ bool DescribeFrame(const ScriptFrameRef& frame, ScriptFrameText* out) {
   }
   out->line = frame.where <= 0x7fffffff ? static_cast<int>(frame.where) : 0;
 
-  Text function(out->function, sizeof out->function);
+  ScriptText function(out->function, sizeof out->function);
   const uintptr_t runs = frame.check;
   switch (runs & kTagMask) {
     case kTagMain:
@@ -406,13 +373,6 @@ bool DescribeFrame(const ScriptFrameRef& frame, ScriptFrameText* out) {
       }
   }
   return true;
-}
-
-bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
-  const int saved_errno = errno;
-  const bool ok = DescribeFrame(frame, out);
-  errno = saved_errno;
-  return ok;
 }
 
 }  // namespace

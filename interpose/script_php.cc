@@ -103,20 +103,11 @@ uintptr_t OplineIn(uintptr_t op_array, uintptr_t opline) {
   return opline;
 }
 
-// Appends up to `n` bytes of `text` to out[*used], keeping room for the NUL.
-void Append(const char* text, size_t n, char* out, size_t size, size_t* used) {
-  if (*used + 1 >= size) return;
-  if (n > size - 1 - *used) n = size - 1 - *used;
-  memcpy(out + *used, text, n);
-  *used += n;
-  out[*used] = '\0';
-}
-
 // Appends the zend_string at `str`; false if it is not a plausible pointer.
-bool AppendZendString(uintptr_t str, char* out, size_t size, size_t* used) {
+bool AppendZendString(uintptr_t str, ScriptText* text) {
   if (!PlausibleAddress(str)) return false;
-  const size_t len = Load<size_t>(str, kStrLen);
-  Append(reinterpret_cast<const char*>(str + kStrVal), len, out, size, used);
+  text->Append(reinterpret_cast<const char*>(str + kStrVal),
+               Load<size_t>(str, kStrLen));
   return true;
 }
 
@@ -151,27 +142,21 @@ bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
       Load<uintptr_t>(func, kOpArrayFilename) != frame.check) {
     return false;
   }
-  size_t used = 0;
-  out->file[0] = '\0';
-  if (!AppendZendString(frame.check, out->file, sizeof(out->file), &used)) {
-    return false;
-  }
-  used = 0;
-  out->function[0] = '\0';
+  ScriptText file(out->file, sizeof(out->file));
+  if (!AppendZendString(frame.check, &file)) return false;
+  ScriptText function(out->function, sizeof(out->function));
   const uintptr_t name = Load<uintptr_t>(func, kFnFunctionName);
   if (name == 0) {
     // A file's top-level code, or eval'd code.
-    const char* what =
-        Load<uint8_t>(func, kFnType) == kEvalCode ? "{eval}" : "{main}";
-    Append(what, strlen(what), out->function, sizeof(out->function), &used);
+    function.Append(Load<uint8_t>(func, kFnType) == kEvalCode ? "{eval}"
+                                                              : "{main}");
   } else {
     const uintptr_t scope = Load<uintptr_t>(func, kFnScope);
     if (PlausibleAddress(scope) &&
-        AppendZendString(Load<uintptr_t>(scope, kCeName), out->function,
-                         sizeof(out->function), &used)) {
-      Append("::", 2, out->function, sizeof(out->function), &used);
+        AppendZendString(Load<uintptr_t>(scope, kCeName), &function)) {
+      function.Append("::");
     }
-    AppendZendString(name, out->function, sizeof(out->function), &used);
+    AppendZendString(name, &function);
   }
   out->line =
       frame.where != 0 && PlausibleAddress(frame.where, alignof(uint32_t))

@@ -88,38 +88,11 @@ int Walk(ScriptFrameRef* frames, int max) {
   return n;
 }
 
-// A compact str object as UTF-8 into out[0, size), cut to fit; "?" if it is
-// not one.
+// A compact str object as UTF-8 into out[0, size), cut to fit (never
+// inside a character); "?" if it is not one.
 void CopyString(uintptr_t s, char* out, size_t size) {
   const PyLayout& L = *g_layout;
-  size_t at = 0;
-  auto put = [&](uint32_t c) {
-    char buf[4];
-    size_t n;
-    if (c < 0x80) {
-      buf[0] = static_cast<char>(c);
-      n = 1;
-    } else if (c < 0x800) {
-      buf[0] = static_cast<char>(0xc0 | (c >> 6));
-      buf[1] = static_cast<char>(0x80 | (c & 0x3f));
-      n = 2;
-    } else if (c < 0x10000) {
-      buf[0] = static_cast<char>(0xe0 | (c >> 12));
-      buf[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      buf[2] = static_cast<char>(0x80 | (c & 0x3f));
-      n = 3;
-    } else {
-      buf[0] = static_cast<char>(0xf0 | (c >> 18));
-      buf[1] = static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-      buf[2] = static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      buf[3] = static_cast<char>(0x80 | (c & 0x3f));
-      n = 4;
-    }
-    if (at + n >= size) return false;
-    std::memcpy(out + at, buf, n);
-    at += n;
-    return true;
-  };
+  ScriptText text(out, size);
   if (PlausibleAddress(s) && LoadAt<uintptr_t>(s + kObType) == g_unicode_type) {
     const uint32_t state = LoadAt<uint32_t>(s + kUnicodeState);
     const int kind = (state >> 2) & 7;
@@ -129,16 +102,36 @@ void CopyString(uintptr_t s, char* out, size_t size) {
     if (compact && length >= 0 && (kind == 1 || kind == 2 || kind == 4)) {
       const uintptr_t data = s + (ascii ? L.ascii_size : L.compact_size);
       for (intptr_t i = 0; i < length; ++i) {
-        uint32_t c = kind == 1   ? LoadAt<uint8_t>(data + i)
-                     : kind == 2 ? LoadAt<uint16_t>(data + 2 * i)
-                                 : LoadAt<uint32_t>(data + 4 * i);
-        if (!put(c)) break;
+        const uint32_t c = kind == 1   ? LoadAt<uint8_t>(data + i)
+                           : kind == 2 ? LoadAt<uint16_t>(data + 2 * i)
+                                       : LoadAt<uint32_t>(data + 4 * i);
+        char utf8[4];
+        size_t n;
+        if (c < 0x80) {
+          utf8[0] = static_cast<char>(c);
+          n = 1;
+        } else if (c < 0x800) {
+          utf8[0] = static_cast<char>(0xc0 | (c >> 6));
+          utf8[1] = static_cast<char>(0x80 | (c & 0x3f));
+          n = 2;
+        } else if (c < 0x10000) {
+          utf8[0] = static_cast<char>(0xe0 | (c >> 12));
+          utf8[1] = static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+          utf8[2] = static_cast<char>(0x80 | (c & 0x3f));
+          n = 3;
+        } else {
+          utf8[0] = static_cast<char>(0xf0 | (c >> 18));
+          utf8[1] = static_cast<char>(0x80 | ((c >> 12) & 0x3f));
+          utf8[2] = static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+          utf8[3] = static_cast<char>(0x80 | (c & 0x3f));
+          n = 4;
+        }
+        if (c == 0 || !text.AppendWhole(utf8, n)) break;
       }
-      out[at] = '\0';
       return;
     }
   }
-  std::strncpy(out, "?", size);
+  text.Append("?");
 }
 
 bool Describe(const ScriptFrameRef& ref, ScriptFrameText* out) {

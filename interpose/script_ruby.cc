@@ -24,7 +24,6 @@
 // (loaded with the program), which init checks.
 #include <dlfcn.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -112,7 +111,6 @@ uintptr_t FrameCheck(uintptr_t body) {
 }
 
 int Walk(ScriptFrameRef* frames, int max) {
-  const int saved_errno = errno;
   int n = 0;
   const uintptr_t ec = Load(ThreadPointer() + g_ec_offset);
   if (PlausibleAddress(ec)) {
@@ -143,7 +141,6 @@ int Walk(ScriptFrameRef* frames, int max) {
       }
     }
   }
-  errno = saved_errno;
   return n;
 }
 
@@ -162,9 +159,7 @@ bool CopyString(uintptr_t str, char* out, size_t out_size) {
     len = (flags >> kStrEmbedLenShift) & kStrEmbedLenMask;
     ptr = str + 16;
   }
-  const size_t n = len < out_size - 1 ? len : out_size - 1;
-  memcpy(out, reinterpret_cast<const char*>(ptr), n);
-  out[n] = '\0';
+  ScriptText(out, out_size).Append(reinterpret_cast<const char*>(ptr), len);
   return true;
 }
 
@@ -200,7 +195,6 @@ int LineOf(uintptr_t iseq, uintptr_t body, uintptr_t pc) {
 }
 
 bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
-  const int saved_errno = errno;
   const uintptr_t body = IseqBody(frame.code);
   bool ok =
       body != 0 && FrameCheck(body) == frame.check &&
@@ -208,7 +202,6 @@ bool Describe(const ScriptFrameRef& frame, ScriptFrameText* out) {
                  sizeof(out->file)) &&
       CopyString(Load(body + kBodyLabel), out->function, sizeof(out->function));
   if (ok) out->line = LineOf(frame.code, body, frame.where);
-  errno = saved_errno;
   return ok;
 }
 

@@ -14,7 +14,8 @@
 // Thread safety: a reader's functions are called from hooks on any thread,
 // concurrently: they read only the calling thread's interpreter state, never
 // take the interpreter's lock (GIL, GVL), never allocate, never call code
-// that can run script code, and never block.
+// that can run script code, and never block. The tracker keeps errno
+// around them.
 #ifndef LEAKWATCH_TRACKER_SCRIPT_STACK_H_
 #define LEAKWATCH_TRACKER_SCRIPT_STACK_H_
 
@@ -68,13 +69,6 @@ struct ScriptReader {
   // the script frames take the place of these native frames.
   uintptr_t eval_lo[kMaxEvalRanges] = {};
   uintptr_t eval_hi[kMaxEvalRanges] = {};
-
-  bool InEvalLoop(uintptr_t pc) const {
-    for (int i = 0; i < kMaxEvalRanges; ++i) {
-      if (pc >= eval_lo[i] && pc < eval_hi[i]) return true;
-    }
-    return false;
-  }
 };
 
 }  // namespace leakwatch
