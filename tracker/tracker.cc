@@ -421,13 +421,26 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,
   return true;
 }
 
+namespace {
+
+// `p` is the connection `child` came from: at its address, a connection,
+// there when the child was acquired (a newer handle at the same address, a
+// reuse of the closed connection's memory, is not).
+bool IsParentOf(const Record& p, const Record& child) {
+  return p.key == child.parent && p.kind->family == Family::kConn &&
+         p.acquired_ns <= child.acquired_ns;
+}
+
+}  // namespace
+
 bool Tracker::KeptPastClosedParent(const Record& r) {
   if (r.parent == 0) return false;
-  if (table_.Update(r.parent, [](Record&) {})) return false;
   bool held = false;
+  table_.Update(r.parent, [&](Record& p) { held = IsParentOf(p, r); });
+  if (held) return false;
   pthread_mutex_lock(&shutdown_mu_);
   for (const auto* list : {&shutdown_released_, &tentative_released_}) {
-    for (const Record& p : *list) held = held || p.key == r.parent;
+    for (const Record& p : *list) held = held || IsParentOf(p, r);
   }
   pthread_mutex_unlock(&shutdown_mu_);
   return !held;
