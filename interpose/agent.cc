@@ -12,6 +12,7 @@
 
 #include <new>
 
+#include "interpose/attach.h"
 #include "interpose/hook.h"
 #include "interpose/real.h"
 #include "report/log.h"
@@ -44,16 +45,35 @@ void Attach() {
 
 void AttachReporter() { Attach(); }
 
+void RestartReporter() {
+  Tracker& tracker = Tracker::Get();
+  if (g_reporter == nullptr) {
+    Attach();
+    return;
+  }
+  // Between sessions nothing reports: the old module can go.
+  tracker.SetSink(nullptr);
+  auto* log = reinterpret_cast<Log*>(g_log_storage);
+  g_reporter->~Reporter();
+  log->~Log();
+  log = new (g_log_storage) Log(tracker.options().log);
+  g_reporter = new (g_reporter_storage) Reporter(tracker, *log);
+  tracker.SetSink(g_reporter);
+}
+
 namespace {
 
 __attribute__((constructor)) void AgentStart() {
   ++t_hook_depth;  // nothing we do here is the program's call
   ErrnoGuard errno_guard;
-  Attach();
+  // Loaded by `leakwatch attach`: nothing starts before leakwatch_attach.
+  if (!StartedByAttach()) Attach();
   --t_hook_depth;
 }
 
 __attribute__((destructor)) void AgentStop() {
+  // Loaded by `leakwatch attach` and not attached now: inert, no report.
+  if (AgentInert()) return;
   ++t_hook_depth;
   ErrnoGuard errno_guard;
   Attach();
@@ -111,7 +131,7 @@ LW_EXPORT void exit(int status) noexcept {
   // Resolved as the program started (__libc_start_main below): exit() may
   // come from a signal handler, where resolving would not be safe.
   auto real = leakwatch::real_exit.Get();
-  if (leakwatch::t_hook_depth == 0) {
+  if (leakwatch::t_hook_depth == 0 && !leakwatch::AgentInert()) {
     ++leakwatch::t_hook_depth;
     {
       leakwatch::ErrnoGuard errno_guard;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "interpose/attach.h"
 #include "interpose/hook.h"
 #include "tracker/stack.h"
 
@@ -82,8 +83,8 @@ bool InBaseNamespace(void* handle) {
 // `p` for `name`, asked from `caller`, returns: the hook of that name, unless
 // the agent itself asked.
 void* Redirect(void* handle, const char* name, void* p, const void* caller) {
-  if (p == nullptr || name == nullptr || !FindSelf() || InSelf(caller) ||
-      InSelf(p)) {
+  if (p == nullptr || name == nullptr || AgentInert() || !FindSelf() ||
+      InSelf(caller) || InSelf(p)) {
     return p;
   }
   if (handle == RTLD_DEFAULT) {
@@ -116,15 +117,16 @@ bool IsAgentObject(const LoadedObject& object) {
          object.dynamic == g_self_dynamic.load(std::memory_order_relaxed);
 }
 
-int RewriteImportSlots(const LoadedObject& object, int* failed) {
+int RewriteImportSlots(const LoadedObject& object, int* failed, SlotSaver saved,
+                       void* arg) {
   if (object.dynamic == nullptr || IsAgentObject(object)) return 0;
   ElfImage image(object);
   int rewritten = 0;
   image.ForEachImportSlot([&](const char* name, void** slot) {
     void* hook = HookNamed(name);
-    if (hook == nullptr || __atomic_load_n(slot, __ATOMIC_RELAXED) == hook) {
-      return true;
-    }
+    void* original = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (hook == nullptr || original == hook) return true;
+    if (saved != nullptr && !saved(slot, original, hook, arg)) return true;
     if (WriteImportSlot(slot, hook, object.bias, object.phdr, object.phnum)) {
       ++rewritten;
     } else {

@@ -28,7 +28,13 @@ void* RealDlsym(void* handle, const char* name);
 // hooks, and does not hold the hook already, to the hook. Returns the number
 // of slots rewritten; `*failed` counts the slots that could not be written.
 // Not from a dl_iterate_phdr callback.
-int RewriteImportSlots(const LoadedObject& object, int* failed);
+// With `saved`, each slot about to be rewritten is passed to it first with
+// its old value and the hook (and `arg`); it returns false to leave the
+// slot alone. Safe in a dl_iterate_phdr callback once IsAgentObject has
+// been called outside one.
+using SlotSaver = bool (*)(void** slot, void* original, void* hook, void* arg);
+int RewriteImportSlots(const LoadedObject& object, int* failed,
+                       SlotSaver saved = nullptr, void* arg = nullptr);
 
 // True if `object` is libleakwatch itself.
 bool IsAgentObject(const LoadedObject& object);

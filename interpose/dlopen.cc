@@ -22,6 +22,7 @@
 #include <cstring>
 #include <string>
 
+#include "interpose/attach.h"
 #include "interpose/bind.h"
 #include "interpose/hook.h"
 #include "interpose/real.h"
@@ -164,10 +165,39 @@ __attribute__((noinline)) void* DlopenDeepbind(const char* file, int mode) {
   return handle;
 }
 
+// Attached: loads `file`, then redirects the modules it brought in.
+__attribute__((noinline)) void* DlopenAttached(const char* file, int mode) {
+  auto real = real_dlopen.Get();
+  if (real == nullptr) return nullptr;
+  void* handle = real(file, mode);
+  if (handle != nullptr) {
+    int saved_errno = errno;
+    struct link_map* map = nullptr;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr) {
+      RedirectNewModules(map->l_ld);
+    }
+    errno = saved_errno;
+  }
+  return handle;
+}
+
 }  // namespace
 }  // namespace leakwatch
 
 LW_EXPORT void* dlopen(const char* file, int mode) {
+  if (leakwatch::LoadedByAttach()) {
+    // Attached: every module the load brings in is redirected as soon as it
+    // returns, unless its result depends on the caller (then the watchdog
+    // finds the new modules).
+    if (!leakwatch::AgentInert() &&
+        leakwatch::IsCallerFreeDeepbind(file, mode | RTLD_DEEPBIND,
+                                        LW_CALLER)) {
+      return leakwatch::DlopenAttached(file, mode);
+    }
+    auto real = leakwatch::real_dlopen.Get();
+    if (real == nullptr) return nullptr;
+    return real(file, mode);  // a tail call
+  }
   if (leakwatch::IsCallerFreeDeepbind(file, mode, LW_CALLER)) {
     return leakwatch::DlopenDeepbind(file, mode);
   }

@@ -161,6 +161,11 @@ void InstallInterpreterShutdownProbe();
 // notice from a hook that may run before the agent's constructor.
 void AttachReporter();
 
+// A `leakwatch attach` session begins (interpose/agent.cc): the report module
+// is made again with the tracker's options now in force (another log, format,
+// suppressions), or made for the first time.
+void RestartReporter();
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_HOOK_H_

@@ -105,6 +105,22 @@ void OnIdentityChange(PGconn* conn) {
   tracker.Touch(Key(conn), nullptr);
 }
 
+// A call on a connection the tracker does not know: a use after close if
+// it was closed recently (reported); else, in a `leakwatch attach` session,
+// one acquired before the attach, adopted now (true).
+bool OnUnknownConn(const PGconn* conn, const char* function) {
+  Tracker& tracker = Tracker::Get();
+  if (function != nullptr &&
+      tracker.CheckUseMisuse(Key(conn), &kPgConn, function)) {
+    return false;
+  }
+  if (!tracker.InSession()) return false;
+  AcquireInfo info;
+  info.stack_id = tracker.CaptureStackId();
+  info.identity = ReadIdentity(conn);
+  return tracker.Adopt(&kPgConn, Key(conn), info);
+}
+
 // Before a call that blocks until the server answers: the connection is in
 // use for as long as the query runs, however long that is.
 // `function` names the call in a use-after-close report.
@@ -112,8 +128,8 @@ void OnCallStart(const PGconn* conn, const char* function) {
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  if (!tracker.BeginCall(Key(conn))) {
-    tracker.CheckUseMisuse(Key(conn), &kPgConn, function);
+  if (!tracker.BeginCall(Key(conn)) && OnUnknownConn(conn, function)) {
+    tracker.BeginCall(Key(conn));
   }
 }
 
@@ -127,8 +143,9 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
   bool found = query != 0
                    ? tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query)
                    : tracker.TouchActivity(Key(conn));
-  if (!found && function != nullptr) {
-    tracker.CheckUseMisuse(Key(conn), &kPgConn, function);
+  if (!found && function != nullptr && OnUnknownConn(conn, function) &&
+      query != 0) {
+    tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query);
   }
 }
 

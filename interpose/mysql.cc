@@ -201,7 +201,21 @@ void OnCallStart(const void* conn, const char* function = nullptr) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   if (!tracker.BeginCall(Key(conn)) && function != nullptr) {
-    tracker.CheckUseMisuse(Key(conn), &kMysqlConn, function);
+    if (tracker.CheckUseMisuse(Key(conn), &kMysqlConn, function) ||
+        !tracker.InSession()) {
+      return;
+    }
+    // In a `leakwatch attach` session: a connection acquired before the
+    // attach, first seen in use now.
+    AcquireInfo info;
+    info.stack_id = tracker.CaptureStackId();
+    MYSQL* mysql = static_cast<MYSQL*>(const_cast<void*>(conn));
+    info.identity.string_id =
+        tracker.InternString(IdentityText(mysql, true, ConnectArgs{}));
+    info.identity.detail = ServerConnectionId(mysql);
+    if (tracker.Adopt(&kMysqlConn, Key(conn), info)) {
+      tracker.BeginCall(Key(conn));
+    }
   }
 }
 

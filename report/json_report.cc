@@ -165,6 +165,7 @@ void JsonRenderer::RecordFields(Fields* f, const Record& r, int64_t now_ns) {
   f->Num("site", r.stack_id);
   f->Num("held_ms", Ms(now_ns - r.acquired_ns));
   f->Num("acquired_by_thread", r.tid);
+  if (r.flags & kAdopted) f->Raw("acquired_before_attach", "true");
   f->Num("threshold_ms", ctx_.ThresholdMs(family));
   if (family == Family::kThread) {
     f->Str("start_routine", ctx_.StartRoutine(r.code));
@@ -337,9 +338,13 @@ void JsonRenderer::ExitFields(Fields* f, const HeldModel& model) {
     const KindDesc* kind = model.kinds[k];
     if (kind == nullptr) continue;
     t.Raw(kind->name,
-          fmt::format("{{\"acquired\":{},\"released\":{},\"replaced\":{}}}",
-                      model.totals.acquired[k], model.totals.released[k],
-                      model.totals.replaced[k]));
+          fmt::format(
+              "{{\"acquired\":{},\"released\":{},\"replaced\":{}{}}}",
+              model.totals.acquired[k], model.totals.released[k],
+              model.totals.replaced[k],
+              model.totals.adopted[k] > 0
+                  ? fmt::format(",\"adopted\":{}", model.totals.adopted[k])
+                  : ""));
   }
   f->Raw("totals", totals + "}");
   f->Num("shards_skipped", model.shards_skipped);
@@ -349,14 +354,15 @@ void JsonRenderer::ExitFields(Fields* f, const HeldModel& model) {
 std::string JsonRenderer::RenderHeld(const HeldModel& model) {
   std::string out;
   if (model.at_exit) out = RenderScan(model.pending);
-  if (!model.at_exit && model.held.empty()) return out;
+  if (!model.at_exit && !model.on_demand && model.held.empty()) return out;
   // Nothing held and no stats asked for: no output at all, as in text.
   if (model.held.empty() && model.reachable.empty() && model.suppressed == 0 &&
-      model.shards_skipped == 0 && !ctx_.options().stats) {
+      model.shards_skipped == 0 && !ctx_.options().stats && !model.on_demand) {
     return out;
   }
-  std::string report = model.at_exit ? "{\"type\":\"exit_report\""
-                                     : "{\"type\":\"periodic_report\"";
+  std::string report = model.at_exit     ? "{\"type\":\"exit_report\""
+                       : model.on_demand ? "{\"type\":\"report\""
+                                         : "{\"type\":\"periodic_report\"";
   Fields f(&report, /*after_fields=*/true);
   f.Num("pid", ctx_.pid());
   f.Str("program", ProgramName());
@@ -383,6 +389,9 @@ std::string JsonRenderer::RenderHeld(const HeldModel& model) {
       reachable += Group(model, g);
     }
     f.Raw("reachable_groups", reachable + "]");
+  }
+  if (model.on_demand) {
+    f.Num("attached_ms", Ms(model.now_ns - model.session_ns));
   }
   ExitFields(&f, model);
   return out + report + "}\n";

@@ -23,6 +23,10 @@ bool WriteAll(int fd, std::string_view text) {
 
 Log::Log(std::string path_pattern) : pattern_(std::move(path_pattern)) {}
 
+Log::~Log() {
+  if (fd_ >= 0 && opened_for_ == getpid()) close(fd_);
+}
+
 std::string Log::ExpandPath(const std::string& pattern, pid_t pid) {
   std::string out;
   for (size_t i = 0; i < pattern.size(); ++i) {

@@ -20,6 +20,7 @@ class Log {
   // `path_pattern` empty = stderr. The file is opened on first write (and
   // again in a forked child if the pattern contains %p).
   explicit Log(std::string path_pattern);
+  ~Log();  // closes the file (a `leakwatch attach` session's end)
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
 

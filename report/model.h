@@ -81,6 +81,10 @@ struct HeldModel {
   };
 
   bool at_exit = true;
+  // `leakwatch report`: written even when nothing is held, with the totals
+  // since the session began `session_ns` (NowNs) ago.
+  bool on_demand = false;
+  int64_t session_ns = 0;
   int64_t now_ns = 0;
   ScanModel pending;          // at exit: notes not yet passed on
   ScrubbedVector<Held> held;  // unsuppressed

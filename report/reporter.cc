@@ -309,6 +309,18 @@ void Reporter::OnPeriodic(const ExitSnapshot& snapshot) {
   if (!text.empty()) log_.Write(text);
 }
 
+void Reporter::OnDemand(const ExitSnapshot& snapshot) {
+  ReportLock lock(&mu_, 0);
+  HeldModel model = BuildHeldModel(snapshot, /*at_exit=*/false);
+  model.on_demand = true;
+  model.session_ns = tracker_.session_ns();
+  model.unknown_releases = tracker_.unknown_releases();
+  model.totals = snapshot.totals;
+  std::copy(std::begin(snapshot.kinds), std::end(snapshot.kinds),
+            std::begin(model.kinds));
+  log_.Write(renderer_->RenderHeld(model));
+}
+
 void Reporter::OnMisuse(const Misuse& misuse) {
   // Inside the program's call: wait a little for the watchdog if it is
   // writing, but never block the program for long.

@@ -51,6 +51,7 @@ class Reporter : public EventSink {
   void OnScan(const ScanEvents& events) override;
   void OnExit(const ExitSnapshot& snapshot) override;
   void OnPeriodic(const ExitSnapshot& snapshot) override;
+  void OnDemand(const ExitSnapshot& snapshot) override;
   void OnMisuse(const Misuse& misuse) override;
   void OnNotice(std::string_view what, std::string_view text) override;
   void OnExitAbandoned(int64_t waited_ms) override;

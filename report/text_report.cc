@@ -19,7 +19,18 @@ namespace {
 
 // Threads are created, handles acquired.
 const char* AcquiredWord(const Record& r) {
+  if (r.flags & kAdopted) return "first used after the attach";
   return r.kind->family == Family::kThread ? "created" : "acquired";
+}
+
+// How long a handle has been held: for one acquired before `leakwatch
+// attach`, at least since the attach.
+std::string HeldFor(const Record& r, int64_t now_ns) {
+  std::string held = FormatDuration(now_ns - r.acquired_ns);
+  if (r.flags & kAdopted) {
+    return "more than " + held + " (acquired before attach, stack unknown)";
+  }
+  return held;
 }
 
 class TextRenderer : public Renderer {
@@ -50,6 +61,7 @@ class TextRenderer : public Renderer {
   void AppendExitTrailer(std::string* out, const HeldModel& model);
   void AppendReachable(std::string* out, const HeldModel& model);
   std::string WhereAcquired(uint32_t stack_id);
+  std::string Totals(const HeldModel& model);
 };
 
 void TextRenderer::AppendStack(std::string* out, uint32_t stack_id) {
@@ -140,7 +152,7 @@ std::string TextRenderer::Describe(const Held& h, int64_t now_ns, bool live) {
   if (idle_rule) {
     fmt::format_to(to, "{} 0x{:x} idle {}", r.kind->name, r.key,
                    FormatDuration(now_ns - r.active_ns));
-    const std::string held = FormatDuration(now_ns - r.acquired_ns);
+    const std::string held = HeldFor(r, now_ns);
     if (live) {
       fmt::format_to(to, " (threshold {}, held {})", threshold, held);
     } else {
@@ -148,7 +160,7 @@ std::string TextRenderer::Describe(const Held& h, int64_t now_ns, bool live) {
     }
   } else {
     fmt::format_to(to, "{} 0x{:x} held {}", r.kind->name, r.key,
-                   FormatDuration(now_ns - r.acquired_ns));
+                   HeldFor(r, now_ns));
     if (live) fmt::format_to(to, " (threshold {})", threshold);
   }
   fmt::format_to(to, " by thread {}", r.tid);
@@ -346,10 +358,14 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
   verdict += AtShutdown(g);
   fmt::format_to(std::back_inserter(*out),
                  "\n{}{} {} {} from site {} (oldest held {}; {}), "
-                 "acquired at:\n",
+                 "{}:\n",
                  Prefix(), g.members.size(), g.kind->name, held_where,
                  g.stack_id,
-                 FormatDuration(model.now_ns - g.oldest_acquired_ns), verdict);
+                 FormatDuration(model.now_ns - g.oldest_acquired_ns), verdict,
+                 (g.example->record.flags & kAdopted)
+                     ? "acquired before attach (stack unknown), first used "
+                       "after the attach at"
+                     : "acquired at");
   AppendStack(out, g.stack_id);
   std::string example = Describe(*g.example, model.now_ns, false);
   if (g.example_pins > 0) {
@@ -362,17 +378,23 @@ void TextRenderer::AppendGroup(std::string* out, const HeldModel& model,
 std::string TextRenderer::RenderHeld(const HeldModel& model) {
   std::string out;
   if (model.at_exit) out += RenderScan(model.pending);
-  if (!model.held.empty()) {
+  if (!model.held.empty() || model.on_demand) {
     // At exit everything still held; periodically what is past a rule now.
     const char* held_where =
         model.at_exit ? "still held at exit" : "held past the threshold";
     size_t n = model.held.size();
+    std::string what =
+        model.at_exit ? "exit report"
+        : model.on_demand
+            ? fmt::format("report on demand (attached {} ago)",
+                          FormatDuration(model.now_ns - model.session_ns))
+            : "periodic report";
     fmt::format_to(std::back_inserter(out),
                    "{}{} for {}: {} handle{} {}, in {} group{} by acquisition "
                    "stack\n",
-                   Prefix(), model.at_exit ? "exit report" : "periodic report",
-                   ProgramName(), n, n == 1 ? "" : "s", held_where,
-                   model.groups.size(), model.groups.size() == 1 ? "" : "s");
+                   Prefix(), what, ProgramName(), n, n == 1 ? "" : "s",
+                   held_where, model.groups.size(),
+                   model.groups.size() == 1 ? "" : "s");
     for (const HeldModel::Group& g : model.groups) {
       AppendGroup(&out, model, g, held_where);
     }
@@ -381,12 +403,45 @@ std::string TextRenderer::RenderHeld(const HeldModel& model) {
       if (!totals.empty()) totals += ", ";
       totals += fmt::format("{} {}", count, name);
     }
-    fmt::format_to(std::back_inserter(out), "\n{}SUMMARY: {} handle{} {}: {}\n",
-                   Prefix(), n, n == 1 ? "" : "s", held_where, totals);
+    if (n > 0) {
+      fmt::format_to(std::back_inserter(out),
+                     "\n{}SUMMARY: {} handle{} {}: {}\n", Prefix(), n,
+                     n == 1 ? "" : "s", held_where, totals);
+    }
+  }
+  if (model.on_demand) {
+    out += Prefix() + "since the attach: " + Totals(model) + "\n";
   }
   if (model.at_exit) AppendReachable(&out, model);
   if (model.at_exit) AppendExitTrailer(&out, model);
   return out;
+}
+
+// "pg.conn acquired 3 released 2, ...": the per-kind totals of a model.
+std::string TextRenderer::Totals(const HeldModel& model) {
+  std::string stats;
+  for (int k = 0; k < kMaxKinds; ++k) {
+    const KindDesc* kind = model.kinds[k];
+    if (kind == nullptr) continue;
+    if (!stats.empty()) stats += ", ";
+    stats += fmt::format("{} acquired {} released {}", kind->name,
+                         model.totals.acquired[k], model.totals.released[k]);
+    if (model.totals.replaced[k] > 0) {
+      stats += fmt::format(" replaced {}", model.totals.replaced[k]);
+    }
+    if (model.totals.adopted[k] > 0) {
+      stats += fmt::format(
+          " (and {} acquired before the attach, first used "
+          "after it)",
+          model.totals.adopted[k]);
+    }
+  }
+  if (stats.empty()) stats = "no handles seen";
+  if (model.unknown_releases > 0) {
+    stats +=
+        fmt::format(", releases of unknown handles {}", model.unknown_releases);
+  }
+  return stats;
 }
 
 // Still held at exit, still reachable, convicted by no rule: counts per
@@ -474,22 +529,7 @@ void TextRenderer::AppendExitTrailer(std::string* out, const HeldModel& model) {
                    prefix, model.shards_skipped, ShardedTable::kShards);
   }
   if (!ctx_.options().stats) return;
-  std::string stats;
-  for (int k = 0; k < kMaxKinds; ++k) {
-    const KindDesc* kind = model.kinds[k];
-    if (kind == nullptr) continue;
-    if (!stats.empty()) stats += ", ";
-    stats += fmt::format("{} acquired {} released {}", kind->name,
-                         model.totals.acquired[k], model.totals.released[k]);
-    if (model.totals.replaced[k] > 0) {
-      stats += fmt::format(" replaced {}", model.totals.replaced[k]);
-    }
-  }
-  if (stats.empty()) stats = "no handles seen";
-  if (model.unknown_releases > 0) {
-    stats +=
-        fmt::format(", releases of unknown handles {}", model.unknown_releases);
-  }
+  std::string stats = Totals(model);
   fmt::format_to(to, "{}stats: {}", prefix, stats);
   if (model.dropped > 0) {
     fmt::format_to(to, " (dropped {} for lack of memory)", model.dropped);

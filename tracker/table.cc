@@ -271,6 +271,24 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
   return skipped;
 }
 
+void ShardedTable::Clear() {
+  for (Shard& shard : shards_) {
+    shard.mu.Lock();
+    for (size_t i = 0; shard.slots != nullptr && i <= shard.slot_mask; ++i) {
+      if (shard.slots[i] == 0) continue;
+      uint32_t n = SlotRecord(shard.slots[i]);
+      Record& r = RecordAt(shard, n);
+      r.key = 0;
+      r.parent = shard.free_head;
+      shard.free_head = n + 1;
+      shard.slots[i] = 0;
+    }
+    shard.count = 0;
+    for (ReleasedRecord& released : shard.recent) released = ReleasedRecord();
+    shard.mu.Unlock();
+  }
+}
+
 ShardedTable::Totals ShardedTable::GetTotals() {
   Totals totals;
   // Read without the shard locks (the exit report must not block on a lock

@@ -73,6 +73,9 @@ enum RecordFlags : uint16_t {
                            // found the parent gone (active_ns = then)
   kReleasedAtShutdown = 1 << 9,  // released only by the interpreter's
                                  // shutdown (Tracker::BeginInterpreterShutdown)
+  kAdopted = 1 << 10,  // acquired before `leakwatch attach`, first seen in
+                       // use after it (acquired_ns = the attach; the stack
+                       // is that first use's)
 };
 
 // Record::gap_code: a duration in ms in one byte, about 12% precision, up to
@@ -258,6 +261,10 @@ class ShardedTable {
     uint64_t acquired[kMaxKinds] = {};
     uint64_t released[kMaxKinds] = {};
     uint64_t replaced[kMaxKinds] = {};
+    // Not the table's: in a `leakwatch attach` session, handles acquired
+    // before it and adopted (Tracker::Adopt; not in `acquired`, nor their
+    // releases in `released`).
+    uint64_t adopted[kMaxKinds] = {};
   };
   Totals GetTotals();
 
@@ -284,6 +291,11 @@ class ShardedTable {
   // keys). Takes no lock: chunks are never moved or unmapped.
   void ForEachRecordMapping(void (*fn)(uintptr_t, uintptr_t, void*),
                             void* arg) const;
+
+  // Forgets every record and every recently released one, shard by shard
+  // (not counted as releases): what an earlier `leakwatch attach` session
+  // saw is stale once releases went unseen.
+  void Clear();
 
   // fork(): lock every shard in index order before, unlock after.
   void LockAllForFork();

@@ -69,12 +69,37 @@ Tracker& Tracker::Create() {
   return *g_tracker;
 }
 
+namespace {
+void FutexWakeAll(std::atomic<uint32_t>* word);
+// UseOptions: the options of a tracker created by `leakwatch attach`.
+alignas(Options) unsigned char g_given_options_storage[sizeof(Options)];
+const Options* g_given_options = nullptr;
+}  // namespace
+
+void Tracker::UseOptions(const Options& options) {
+  if (g_given_options == nullptr) {
+    g_given_options = new (g_given_options_storage) Options(options);
+  }
+}
+
 Tracker::Tracker() {
   int saved_errno = errno;
-  std::vector<std::string> errors;
-  options_ =
-      ParseOptions([](const char* name) { return getenv(name); }, &errors);
-  for (const std::string& e : errors) WriteStderr(e);
+  if (g_given_options != nullptr) {
+    Configure(*g_given_options);
+    track_.store(0, std::memory_order_relaxed);  // until BeginSession
+  } else {
+    std::vector<std::string> errors;
+    Configure(
+        ParseOptions([](const char* name) { return getenv(name); }, &errors));
+    for (const std::string& e : errors) WriteStderr(e);
+  }
+  notes_.reserve(64);
+  errno = saved_errno;
+}
+
+void Tracker::Configure(const Options& options) {
+  options_ = options;
+  reuse_gap_floor_ns_ = INT64_MAX;
   for (int f = 0; f < kNumFamilies; ++f) {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
   }
@@ -84,8 +109,84 @@ Tracker::Tracker() {
   }
   stack_depth_ = static_cast<int>(options_.stack_depth);
   release_stack_depth_ = static_cast<int>(options_.release_stack_depth);
-  notes_.reserve(64);
-  errno = saved_errno;
+  track_.store(options_.track, std::memory_order_relaxed);
+}
+
+void Tracker::BeginSession(const Options& options) {
+  pthread_mutex_lock(&start_mu_);
+  Configure(options);
+  track_.store(0, std::memory_order_relaxed);
+  table_.Clear();
+  notes_mu_.Lock();
+  notes_.clear();
+  notes_dropped_ = 0;
+  notes_mu_.Unlock();
+  pthread_mutex_lock(&scan_mu_);
+  site_warned_.clear();
+  site_gap_.clear();
+  pthread_mutex_unlock(&scan_mu_);
+  session_base_ = table_.GetTotals();
+  for (int k = 0; k < kMaxKinds; ++k) {
+    adopted_[k].store(0, std::memory_order_relaxed);
+    adopted_released_[k].store(0, std::memory_order_relaxed);
+  }
+  stop_watchdog_.store(false, std::memory_order_relaxed);
+  session_ns_.store(NowNs(), std::memory_order_release);
+  track_.store(options_.track, std::memory_order_release);
+  pthread_mutex_unlock(&start_mu_);
+  EnsureStarted();
+}
+
+bool Tracker::EndSession(int64_t wait_ms) {
+  track_.store(0, std::memory_order_release);
+  session_ns_.store(0, std::memory_order_release);
+  if (!watchdog_running_.load(std::memory_order_acquire)) {
+    started_.store(false, std::memory_order_release);
+    return true;
+  }
+  stop_watchdog_.store(true, std::memory_order_release);
+  FutexWakeAll(&exit_state_);
+  const int64_t give_up = NowNs() + wait_ms * 1000000;
+  while (watchdog_running_.load(std::memory_order_acquire)) {
+    if (NowNs() > give_up) return false;
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, nullptr);
+  }
+  return true;
+}
+
+ShardedTable::Totals Tracker::Totals() {
+  ShardedTable::Totals totals = table_.GetTotals();
+  if (!InSession()) return totals;
+  // Adopted handles were acquired before the session: counted apart, with
+  // their releases.
+  for (int k = 0; k < kMaxKinds; ++k) {
+    totals.adopted[k] = adopted_[k].load(std::memory_order_relaxed);
+    const uint64_t adopted_released =
+        adopted_released_[k].load(std::memory_order_relaxed);
+    totals.acquired[k] -= session_base_.acquired[k] + totals.adopted[k];
+    totals.released[k] -= session_base_.released[k] + adopted_released;
+    totals.replaced[k] -= session_base_.replaced[k];
+  }
+  return totals;
+}
+
+bool Tracker::Adopt(const KindDesc* kind, uintptr_t key, AcquireInfo info) {
+  if (!InSession()) return false;
+  info.flags |= kAdopted;
+  Acquire(kind, key, info);
+  adopted_[kind->index].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Tracker::DemandReport() {
+  if (exiting_.load(std::memory_order_acquire)) return;
+  ExitSnapshot snapshot;
+  snapshot.now_ns = NowNs();
+  TakeSnapshot(&snapshot, /*past_threshold_only=*/true, 0);
+  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
+    sink->OnDemand(snapshot);
+  }
 }
 
 uint32_t Tracker::CurrentTid() {
@@ -120,7 +221,10 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.parent = info.parent;
   r.identity = info.identity;
   r.tid = info.tid != 0 ? info.tid : CurrentTid();
-  r.flags = info.flags & (kPinsParent | kExited | kDetached);
+  r.flags = info.flags & (kPinsParent | kExited | kDetached | kAdopted);
+  if (r.flags & kAdopted) {
+    r.acquired_ns = session_ns_.load(std::memory_order_relaxed);
+  }
   r.code = info.code;
   r.serial = info.serial;
   r.query_id = info.query_id;
@@ -399,6 +503,10 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,
   if (!table_.EraseAndRemember(key, &removed, release_stack_id, CurrentTid(),
                                NowNs())) {
     return false;
+  }
+  if (removed.flags & kAdopted) [[unlikely]] {
+    adopted_released_[removed.kind->index].fetch_add(1,
+                                                     std::memory_order_relaxed);
   }
   const bool shutdown = shutdown_begun_.load(std::memory_order_acquire);
   if ((shutdown || tentative) && removed.kind->family != Family::kThread &&
@@ -1274,7 +1382,7 @@ void Tracker::FindGrowingSites(const ScanPass& pass,
 
 void Tracker::FillMetrics(ScanPass* pass) {
   MetricsSnapshot& metrics = pass->metrics;
-  metrics.totals = table_.GetTotals();
+  metrics.totals = Totals();
   pthread_mutex_lock(&scan_mu_);
   for (int k = 0; k < kMaxKinds; ++k) {
     metrics.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
@@ -1361,11 +1469,13 @@ void AddNs(struct timespec* t, int64_t ns) {
 bool Tracker::WaitUntil(const struct timespec* until) {
   for (;;) {
     if (exit_state_.load(std::memory_order_acquire) != kExitNone) return false;
+    if (stop_watchdog_.load(std::memory_order_acquire)) return false;
     if (exit_reach_state_.load(std::memory_order_acquire) == kReachRequested) {
       return true;
     }
     FutexWait(&exit_state_, kExitNone, until);
     if (exit_state_.load(std::memory_order_acquire) != kExitNone) return false;
+    if (stop_watchdog_.load(std::memory_order_acquire)) return false;
     if (exit_reach_state_.load(std::memory_order_acquire) == kReachRequested) {
       return true;
     }
@@ -1411,11 +1521,23 @@ void* Tracker::WatchdogMain(void* arg) {
       continue;  // the program is exiting: no more live scans
     }
     self->Scan();
+    if (auto hook = self->scan_hook_.load(std::memory_order_acquire)) hook();
     if (report_every_ns > 0 && NowNs() >= next_report_ns) {
       next_report_ns += report_every_ns;
       self->PeriodicReport();
     }
     AddNs(&next, period_ns);
+  }
+  if (self->stop_watchdog_.load(std::memory_order_acquire) &&
+      self->exit_state_.load(std::memory_order_acquire) == kExitNone) {
+    // A `leakwatch detach`: the agent goes inert; a later session starts a
+    // new watchdog. (An exit requested meanwhile finds none running and
+    // writes its report itself.)
+    pthread_mutex_lock(&self->start_mu_);
+    self->started_.store(false, std::memory_order_release);
+    self->watchdog_running_.store(false, std::memory_order_release);
+    pthread_mutex_unlock(&self->start_mu_);
+    return nullptr;
   }
   self->WriteExitReport();
   self->exit_state_.store(kExitWritten, std::memory_order_release);
@@ -1644,7 +1766,7 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
       snapshot->held.push_back(Held{r, Finding::kGrowingSite});
     }
   }
-  snapshot->totals = table_.GetTotals();
+  snapshot->totals = Totals();
   for (int k = 0; k < kMaxKinds; ++k) {
     snapshot->kinds[k] = kinds_[k].load(std::memory_order_relaxed);
   }

@@ -181,6 +181,8 @@ class EventSink {
   // LEAKWATCH_REPORT_INTERVAL: what is held past its threshold now (the
   // snapshot's `held`), from the watchdog thread.
   virtual void OnPeriodic(const ExitSnapshot& snapshot) {}
+  // `leakwatch report` (Tracker::DemandReport), on the caller's thread.
+  virtual void OnDemand(const ExitSnapshot& snapshot) {}
   // A misuse, reported synchronously from inside the hook, before the real
   // call (which may abort the process). Not under any tracker lock.
   virtual void OnMisuse(const Misuse& misuse) {}
@@ -226,7 +228,44 @@ class Tracker {
 
   const Options& options() const { return options_; }
   bool Tracks(uint32_t library) const {
-    return (options_.track & library) != 0;
+    return (track_.load(std::memory_order_relaxed) & library) != 0;
+  }
+
+  // --- `leakwatch attach`: sessions -----------------------------------------
+  // An agent loaded into a running process is inert (tracks nothing) until a
+  // session begins, and again after it ends; the library stays loaded.
+  //
+  // The options a tracker created from now on takes instead of the
+  // environment's (bad values were said by the attaching command). Before
+  // the first Get().
+  static void UseOptions(const Options& options);
+  // A session begins with `options`: what an earlier session left (records,
+  // the recently released, pending notes) is forgotten, totals count from
+  // now, and the hooks of `options.track` are active. The watchdog must be
+  // stopped (a first session, or after EndSession).
+  void BeginSession(const Options& options);
+  // The session ends: nothing is tracked any more and the watchdog stops
+  // (waited for, bounded by `wait_ms`). False if it did not stop in time.
+  bool EndSession(int64_t wait_ms);
+  bool InSession() const {
+    return session_ns_.load(std::memory_order_acquire) != 0;
+  }
+  // NowNs() as the session began; 0 outside one.
+  int64_t session_ns() const {
+    return session_ns_.load(std::memory_order_acquire);
+  }
+  // A connection first seen in use in a session (a query on a handle it
+  // never saw acquired): tracked from now, flagged kAdopted, held since the
+  // session began, its stack the stack of this use. False outside a
+  // session. Hook-safe.
+  bool Adopt(const KindDesc* kind, uintptr_t key, AcquireInfo info);
+  // What is held past its threshold now, with the session's totals, to the
+  // sink (OnDemand) even when nothing is: `leakwatch report`.
+  void DemandReport();
+  // Runs after every watchdog scan (the attach module looks for modules
+  // loaded since). Set once.
+  void SetScanHook(void (*hook)()) {
+    scan_hook_.store(hook, std::memory_order_release);
   }
 
   // The leak rule of `r`'s family at `now_ns` (the README states them):
@@ -608,7 +647,20 @@ class Tracker {
   static void ForkParent();
   static void ForkChild();
 
+  // Sets options_ and what is derived from it.
+  void Configure(const Options& options);
+  // The table's totals; in a session, since it began.
+  ShardedTable::Totals Totals();
+
   Options options_;
+  std::atomic<uint32_t> track_{0};      // options_.track, 0 while inert
+  std::atomic<int64_t> session_ns_{0};  // NowNs() the session began; 0: none
+  ShardedTable::Totals session_base_;   // totals as the session began
+  // Connections adopted in the session, and releases of them, per kind.
+  std::atomic<uint64_t> adopted_[kMaxKinds] = {};
+  std::atomic<uint64_t> adopted_released_[kMaxKinds] = {};
+  std::atomic<bool> stop_watchdog_{false};
+  std::atomic<void (*)()> scan_hook_{nullptr};
   int64_t threshold_ns_[kNumFamilies] = {};
   // The shortest gap after which MarkActive can see a reuse: half the
   // smallest threshold of the families that learn reuse (conn, stmt).
