@@ -162,8 +162,25 @@ std::string Config(std::string* errors) {
   return config;
 }
 
+// The process tracing `pid` (a debugger, strace), or 0.
+long TracerOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("TracerPid:", 0) == 0) return std::atol(line.c_str() + 10);
+  }
+  return 0;
+}
+
 // Stops a thread of `pid`; on failure says why and returns false.
 bool StopThread(pid_t pid, StoppedThread* thread, int* status) {
+  if (long tracer = TracerOf(pid)) {
+    *status = Refuse("process " + std::to_string(pid) + " is being traced by " +
+                     std::to_string(tracer) + " (" +
+                     ProgramOf(static_cast<pid_t>(tracer)) +
+                     "): a process has one tracer; nothing was changed");
+    return false;
+  }
   std::string error;
   bool permission = false;
   if (thread->Stop(pid, kStopWaitMs, &error, &permission)) return true;

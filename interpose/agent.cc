@@ -125,6 +125,10 @@ int StartMain(int argc, char** argv, char** envp) {
 }  // namespace
 }  // namespace leakwatch
 
+namespace leakwatch {
+void PrepareExitPoint() { real_exit.Get(); }
+}  // namespace leakwatch
+
 // exit() is an exit point too (the program's own call; libc's internal ones,
 // as after main returns, do not come here).
 LW_EXPORT void exit(int status) noexcept {

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -12,13 +13,14 @@
 
 #include "interpose/bind.h"
 #include "interpose/hook.h"
+#include "report/log.h"
 #include "tracker/clock.h"
 #include "tracker/options.h"
 #include "tracker/tracker.h"
 
 extern "C" {
-__attribute__((visibility("default"))) LeakwatchAgentState
-    leakwatch_agent_state = {};
+__attribute__((visibility("default")))
+LeakwatchAgentState leakwatch_agent_state = {};
 }
 
 namespace leakwatch {
@@ -185,27 +187,34 @@ int RestorePass() {
   return arg.failed;
 }
 
-// --- requests -------------------------------------------------------------------
+// --- requests
+// -------------------------------------------------------------------
 
 // The options of the attach being made: "NAME=VALUE" lines.
 constexpr size_t kMaxConfig = 16384;
 char g_config[kMaxConfig];
 
-const char* ConfigValue(const char* name) {
-  size_t len = std::strlen(name);
+// The options in g_config: each "NAME=VALUE" line.
+Options ParseConfig() {
+  std::vector<std::pair<std::string, std::string>> values;
   for (const char* line = g_config; *line != '\0';) {
     const char* end = std::strchr(line, '\n');
     if (end == nullptr) end = line + std::strlen(line);
-    if (static_cast<size_t>(end - line) > len &&
-        std::strncmp(line, name, len) == 0 && line[len] == '=') {
-      // Values are returned in place: the line's newline becomes its end.
-      static thread_local std::string value;
-      value.assign(line + len + 1, end);
-      return value.c_str();
-    }
+    const char* eq =
+        static_cast<const char*>(std::memchr(line, '=', end - line));
+    if (eq != nullptr)
+      values.emplace_back(std::string(line, eq), std::string(eq + 1, end));
     line = *end == '\n' ? end + 1 : end;
   }
-  return nullptr;
+  std::vector<std::string> errors;  // the command said them already
+  return ParseOptions(
+      [&values](const char* name) -> const char* {
+        for (const auto& [n, v] : values) {
+          if (n == name) return v.c_str();
+        }
+        return nullptr;
+      },
+      &errors);
 }
 
 uint64_t MonotonicNs() {
@@ -217,13 +226,14 @@ uint64_t MonotonicNs() {
 void* AttachWork(void*) {
   ++t_hook_depth;  // nothing here is the program's
   const uint64_t start = MonotonicNs();
-  std::vector<std::string> errors;  // the command said them already
-  Options options = ParseOptions(ConfigValue, &errors);
+  Options options = ParseConfig();
   Tracker::UseOptions(options);
   Tracker& tracker = Tracker::Get();
   tracker.SetScanHook([] { RedirectNewModules(nullptr); });
-  tracker.BeginSession(options);
-  RestartReporter();  // with the session's options
+  PrepareExitPoint();
+  // The report module is made with the session's options before anything is
+  // tracked.
+  tracker.BeginSession(options, &RestartReporter);
   g_agent_inert.store(false, std::memory_order_release);
   pthread_mutex_lock(&g_pass_mu);
   PassCounts counts;
@@ -242,7 +252,12 @@ void* DetachWork(void*) {
   ++t_hook_depth;
   const uint64_t start = MonotonicNs();
   g_agent_inert.store(true, std::memory_order_release);
-  bool stopped = Tracker::Get().EndSession(10000);
+  Tracker& tracker = Tracker::Get();
+  bool stopped = tracker.EndSession(10000);
+  // As at exit: a metrics file of a process no longer watched goes.
+  if (!tracker.options().metrics.empty()) {
+    unlink(Log::ExpandPath(tracker.options().metrics, getpid()).c_str());
+  }
   pthread_mutex_lock(&g_pass_mu);
   State().detach_failed = static_cast<uint32_t>(RestorePass());
   CountModules();
@@ -305,9 +320,9 @@ bool StartedByAttach() {
   // command, it does not.
   // (The program's handle needs no dlclose.)
   void* program = dlopen(nullptr, RTLD_LAZY | RTLD_NOLOAD);
-  bool global = program != nullptr &&
-                RealDlsym(program, "leakwatch_agent_state") ==
-                    static_cast<void*>(&leakwatch_agent_state);
+  bool global =
+      program != nullptr && RealDlsym(program, "leakwatch_agent_state") ==
+                                static_cast<void*>(&leakwatch_agent_state);
   if (global) {
     State().mode = kModePreloaded;
     __atomic_store_n(&State().magic, kAgentStateMagic, __ATOMIC_RELEASE);
@@ -315,6 +330,10 @@ bool StartedByAttach() {
   }
   State().mode = kModeAttached;
   g_agent_inert.store(true, std::memory_order_release);
+  // A child forked during a pass must not inherit the lock held.
+  pthread_atfork([] { pthread_mutex_lock(&g_pass_mu); },
+                 [] { pthread_mutex_unlock(&g_pass_mu); },
+                 [] { pthread_mutex_unlock(&g_pass_mu); });
   // The loader's lock is held while our constructor runs: every module
   // loaded now is complete.
   LoadedObject probe;
@@ -343,6 +362,10 @@ void RedirectNewModules(const void* loaded) {
   if (pthread_mutex_trylock(&g_pass_mu) != 0) {
     if (!complete) return;  // the next scan looks again
     pthread_mutex_lock(&g_pass_mu);
+  }
+  if (AgentInert()) {  // a detach came first
+    pthread_mutex_unlock(&g_pass_mu);
+    return;
   }
   // Nothing loaded or unloaded since the last pass, nothing waiting: done.
   unsigned long long adds = 0, subs = 0;
@@ -377,8 +400,7 @@ LW_EXPORT LeakwatchAgentState* leakwatch_attach(const char* config) {
   using namespace leakwatch;
   ErrnoGuard errno_guard;
   if (State().mode != kModeAttached) return &State();
-  if (!ClaimState(kStateInert, kStateDetached, kStateFailed,
-                  kStateAttaching)) {
+  if (!ClaimState(kStateInert, kStateDetached, kStateFailed, kStateAttaching)) {
     return &State();
   }
   size_t len = config != nullptr ? std::strlen(config) : 0;

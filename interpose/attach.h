@@ -30,10 +30,10 @@ extern "C" {
 // Read by the attaching command from outside (process_vm_readv), at the
 // address of this exported symbol; layout version kAgentStateVersion.
 struct LeakwatchAgentState {
-  uint32_t magic;    // kAgentStateMagic once the agent has started
-  uint32_t version;  // of this layout
-  uint32_t mode;     // AgentMode
-  uint32_t state;    // AttachState
+  uint32_t magic;          // kAgentStateMagic once the agent has started
+  uint32_t version;        // of this layout
+  uint32_t mode;           // AgentMode
+  uint32_t state;          // AttachState
   uint32_t sessions;       // attach sessions begun
   uint32_t reports;        // `leakwatch report`s written
   uint32_t slots;          // import slots pointing at the hooks now
@@ -80,7 +80,9 @@ bool StartedByAttach();
 // True while an agent loaded by `leakwatch attach` is outside a session:
 // hooks pass through, the exit report is not written. One relaxed load.
 extern std::atomic<bool> g_agent_inert;
-inline bool AgentInert() { return g_agent_inert.load(std::memory_order_relaxed); }
+inline bool AgentInert() {
+  return g_agent_inert.load(std::memory_order_relaxed);
+}
 
 // True in an agent loaded by `leakwatch attach` (whether attached now or not).
 bool LoadedByAttach();

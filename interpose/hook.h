@@ -166,6 +166,10 @@ void AttachReporter();
 // suppressions), or made for the first time.
 void RestartReporter();
 
+// A `leakwatch attach` session begins (interpose/agent.cc): the real exit()
+// is resolved now, not from a signal handler that calls exit() later.
+void PrepareExitPoint();
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_HOOK_H_

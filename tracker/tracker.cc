@@ -112,7 +112,7 @@ void Tracker::Configure(const Options& options) {
   track_.store(options_.track, std::memory_order_relaxed);
 }
 
-void Tracker::BeginSession(const Options& options) {
+void Tracker::BeginSession(const Options& options, void (*configured)()) {
   pthread_mutex_lock(&start_mu_);
   Configure(options);
   track_.store(0, std::memory_order_relaxed);
@@ -131,9 +131,10 @@ void Tracker::BeginSession(const Options& options) {
     adopted_released_[k].store(0, std::memory_order_relaxed);
   }
   stop_watchdog_.store(false, std::memory_order_relaxed);
+  pthread_mutex_unlock(&start_mu_);
+  if (configured != nullptr) configured();
   session_ns_.store(NowNs(), std::memory_order_release);
   track_.store(options_.track, std::memory_order_release);
-  pthread_mutex_unlock(&start_mu_);
   EnsureStarted();
 }
 

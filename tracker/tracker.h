@@ -241,9 +241,11 @@ class Tracker {
   static void UseOptions(const Options& options);
   // A session begins with `options`: what an earlier session left (records,
   // the recently released, pending notes) is forgotten, totals count from
-  // now, and the hooks of `options.track` are active. The watchdog must be
-  // stopped (a first session, or after EndSession).
-  void BeginSession(const Options& options);
+  // now, and the hooks of `options.track` are active. `configured`, if set,
+  // runs once the options are in force and before anything is tracked (the
+  // report module is made again then). The watchdog must be stopped (a
+  // first session, or after EndSession).
+  void BeginSession(const Options& options, void (*configured)() = nullptr);
   // The session ends: nothing is tracked any more and the watchdog stops
   // (waited for, bounded by `wait_ms`). False if it did not stop in time.
   bool EndSession(int64_t wait_ms);
@@ -262,6 +264,9 @@ class Tracker {
   // What is held past its threshold now, with the session's totals, to the
   // sink (OnDemand) even when nothing is: `leakwatch report`.
   void DemandReport();
+  // The table's totals; in a session, since it began, without the adopted
+  // handles (Totals::adopted) and their releases.
+  ShardedTable::Totals Totals();
   // Runs after every watchdog scan (the attach module looks for modules
   // loaded since). Set once.
   void SetScanHook(void (*hook)()) {
@@ -649,8 +654,6 @@ class Tracker {
 
   // Sets options_ and what is derived from it.
   void Configure(const Options& options);
-  // The table's totals; in a session, since it began.
-  ShardedTable::Totals Totals();
 
   Options options_;
   std::atomic<uint32_t> track_{0};      // options_.track, 0 while inert

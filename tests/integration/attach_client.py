@@ -1,21 +1,30 @@
 """A Python service on psycopg2 or MySQLdb (both load their client library
 privately, RTLD_LOCAL) that leakwatch attaches to while it runs.
 
-    attach_client.py pg|mysql
+    attach_client.py pg|mysql|none
 
-Imports its driver and opens one connection (before any attach), then reads
-commands from stdin, one per line, and answers "ok COMMAND" when done:
+Imports its driver and opens one connection (before any attach; `none`:
+no driver, no client library loaded), then reads commands from stdin, one
+per line, and answers "ok COMMAND" when done:
+  plugin PATH  loads the C module PATH (ctypes, RTLD_LOCAL) and runs its
+               hostile_pgplugin_run(1): a connection, two queries, one
+               result kept (tests/programs/hostile_pgplugin.c)
   work N     N requests, each: connect, one query, fetch, close
   leak N S   N requests, S seconds apart, that keep their connection (in a
              list) and return: a growing site, not a pool filled at once
   use        one query on the connection opened at start
   quit       exit 0
 """
+import ctypes
+import os
 import sys
 import time
 
 DRIVER = sys.argv[1]
-if DRIVER == "pg":
+if DRIVER == "none":
+    def connect():
+        return None
+elif DRIVER == "pg":
     import psycopg2
 
     def connect():
@@ -63,6 +72,10 @@ def main():
                 if i > 0:
                     time.sleep(float(words[2]))
                 leaky_request()
+        elif words[0] == "plugin":
+            module = ctypes.CDLL(words[1], mode=os.RTLD_NOW | os.RTLD_LOCAL)
+            if module.hostile_pgplugin_run(1) != 0:  # LEAK(result)
+                sys.exit("the plugin failed")
         elif words[0] == "use":
             cur = first.cursor()
             cur.execute("SELECT 3")
@@ -71,7 +84,8 @@ def main():
         elif words[0] == "quit":
             break
         print("ok " + words[0], flush=True)
-    first.close()
+    if first is not None:
+        first.close()
     for conn in kept:
         conn.close()
 

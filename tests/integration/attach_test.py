@@ -309,6 +309,30 @@ def test_detach_and_reattach():
         check("handle_lookup_request" not in read(log1) and
               "exit report" not in read(log1) + read(log2),
               "no exit report from a detached agent", read(log1) + read(log2))
+        # --for: attached for a while, then a report and a detach.
+        svc = Proc([service])
+        try:
+            log3 = os.path.join(tmp, "three.log")
+            metrics = os.path.join(tmp, "metrics.prom")
+            cmd = subprocess.Popen(
+                [*LEAKWATCH, "attach", str(svc.pid), "--threshold", "1s",
+                 "--log", log3, "--metrics", metrics, "--for", "3s"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=clean_env())
+            poll(lambda: os.path.exists(metrics), 30,
+                 "the metrics file while attached")
+            out, err = cmd.communicate(timeout=60)
+            check(cmd.returncode == 0 and "report written" in out and
+                  "detached from" in out, "attach --for", out + err)
+            check("since the attach:" in read(log3), "its report", read(log3))
+            check(not os.path.exists(metrics),
+                  "the metrics file goes with the detach")
+            r = lw("detach", str(svc.pid))
+            check(r.returncode == 1 and "not attached now" in r.stderr,
+                  "detached after --for", r.stderr)
+            svc.finish()
+        finally:
+            svc.kill()
         r = lw("attach", "999999999")
         check(r.returncode != 0 and "no process" in r.stderr,
               "attach to no process", r.stderr)
@@ -449,6 +473,60 @@ def test_psycopg2():
 
 def test_mysqldb():
     client_totals("mysql")
+
+
+def test_module_loaded_after_the_attach():
+    """A module loaded after the attach (ctypes, RTLD_LOCAL) that brings the
+    only libpq of the process, a renamed copy (as wheels bundle it): its
+    calls are redirected as the load returns and reach the copy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        libpq = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
+        copy = os.path.join(tmp, "libpq-0123abcd.so.5")
+        module = os.path.join(tmp, "_pgplugin.cpython-311-x86_64-linux-gnu.so")
+        subprocess.run(["cp", libpq, copy], check=True)
+        subprocess.run(["cp", os.path.join(PROGRAMS, "libhostile_pgplugin.so"),
+                        module], check=True)
+        # One change per patchelf call: 0.14 mixes up several in one.
+        for args in (["--set-soname", "libpq-0123abcd.so.5", copy],
+                     ["--replace-needed", "libpq.so.5", "libpq-0123abcd.so.5",
+                      module],
+                     ["--set-rpath", "$ORIGIN", module]):
+            subprocess.run(["patchelf", *args], check=True)
+        log = os.path.join(tmp, "attach.log")
+        svc = Proc([PYTHON, CLIENT, "none"])
+        try:
+            svc.expect("ready")
+            r = lw("attach", str(svc.pid), "--threshold", "1s", "--log", log)
+            check(r.returncode == 0, "attach", r.stdout + r.stderr)
+            svc.send(f"plugin {module}")
+            with open(f"/proc/{svc.pid}/maps") as f:
+                maps = f.read()
+            check("libpq-0123abcd.so.5" in maps and
+                  "/libpq.so.5" not in maps,
+                  "the renamed copy is the process's only libpq")
+            r = lw("report", str(svc.pid))
+            check(r.returncode == 0, "report", r.stdout + r.stderr)
+            report = poll(lambda: (lambda t: t if "since the attach:" in t
+                                   else "")(read(log)), 30, "the report",
+                          lambda: read(log))
+            check("since the attach: pg.conn acquired 1 released 1, pg.result "
+                  "acquired 2 released 1" in report,
+                  "the module's connection and two results, one kept", report)
+            rc, out, err = svc.finish()
+            check(rc == 0 and err == "", "the program ends normally",
+                  out + err)
+            # Still attached at exit: the kept result is in the exit report,
+            # acquired in the module, called from the script's line.
+            text = read(log)
+            line = next(i for i, l in enumerate(read(CLIENT).splitlines(), 1)
+                        if "# LEAK(result)" in l)
+            exit_report = text[text.find("exit report for"):]
+            check("pg.result" in exit_report and
+                  (f"attach_client.py:{line}" in exit_report or
+                   "pgplugin_leaky_query" in exit_report),
+                  "the kept result at exit, from the module", text)
+        finally:
+            svc.kill()
 
 
 def test_load_attach_detach_50():

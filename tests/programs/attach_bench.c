@@ -11,9 +11,16 @@
  * The transactions run in run_transactions(), which callgrind can be told
  * to count alone (--toggle-collect=run_transactions).
  *
- * Usage: attach_bench never|detached|attached N [LIBLEAKWATCH]
+ * With "threaded", the program starts (and joins) a thread first, as every
+ * service has: glibc takes its multi-threaded paths (cancellation points in
+ * every system call, locked malloc) for good once a process has had a
+ * second thread, and the agent's own thread makes a single-threaded program
+ * multi-threaded too.
+ *
+ * Usage: attach_bench never|detached|attached N LIBLEAKWATCH [threaded]
  * Exit status 0; 2 on a setup error. */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +57,8 @@ __attribute__((noinline)) void run_transactions(PGconn* conn, long n) {
   }
 }
 
+static void* nothing(void* arg) { return arg; }
+
 int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: attach_bench never|detached|attached N [LIB]\n");
@@ -57,6 +66,11 @@ int main(int argc, char** argv) {
   }
   const char* mode = argv[1];
   long n = atol(argv[2]);
+  if (argc > 4 && strcmp(argv[4], "threaded") == 0) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, nothing, NULL) != 0) return 2;
+    pthread_join(thread, NULL);
+  }
   PGconn* conn = connect_or_die();
   exec_or_die(conn, "SELECT 1"); /* libpq's own first-call work */
   if (strcmp(mode, "never") != 0) {

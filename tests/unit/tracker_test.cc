@@ -1198,6 +1198,72 @@ TEST(ScriptStackTest, ScriptLinesDecideTheSite) {
   for (uintptr_t k : {a1, a2, b, c}) T().Release(k);
 }
 
+// `leakwatch attach` sessions. Each test runs in a process of its own
+// (ctest), so a session may forget what the process's tracker held.
+TEST(TrackerSessionTest, BeginForgetsWhatWasHeldAndCountsFromThen) {
+  uintptr_t held = NewKey(), released = NewKey();
+  T().Acquire(&kTestResult, held, {});
+  T().Acquire(&kTestConn, released, {});
+  ASSERT_TRUE(T().Release(released));
+  T().BeginSession(T().options());
+  EXPECT_TRUE(T().InSession());
+  Record r;
+  EXPECT_FALSE(GetRecord(held, &r)) << "held before the session";
+  // Its address may hold another handle now, acquired unseen: no misuse.
+  const uint64_t misuses = T().misuse_count();
+  EXPECT_FALSE(T().CheckUseMisuse(released, &kTestConn, "test"));
+  EXPECT_EQ(T().misuse_count(), misuses);
+  EXPECT_EQ(T().Totals().acquired[kTestResult.index], 0u);
+  uintptr_t now = NewKey();
+  T().Acquire(&kTestResult, now, {});
+  EXPECT_TRUE(T().Release(now));
+  ShardedTable::Totals totals = T().Totals();
+  EXPECT_EQ(totals.acquired[kTestResult.index], 1u);
+  EXPECT_EQ(totals.released[kTestResult.index], 1u);
+}
+
+TEST(TrackerSessionTest, AdoptedHandleIsHeldSinceTheSessionAndCountedApart) {
+  uintptr_t key = NewKey();
+  EXPECT_FALSE(T().Adopt(&kTestConn, key, {})) << "outside a session";
+  T().BeginSession(T().options());
+  const int64_t began = T().session_ns();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(T().Adopt(&kTestConn, key, {}));
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kAdopted);
+  EXPECT_EQ(r.acquired_ns, began) << "held at least since the session began";
+  EXPECT_GT(r.active_ns, began) << "in use now";
+  EXPECT_NE(r.stack_id, 0u);
+  ShardedTable::Totals totals = T().Totals();
+  EXPECT_EQ(totals.acquired[kTestConn.index], 0u);
+  EXPECT_EQ(totals.adopted[kTestConn.index], 1u);
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_EQ(T().Totals().released[kTestConn.index], 0u)
+      << "the release of an adopted handle is not one of the session's";
+}
+
+TEST(TrackerSessionTest, EndStopsTrackingAndTheWatchdogAndBeginRestarts) {
+  T().BeginSession(T().options());
+  EXPECT_TRUE(T().Tracks(kLibPg));
+  T().Acquire(&kTestResult, NewKey(), {});  // the watchdog runs
+  EXPECT_TRUE(T().EndSession(5000)) << "the watchdog stopped";
+  EXPECT_FALSE(T().InSession());
+  EXPECT_FALSE(T().Tracks(kLibPg));
+  EXPECT_FALSE(T().Tracks(kLibThread));
+  Options options = T().options();
+  options.track = kLibMysql;
+  T().BeginSession(options);
+  EXPECT_FALSE(T().Tracks(kLibPg)) << "the new session's options";
+  EXPECT_TRUE(T().Tracks(kLibMysql));
+  // A new watchdog scans: a result past its threshold is reported.
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestResult, key, {});
+  EXPECT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  T().Release(key);
+  EXPECT_TRUE(T().EndSession(5000));
+}
+
 TEST(ScriptStackTest, LibraryScriptsAreTheInterpretersAndPackages) {
   EXPECT_TRUE(IsLibraryScript("/usr/lib/python3/dist-packages/psycopg2/__init__.py"));
   EXPECT_TRUE(IsLibraryScript("/usr/lib/python3.11/threading.py"));
