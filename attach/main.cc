@@ -172,8 +172,10 @@ long TracerOf(pid_t pid) {
   return 0;
 }
 
-// Stops a thread of `pid`; on failure says why and returns false.
-bool StopThread(pid_t pid, StoppedThread* thread, int* status) {
+// Stops a thread of `pid` (mapped as `maps`) and keeps its errno; on
+// failure says why and returns false.
+bool StopThread(pid_t pid, const std::vector<Mapping>& maps,
+                StoppedThread* thread, int* status) {
   if (long tracer = TracerOf(pid)) {
     *status = Refuse("process " + std::to_string(pid) + " is being traced by " +
                      std::to_string(tracer) + " (" +
@@ -183,11 +185,27 @@ bool StopThread(pid_t pid, StoppedThread* thread, int* status) {
   }
   std::string error;
   bool permission = false;
-  if (thread->Stop(pid, kStopWaitMs, &error, &permission)) return true;
-  *status = Refuse(permission ? PermissionAdvice(pid)
-                              : "cannot attach to " + std::to_string(pid) +
-                                    ": " + error + "; nothing was changed");
-  return false;
+  const uintptr_t errno_location =
+      RemoteSymbol(pid, maps, {"libc.so.6"}, "__errno_location");
+  if (errno_location == 0) {
+    *status = Refuse("process " + std::to_string(pid) +
+                     " has no libc.so.6 (a static program?); nothing was "
+                     "changed");
+    return false;
+  }
+  if (!thread->Stop(pid, kStopWaitMs, &error, &permission)) {
+    *status = Refuse(permission ? PermissionAdvice(pid)
+                                : "cannot attach to " + std::to_string(pid) +
+                                      ": " + error + "; nothing was changed");
+    return false;
+  }
+  if (!thread->SaveErrno(errno_location, &error)) {
+    thread->Release();
+    *status = Refuse("cannot attach to " + std::to_string(pid) + ": " + error +
+                     "; nothing was changed");
+    return false;
+  }
+  return true;
 }
 
 bool Exists(pid_t pid) {
@@ -236,7 +254,7 @@ int Control(pid_t pid, AttachCommand command) {
   const uint32_t reports_before = state.reports;
   StoppedThread thread;
   int status = 0;
-  if (!StopThread(pid, &thread, &status)) return status;
+  if (!StopThread(pid, maps, &thread, &status)) return status;
   uintptr_t result = 0;
   std::string error;
   bool called = thread.Call(agent.base + control_fn,
@@ -344,7 +362,7 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
 
   StoppedThread thread;
   int status = 0;
-  if (!StopThread(pid, &thread, &status)) return status;
+  if (!StopThread(pid, maps, &thread, &status)) return status;
   std::string error;
   uintptr_t result = 0;
   if (agent.base == 0) {

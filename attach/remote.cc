@@ -384,6 +384,17 @@ bool StoppedThread::Call(uintptr_t fn, const std::vector<uintptr_t>& args,
   }
 }
 
+bool StoppedThread::SaveErrno(uintptr_t errno_location, std::string* error) {
+  uintptr_t at = 0;
+  if (!Call(errno_location, {}, "", &at, error)) return false;
+  if (at == 0 || !ReadRemote(pid_, at, &errno_, sizeof errno_)) {
+    *error = "cannot read its errno";
+    return false;
+  }
+  errno_at_ = at;
+  return true;
+}
+
 std::string StoppedThread::ReadString(uintptr_t addr, size_t max) {
   std::string out;
   char buf[256];
@@ -399,6 +410,7 @@ std::string StoppedThread::ReadString(uintptr_t addr, size_t max) {
 double StoppedThread::Release() {
   if (!stopped_) return 0;
   stopped_ = false;
+  if (errno_at_ != 0) WriteRemote(tid_, errno_at_, &errno_, sizeof errno_);
   iovec iov{xstate_.data(), xstate_size_};
   ptrace(PTRACE_SETREGSET, tid_, reinterpret_cast<void*>(NT_X86_XSTATE), &iov);
   ptrace(PTRACE_SETREGS, tid_, nullptr, &saved_);

@@ -63,6 +63,11 @@ class StoppedThread {
   bool Call(uintptr_t fn, const std::vector<uintptr_t>& args,
             const std::string& data, uintptr_t* result, std::string* error);
 
+  // The thread's errno is kept across the calls (the injected ones may set
+  // it): `errno_location` is the address of libc's __errno_location in the
+  // process. False if it could not be read (then nothing is called).
+  bool SaveErrno(uintptr_t errno_location, std::string* error);
+
   // Reads a NUL-terminated string of at most `max` bytes at `addr`.
   std::string ReadString(uintptr_t addr, size_t max);
 
@@ -81,6 +86,8 @@ class StoppedThread {
   std::vector<unsigned char> xstate_;
   size_t xstate_size_ = 0;
   std::vector<int> held_signals_;
+  uintptr_t errno_at_ = 0;  // the thread's errno, kept (0: not kept)
+  int errno_ = 0;
   double stopped_at_ = 0;
 };
 

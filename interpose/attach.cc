@@ -187,8 +187,7 @@ int RestorePass() {
   return arg.failed;
 }
 
-// --- requests
-// -------------------------------------------------------------------
+// --- requests ------------------------------------------------------------
 
 // The options of the attach being made: "NAME=VALUE" lines.
 constexpr size_t kMaxConfig = 16384;
@@ -202,8 +201,9 @@ Options ParseConfig() {
     if (end == nullptr) end = line + std::strlen(line);
     const char* eq =
         static_cast<const char*>(std::memchr(line, '=', end - line));
-    if (eq != nullptr)
+    if (eq != nullptr) {
       values.emplace_back(std::string(line, eq), std::string(eq + 1, end));
+    }
     line = *end == '\n' ? end + 1 : end;
   }
   std::vector<std::string> errors;  // the command said them already
@@ -223,9 +223,17 @@ uint64_t MonotonicNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000u + t.tv_nsec;
 }
 
+// Reports on demand being written (ReportWork): the report module they use
+// must not be made again under them.
+std::atomic<int> g_reports_running{0};
+
 void* AttachWork(void*) {
   ++t_hook_depth;  // nothing here is the program's
   const uint64_t start = MonotonicNs();
+  for (int i = 0; i < 10000 && g_reports_running.load() != 0; ++i) {
+    struct timespec pause = {0, 1000000};
+    nanosleep(&pause, nullptr);
+  }
   Options options = ParseConfig();
   Tracker::UseOptions(options);
   Tracker& tracker = Tracker::Get();
@@ -276,26 +284,17 @@ void* ReportWork(void*) {
   ++t_hook_depth;
   Tracker::Get().DemandReport();
   __atomic_add_fetch(&State().reports, 1, __ATOMIC_RELEASE);
+  g_reports_running.fetch_sub(1);
   --t_hook_depth;
   return nullptr;
 }
 
-// Runs `work` on a thread of the agent's own: every signal blocked,
-// detached, untracked.
+// Runs `work` on a thread of the agent's own (untracked).
 bool RunOnAgentThread(void* (*work)(void*)) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 1024 * 1024);
   pthread_t thread;
   ++t_hook_depth;
-  bool ok = pthread_create(&thread, &attr, work, nullptr) == 0;
+  bool ok = StartAgentThread(&thread, work, nullptr);
   --t_hook_depth;
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return ok;
 }
 
@@ -424,7 +423,11 @@ LW_EXPORT LeakwatchAgentState* leakwatch_control(int command) {
     return &State();
   }
   if (command == kCommandReport) {
-    if (!RunOnAgentThread(&ReportWork)) Fail("cannot start a thread");
+    g_reports_running.fetch_add(1);
+    if (!RunOnAgentThread(&ReportWork)) {
+      g_reports_running.fetch_sub(1);
+      Fail("cannot start a thread");
+    }
   } else if (command == kCommandDetach) {
     if (ClaimState(kStateAttached, kStateAttached, kStateAttached,
                    kStateDetaching) &&

@@ -180,15 +180,7 @@ bool Tracker::Adopt(const KindDesc* kind, uintptr_t key, AcquireInfo info) {
   return true;
 }
 
-void Tracker::DemandReport() {
-  if (exiting_.load(std::memory_order_acquire)) return;
-  ExitSnapshot snapshot;
-  snapshot.now_ns = NowNs();
-  TakeSnapshot(&snapshot, /*past_threshold_only=*/true, 0);
-  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
-    sink->OnDemand(snapshot);
-  }
-}
+void Tracker::DemandReport() { ReportHeldNow(&EventSink::OnDemand); }
 
 uint32_t Tracker::CurrentTid() {
   if (t_tid == 0) t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
@@ -1419,28 +1411,31 @@ bool Tracker::IsGrowing(Family family, uint32_t count, int64_t span_ns) const {
 }
 
 void Tracker::StartWatchdog() {
-  // The watchdog is the agent's own thread: all signals blocked (the host's
-  // handlers never run on it), detached, never joined at exit. It runs even
-  // with every live feature off: the exit report is written on it.
+  // The watchdog runs even with every live feature off: the exit report is
+  // written on it.
+  if (StartAgentThread(&watchdog_thread_, &Tracker::WatchdogMain, this)) {
+    watchdog_running_.store(true, std::memory_order_release);
+  }
+}
+
+bool StartAgentThread(pthread_t* thread, void* (*fn)(void*), void* arg) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  // 1 MiB: symbolizing a live report runs libdw's dwarf_getsrclines on this
-  // thread, which can take well over 100 KiB of stack for one frame; and
-  // glibc carves the static TLS of every loaded object (libtsan's is several
-  // hundred KiB) out of the size asked for here. An overflow here, with
+  // 1 MiB: symbolizing a report runs libdw's dwarf_getsrclines on the
+  // agent's thread, which can take well over 100 KiB of stack for one frame;
+  // and glibc carves the static TLS of every loaded object (libtsan's is
+  // several hundred KiB) out of the size asked for here. An overflow, with
   // every signal blocked, would kill the host with SIGSEGV. Only the pages
   // touched become resident.
   pthread_attr_setstacksize(&attr, 1024 * 1024);
-  if (pthread_create(&watchdog_thread_, &attr, &Tracker::WatchdogMain, this) ==
-      0) {
-    watchdog_running_.store(true, std::memory_order_release);
-  }
+  bool ok = pthread_create(thread, &attr, fn, arg) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
 }
 
 namespace {
@@ -1774,13 +1769,15 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   snapshot->dropped = table_.dropped();
 }
 
-void Tracker::PeriodicReport() {
+void Tracker::PeriodicReport() { ReportHeldNow(&EventSink::OnPeriodic); }
+
+void Tracker::ReportHeldNow(void (EventSink::*deliver)(const ExitSnapshot&)) {
   if (exiting_.load(std::memory_order_acquire)) return;
   ExitSnapshot snapshot;
   snapshot.now_ns = NowNs();
   TakeSnapshot(&snapshot, /*past_threshold_only=*/true, 0);
   if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
-    sink->OnPeriodic(snapshot);
+    (sink->*deliver)(snapshot);
   }
 }
 

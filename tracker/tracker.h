@@ -214,6 +214,11 @@ struct AcquireInfo {
                           // thread recording its own creation)
 };
 
+// Starts a thread of the agent's own (the watchdog, the attach module's
+// workers): every signal blocked (the host's handlers never run on it),
+// detached, a 1 MiB stack. The caller makes sure it is not tracked.
+bool StartAgentThread(pthread_t* thread, void* (*fn)(void*), void* arg);
+
 class Tracker {
  public:
   // The one instance; created on first call (parses the options and prints a
@@ -654,6 +659,8 @@ class Tracker {
 
   // Sets options_ and what is derived from it.
   void Configure(const Options& options);
+  // A snapshot of what is held past its threshold now, to `deliver`.
+  void ReportHeldNow(void (EventSink::*deliver)(const ExitSnapshot&));
 
   Options options_;
   std::atomic<uint32_t> track_{0};      // options_.track, 0 while inert

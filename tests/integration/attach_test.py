@@ -178,6 +178,9 @@ def test_c_service():
         # Without the agent: what the program itself prints.
         plain = Proc([service])
         plain.send("open-early")
+        plain.p.stdin.write("errno\n")
+        plain.p.stdin.flush()
+        check(plain.expect("errno ") == "errno 4242", "errno without agent")
         for c in commands:
             plain.send(c)
         plain_rc, plain_out, plain_err = plain.finish()
@@ -207,6 +210,16 @@ def test_c_service():
                             r"redirected", r.stdout), "attach says so",
                   r.stdout)
             stopped_ms(r.stdout)
+            # The thread stopped was the main one, waiting in its read of
+            # stdin (the injector takes the first thread, in tid order, that
+            # waits in a system call): its errno is as it was.
+            check(f"thread {svc.pid} was stopped" in r.stdout,
+                  "the main thread, waiting for input, was the one stopped",
+                  r.stdout)
+            svc.p.stdin.write("errno\n")
+            svc.p.stdin.flush()
+            check(svc.expect("errno ") == "errno 4242",
+                  "the stopped thread's errno is unchanged")
             for c in commands:
                 svc.send(c)
             text = poll(lambda: (lambda t: t if "handle_lookup_request" in t

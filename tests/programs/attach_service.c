@@ -9,8 +9,12 @@
  *   leak-conn    a request that opens a connection and forgets it
  *   clean        a request that releases everything it takes
  *   counts       "counts QUERIES FAILURES" from the worker
+ *   errno        "errno N": errno as the read of this command left it (it is
+ *                set to 4242 before every read: a read that succeeds keeps
+ *                it, so anything else was changed by someone else)
  *   quit         stops the worker, closes its own connections, exits 0
  * Exit status 1 if any worker query failed. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -66,7 +70,10 @@ int main(void) {
   pthread_t thread;
   pthread_create(&thread, NULL, worker, NULL);
   char line[128];
-  while (fgets(line, sizeof line, stdin) != NULL) {
+  for (;;) {
+    errno = 4242;
+    if (fgets(line, sizeof line, stdin) == NULL) break;
+    int seen = errno;
     line[strcspn(line, "\n")] = '\0';
     if (strcmp(line, "open-early") == 0) {
       early = connect_or_die();
@@ -81,6 +88,9 @@ int main(void) {
     } else if (strcmp(line, "counts") == 0) {
       printf("counts %ld %ld\n", atomic_load(&worker_queries),
              atomic_load(&worker_failures));
+      continue;
+    } else if (strcmp(line, "errno") == 0) {
+      printf("errno %d\n", seen);
       continue;
     } else if (strcmp(line, "quit") == 0) {
       break;
