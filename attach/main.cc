@@ -95,17 +95,22 @@ std::string InRoot(pid_t pid, const std::string& path) {
   return "/proc/" + std::to_string(pid) + "/root" + path;
 }
 
-bool FindAgent(pid_t pid, const std::vector<Mapping>& maps, Agent* agent) {
+// The agent in `maps`: a file named libleakwatch*, or `library` itself.
+bool FindAgent(pid_t pid, const std::vector<Mapping>& maps, Agent* agent,
+               const std::string& library = "") {
   for (const Mapping& m : maps) {
     size_t slash = m.path.rfind('/');
     std::string base =
         slash == std::string::npos ? m.path : m.path.substr(slash + 1);
-    if (base.rfind("libleakwatch", 0) != 0 || m.offset != 0) continue;
+    const bool named = base.rfind("libleakwatch", 0) == 0;
+    if (!named && (library.empty() || m.path != library)) continue;
+    const std::string file = InRoot(pid, m.path);
+    const uintptr_t bias = LoadBase(maps, m.path, file);
+    if (bias == 0) continue;  // not the loaded image
     agent->path = m.path;
-    agent->base = m.start;
-    uintptr_t value = SymbolValue(InRoot(pid, m.path), "leakwatch_agent_state");
-    if (value == 0) value = SymbolValue(m.path, "leakwatch_agent_state");
-    agent->state = value != 0 ? m.start + value : 0;
+    agent->base = bias;
+    uintptr_t value = SymbolValue(file, "leakwatch_agent_state");
+    agent->state = value != 0 ? bias + value : 0;
     return true;
   }
   return false;
@@ -114,7 +119,8 @@ bool FindAgent(pid_t pid, const std::vector<Mapping>& maps, Agent* agent) {
 bool ReadState(pid_t pid, const Agent& agent, LeakwatchAgentState* state) {
   return agent.state != 0 &&
          ReadRemote(pid, agent.state, state, sizeof *state) &&
-         state->magic == kAgentStateMagic;
+         state->magic == kAgentStateMagic &&
+         state->version == kAgentStateVersion;
 }
 
 // Waits until `done(state)`; false after kWorkWaitMs or if the state cannot
@@ -139,10 +145,13 @@ uintptr_t RemoteSymbol(pid_t pid, const std::vector<Mapping>& maps,
   for (const char* file : files) {
     for (const Mapping& m : maps) {
       size_t slash = m.path.rfind('/');
-      if (slash == std::string::npos || m.offset != 0) continue;
-      if (m.path.compare(slash + 1, std::strlen(file), file) != 0) continue;
-      uintptr_t value = SymbolValue(InRoot(pid, m.path), name);
-      if (value != 0) return m.start + value;
+      if (slash == std::string::npos || m.path.substr(slash + 1) != file) {
+        continue;
+      }
+      const std::string in_root = InRoot(pid, m.path);
+      const uintptr_t bias = LoadBase(maps, m.path, in_root);
+      const uintptr_t value = bias != 0 ? SymbolValue(in_root, name) : 0;
+      if (value != 0) return bias + value;
     }
   }
   return 0;
@@ -151,6 +160,8 @@ uintptr_t RemoteSymbol(pid_t pid, const std::vector<Mapping>& maps,
 std::string Config(std::string* errors) {
   std::string config;
   for (char** e = environ; *e != nullptr; ++e) {
+    // Attaching never changes the process's exit status.
+    if (std::strncmp(*e, "LEAKWATCH_EXITCODE=", 19) == 0) continue;
     if (std::strncmp(*e, "LEAKWATCH_", 10) == 0) {
       config += *e;
       config += '\n';
@@ -311,12 +322,12 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
   const std::string program = ProgramOf(pid);
   Agent agent;
   LeakwatchAgentState state{};
-  if (FindAgent(pid, maps, &agent)) {
+  if (FindAgent(pid, maps, &agent, library)) {
     if (!ReadState(pid, agent, &state)) {
       return Refuse("process " + std::to_string(pid) + " (" + program +
                     ") has " + agent.path +
-                    " loaded but its state cannot be read; nothing was "
-                    "changed");
+                    " loaded but its state cannot be read (another version "
+                    "of leakwatch?); nothing was changed");
     }
     if (state.mode == kModePreloaded) {
       return Refuse("process " + std::to_string(pid) + " (" + program +
@@ -386,7 +397,8 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
                     library + ": " + why + "; nothing was changed");
     }
     maps.clear();
-    if (!ReadMappings(pid, &maps, &err) || !FindAgent(pid, maps, &agent)) {
+    if (!ReadMappings(pid, &maps, &err) ||
+        !FindAgent(pid, maps, &agent, library)) {
       thread.Release();
       return Refuse("the agent was loaded but cannot be found in " +
                     std::to_string(pid));

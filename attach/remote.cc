@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -67,6 +68,15 @@ long BlockedIn(pid_t pid, pid_t tid) {
   std::string first;
   if (!(in >> first) || first.empty() || !std::isdigit(first[0])) return -1;
   return std::strtol(first.c_str(), nullptr, 10);
+}
+
+std::string ThreadName(pid_t pid, pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task/%d/comm", pid, tid);
+  std::ifstream in(path);
+  std::string name;
+  std::getline(in, name);
+  return name;
 }
 
 std::vector<pid_t> Threads(pid_t pid) {
@@ -168,9 +178,32 @@ bool ReadMappings(pid_t pid, std::vector<Mapping>* out, int* err) {
   return true;
 }
 
-uintptr_t LoadBase(const std::vector<Mapping>& maps, const std::string& path) {
+uintptr_t LoadBase(const std::vector<Mapping>& maps, const std::string& path,
+                   const std::string& file) {
+  int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  Elf64_Ehdr eh;
+  std::vector<Elf64_Phdr> phdrs;
+  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
+      std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+      eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phnum < 256) {
+    phdrs.resize(eh.e_phnum);
+    size_t size = phdrs.size() * sizeof(Elf64_Phdr);
+    if (pread(fd, phdrs.data(), size, static_cast<off_t>(eh.e_phoff)) !=
+        static_cast<ssize_t>(size)) {
+      phdrs.clear();
+    }
+  }
+  close(fd);
+  const uint64_t page = static_cast<uint64_t>(getpagesize()) - 1;
   for (const Mapping& m : maps) {
-    if (m.path == path && m.offset == 0) return m.start;
+    if (m.path != path || m.perms.size() < 3 || m.perms[2] != 'x') continue;
+    for (const Elf64_Phdr& ph : phdrs) {
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) &&
+          (ph.p_offset & ~page) == m.offset) {
+        return m.start - (ph.p_vaddr & ~page);
+      }
+    }
   }
   return 0;
 }
@@ -295,6 +328,8 @@ bool StoppedThread::Stop(pid_t pid, int wait_ms, std::string* error,
   std::string why = "no thread was found";
   do {
     for (pid_t tid : Threads(pid)) {
+      // Never one of the agent's own threads (they come and go).
+      if (ThreadName(pid, tid) == "leakwatch") continue;
       long nr = BlockedIn(pid, tid);
       if (nr < 0 || !IsWaitingCall(nr)) continue;
       if (TryThread(tid, &why, permission)) return true;
@@ -370,9 +405,25 @@ bool StoppedThread::Call(uintptr_t fn, const std::vector<uintptr_t>& args,
         *result = after.rax;
         return true;
       }
-      // The call itself faulted: the fault is the process's; give it back.
-      held_signals_.push_back(SIGSEGV);
-      *error = "the call faulted";
+      char where[300];
+      std::snprintf(where, sizeof where,
+                    "the call of 0x%lx faulted at 0x%llx (thread %d, stopped "
+                    "in system call %lld at 0x%llx, rsp 0x%llx)",
+                    static_cast<unsigned long>(fn), after.rip, tid_,
+                    static_cast<long long>(saved_.orig_rax), saved_.rip,
+                    saved_.rsp);
+      *error = where;
+      std::vector<Mapping> maps;
+      int err = 0;
+      if (getenv("LEAKWATCH_ATTACH_DEBUG") != nullptr &&
+          ReadMappings(pid_, &maps, &err)) {
+        for (const Mapping& m : maps) {
+          if ((after.rip >= m.start && after.rip < m.end) ||
+              (fn >= m.start && fn < m.end)) {
+            *error += " [" + m.path + " " + m.perms + "]";
+          }
+        }
+      }
       return false;
     }
     // Any other signal waits until the thread is let go.

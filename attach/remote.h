@@ -5,7 +5,8 @@
 // while it waits in a blocking system call (poll, recv, futex, a read on a
 // socket or pipe, ...), where it holds none of libc's own locks, so what
 // the injected call does (dlopen: the loader's lock, malloc) cannot wait on
-// the very thread it runs on. Its registers, and its FPU/SSE/AVX state, are
+// the very thread it runs on. The agent's own threads (named "leakwatch")
+// are never taken. Its registers, and its FPU/SSE/AVX state, are
 // saved; the call runs on its stack, below the red zone, and returns to
 // address 0, whose fault stops the thread again; then everything is put
 // back and the interrupted system call restarts as after any signal
@@ -33,9 +34,12 @@ struct Mapping {
 };
 bool ReadMappings(pid_t pid, std::vector<Mapping>* out, int* err);
 
-// The load address of the ELF file mapped at `path` in `maps` (the start of
-// its mapping at file offset 0), or 0.
-uintptr_t LoadBase(const std::vector<Mapping>& maps, const std::string& path);
+// The load bias of the ELF object the loader mapped from `path` (`file`:
+// where this process can read it), or 0. Found from its executable mapping
+// and program headers: other mappings of the same file (a symbolizer's
+// private copy of it) do not count.
+uintptr_t LoadBase(const std::vector<Mapping>& maps, const std::string& path,
+                   const std::string& file);
 
 // The value (st_value) of the dynamic symbol `name` defined in the ELF file
 // `file` (its default version), or 0.

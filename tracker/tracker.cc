@@ -1433,6 +1433,9 @@ bool StartAgentThread(pthread_t* thread, void* (*fn)(void*), void* arg) {
   // touched become resident.
   pthread_attr_setstacksize(&attr, 1024 * 1024);
   bool ok = pthread_create(thread, &attr, fn, arg) == 0;
+  // Named, so that `leakwatch attach` never picks it to run its calls on,
+  // and so that `top -H` says whose it is.
+  if (ok) pthread_setname_np(*thread, "leakwatch");
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return ok;

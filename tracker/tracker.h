@@ -215,8 +215,9 @@ struct AcquireInfo {
 };
 
 // Starts a thread of the agent's own (the watchdog, the attach module's
-// workers): every signal blocked (the host's handlers never run on it),
-// detached, a 1 MiB stack. The caller makes sure it is not tracked.
+// workers), named "leakwatch": every signal blocked (the host's handlers
+// never run on it), detached, a 1 MiB stack. The caller makes sure it is
+// not tracked.
 bool StartAgentThread(pthread_t* thread, void* (*fn)(void*), void* arg);
 
 class Tracker {
