@@ -7,7 +7,12 @@
  *           command makes a thread call the same two entry points; here the
  *           program calls them itself, so that it can run under callgrind,
  *           which cannot be attached to);
- *   attached is attached (for comparison).
+ *   attached is attached (for comparison);
+ *   churn    was never loaded, but the program itself allocated and freed
+ *            about as much as loading and attaching the agent does, before
+ *            the transactions: how much a different heap history alone moves
+ *            the count (malloc's trimming and bin paths), the noise floor
+ *            the others are read against.
  * The transactions run in run_transactions(), which callgrind can be told
  * to count alone (--toggle-collect=run_transactions).
  *
@@ -17,7 +22,7 @@
  * second thread, and the agent's own thread makes a single-threaded program
  * multi-threaded too.
  *
- * Usage: attach_bench never|detached|attached N LIBLEAKWATCH [threaded]
+ * Usage: attach_bench never|churn|detached|attached N LIBLEAKWATCH [threaded]
  * Exit status 0; 2 on a setup error. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -73,7 +78,24 @@ int main(int argc, char** argv) {
   }
   PGconn* conn = connect_or_die();
   exec_or_die(conn, "SELECT 1"); /* libpq's own first-call work */
-  if (strcmp(mode, "never") != 0) {
+  if (strcmp(mode, "churn") == 0) {
+    /* Blocks of the sizes a dlopen and a thread start allocate, half kept:
+     * the main arena's top and bins end up elsewhere. */
+    static void* kept_blocks[256];
+    for (int i = 0; i < 256; ++i) {
+      void* p = malloc((size_t)(64 + (i * 977) % 4096));
+      if (i % 2 == 0) {
+        kept_blocks[i] = p;
+      } else {
+        free(p);
+      }
+    }
+    /* And one large block kept: libstdc++'s emergency exception pool
+     * (about 72 KiB), allocated as it is loaded into a C program. */
+    static void* pool;
+    pool = malloc(73 * 1024);
+    __asm__ volatile("" : : "r"(kept_blocks), "r"(pool) : "memory");
+  } else if (strcmp(mode, "never") != 0) {
     if (argc < 4) return 2;
     void* agent = dlopen(argv[3], RTLD_NOW | RTLD_LOCAL);
     if (agent == NULL) {
