@@ -36,7 +36,7 @@ namespace leakwatch {
 namespace {
 
 constexpr const char* kMe = "leakwatch";
-constexpr int kStopWaitMs = 5000;  // for a thread waiting in a system call
+constexpr int kStopWaitMs = 5000;   // for a thread waiting in a system call
 constexpr int kWorkWaitMs = 30000;  // for the agent's thread to finish
 
 int Refuse(const std::string& why) {
@@ -55,30 +55,37 @@ std::string ProgramOf(pid_t pid) {
   return ReadLine("/proc/" + std::to_string(pid) + "/comm");
 }
 
+// "process 4242 (my-service)": how every line names the process.
+std::string Named(pid_t pid) {
+  return "process " + std::to_string(pid) + " (" + ProgramOf(pid) + ")";
+}
+
 // What to change when ptrace is refused.
 std::string PermissionAdvice(pid_t pid) {
   std::string scope = ReadLine("/proc/sys/kernel/yama/ptrace_scope");
   struct stat st;
   std::string proc = "/proc/" + std::to_string(pid);
   bool other_user = stat(proc.c_str(), &st) == 0 && st.st_uid != geteuid();
-  std::string out = "not permitted to trace process " + std::to_string(pid) +
-                    " (" + ProgramOf(pid) + "): ";
+  std::string out = "not permitted to trace " + Named(pid) + ": ";
   if (other_user && geteuid() != 0) {
     out += "it runs as another user (uid " + std::to_string(st.st_uid) +
            "); run leakwatch as that user or as root";
   } else if (scope == "1") {
-    out += "kernel.yama.ptrace_scope is 1 (only a parent may trace); run as "
-           "root, give leakwatch CAP_SYS_PTRACE, or set "
-           "`sysctl kernel.yama.ptrace_scope=0`";
+    out +=
+        "kernel.yama.ptrace_scope is 1 (only a parent may trace); run as "
+        "root, give leakwatch CAP_SYS_PTRACE, or set "
+        "`sysctl kernel.yama.ptrace_scope=0`";
   } else if (scope == "2") {
-    out += "kernel.yama.ptrace_scope is 2 (only CAP_SYS_PTRACE may trace); "
-           "run as root or with CAP_SYS_PTRACE";
+    out +=
+        "kernel.yama.ptrace_scope is 2 (only CAP_SYS_PTRACE may trace); "
+        "run as root or with CAP_SYS_PTRACE";
   } else if (scope == "3") {
     out += "kernel.yama.ptrace_scope is 3 (no tracing at all until reboot)";
   } else {
-    out += "leakwatch needs CAP_SYS_PTRACE here (in a container: docker run "
-           "--cap-add=SYS_PTRACE; Kubernetes: securityContext.capabilities."
-           "add [\"SYS_PTRACE\"])";
+    out +=
+        "leakwatch needs CAP_SYS_PTRACE here (in a container: docker run "
+        "--cap-add=SYS_PTRACE; Kubernetes: securityContext.capabilities."
+        "add [\"SYS_PTRACE\"])";
   }
   return out + "; nothing was changed";
 }
@@ -219,9 +226,7 @@ bool StopThread(pid_t pid, const std::vector<Mapping>& maps,
   return true;
 }
 
-bool Exists(pid_t pid) {
-  return kill(pid, 0) == 0 || errno == EPERM;
-}
+bool Exists(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -240,13 +245,12 @@ int Control(pid_t pid, AttachCommand command) {
   Agent agent;
   LeakwatchAgentState state{};
   if (!FindAgent(pid, maps, &agent) || !ReadState(pid, agent, &state)) {
-    return Refuse(std::string(what) + ": process " + std::to_string(pid) +
-                  " (" + program + ") was never attached; nothing was changed");
+    return Refuse(std::string(what) + ": " + Named(pid) +
+                  " was never attached; nothing was changed");
   }
   if (state.mode == kModePreloaded) {
-    return Refuse(std::string(what) + ": process " + std::to_string(pid) +
-                  " (" + program +
-                  ") runs with leakwatch preloaded, not attached" +
+    return Refuse(std::string(what) + ": " + Named(pid) +
+                  " runs with leakwatch preloaded, not attached" +
                   (command == kCommandReport
                        ? " (set LEAKWATCH_REPORT_INTERVAL when it starts for "
                          "periodic reports)"
@@ -254,8 +258,8 @@ int Control(pid_t pid, AttachCommand command) {
                   "; nothing was changed");
   }
   if (state.state != kStateAttached) {
-    return Refuse(std::string(what) + ": process " + std::to_string(pid) +
-                  " (" + program + ") is not attached now" +
+    return Refuse(std::string(what) + ": " + Named(pid) +
+                  " is not attached now" +
                   (state.state == kStateDetached ? " (detached already)" : "") +
                   "; nothing was changed");
   }
@@ -268,41 +272,42 @@ int Control(pid_t pid, AttachCommand command) {
   if (!StopThread(pid, maps, &thread, &status)) return status;
   uintptr_t result = 0;
   std::string error;
-  bool called = thread.Call(agent.base + control_fn,
-                            {static_cast<uintptr_t>(command)}, "", &result,
-                            &error);
+  bool called =
+      thread.Call(agent.base + control_fn, {static_cast<uintptr_t>(command)},
+                  "", &result, &error);
   const pid_t tid = thread.tid();
   const double stopped = thread.Release();
   if (!called) return Refuse(std::string(what) + " failed: " + error);
-  bool done = WaitForAgent(pid, agent, &state,
-                           [&](const LeakwatchAgentState& s) {
-                             return command == kCommandReport
-                                        ? s.reports != reports_before ||
-                                              s.state == kStateFailed
-                                        : s.state != kStateDetaching;
-                           });
+  bool done =
+      WaitForAgent(pid, agent, &state, [&](const LeakwatchAgentState& s) {
+        return command == kCommandReport
+                   ? s.reports != reports_before || s.state == kStateFailed
+                   : s.state != kStateDetaching;
+      });
   if (!done) {
-    return Refuse(std::string(what) + ": the agent in " +
-                  std::to_string(pid) + " did not answer");
+    return Refuse(std::string(what) + ": the agent in " + std::to_string(pid) +
+                  " did not answer");
   }
   if (state.state == kStateFailed) {
     return Refuse(std::string(what) + " failed: " + state.message);
   }
   if (command == kCommandReport) {
-    std::printf("%s: report written by %d (%s); thread %d was stopped for "
-                "%.2f ms\n",
-                kMe, pid, program.c_str(), tid, stopped * 1000);
+    std::printf(
+        "%s: report written by %d (%s); thread %d was stopped for "
+        "%.2f ms\n",
+        kMe, pid, program.c_str(), tid, stopped * 1000);
   } else {
-    std::printf("%s: detached from %d (%s): calls restored%s; the agent "
-                "stays loaded, inert; thread %d was stopped for %.2f ms, the "
-                "agent's own thread worked %.2f ms\n",
-                kMe, pid, program.c_str(),
-                state.detach_failed > 0
-                    ? (" but " + std::to_string(state.detach_failed) +
-                       " could not be written back")
-                          .c_str()
-                    : "",
-                tid, stopped * 1000, state.work_ns / 1e6);
+    std::printf(
+        "%s: detached from %d (%s): calls restored%s; the agent "
+        "stays loaded, inert; thread %d was stopped for %.2f ms, the "
+        "agent's own thread worked %.2f ms\n",
+        kMe, pid, program.c_str(),
+        state.detach_failed > 0
+            ? (" but " + std::to_string(state.detach_failed) +
+               " could not be written back")
+                  .c_str()
+            : "",
+        tid, stopped * 1000, state.work_ns / 1e6);
   }
   std::fflush(stdout);
   return 0;
@@ -315,29 +320,27 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
   std::vector<Mapping> maps;
   int err = 0;
   if (!ReadMappings(pid, &maps, &err)) {
-    return Refuse(err == EACCES || err == EPERM ? PermissionAdvice(pid)
-                                                : "no process " +
-                                                      std::to_string(pid));
+    return Refuse(err == EACCES || err == EPERM
+                      ? PermissionAdvice(pid)
+                      : "no process " + std::to_string(pid));
   }
   const std::string program = ProgramOf(pid);
   Agent agent;
   LeakwatchAgentState state{};
   if (FindAgent(pid, maps, &agent, library)) {
     if (!ReadState(pid, agent, &state)) {
-      return Refuse("process " + std::to_string(pid) + " (" + program +
-                    ") has " + agent.path +
+      return Refuse(Named(pid) + " has " + agent.path +
                     " loaded but its state cannot be read (another version "
                     "of leakwatch?); nothing was changed");
     }
     if (state.mode == kModePreloaded) {
-      return Refuse("process " + std::to_string(pid) + " (" + program +
-                    ") runs with leakwatch preloaded (LD_PRELOAD): it is "
+      return Refuse(Named(pid) +
+                    " runs with leakwatch preloaded (LD_PRELOAD): it is "
                     "watched already; nothing was changed");
     }
     if (state.state == kStateAttached || state.state == kStateAttaching ||
         state.state == kStateDetaching) {
-      return Refuse("process " + std::to_string(pid) + " (" + program +
-                    ") is attached already (leakwatch detach " +
+      return Refuse(Named(pid) + " is attached already (leakwatch detach " +
                     std::to_string(pid) + " first); nothing was changed");
     }
   } else {
@@ -351,8 +354,7 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
     }
     if (seen != 0 || ours.st_dev != theirs.st_dev ||
         ours.st_ino != theirs.st_ino) {
-      return Refuse("process " + std::to_string(pid) + " (" + program +
-                    ") does not see " + library +
+      return Refuse(Named(pid) + " does not see " + library +
                     " at that path (another mount namespace, a container?): "
                     "put the library inside it and give --library; nothing "
                     "was changed");
@@ -365,8 +367,8 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
     dlerror_fn =
         RemoteSymbol(pid, maps, {"libc.so.6", "libdl.so.2"}, "dlerror");
     if (dlopen_fn == 0) {
-      return Refuse("process " + std::to_string(pid) + " (" + program +
-                    ") has no dynamic loader interface (a static program?); "
+      return Refuse(Named(pid) +
+                    " has no dynamic loader interface (a static program?); "
                     "nothing was changed");
     }
   }
@@ -381,14 +383,13 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
     if (!thread.Call(dlopen_fn, {StoppedThread::kDataAddress, RTLD_NOW},
                      library, &result, &error)) {
       thread.Release();
-      return Refuse("cannot load the agent into " + std::to_string(pid) +
-                    ": " + error);
+      return Refuse("cannot load the agent into " + std::to_string(pid) + ": " +
+                    error);
     }
     if (result == 0) {
       std::string why = "unknown error";
       uintptr_t text = 0;
-      if (dlerror_fn != 0 &&
-          thread.Call(dlerror_fn, {}, "", &text, &error) &&
+      if (dlerror_fn != 0 && thread.Call(dlerror_fn, {}, "", &text, &error) &&
           text != 0) {
         why = thread.ReadString(text, 512);
       }
@@ -425,8 +426,8 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
                   " did not say it attached");
   }
   if (state.state != kStateAttached) {
-    return Refuse("attaching to " + std::to_string(pid) + " failed: " +
-                  std::string(state.message));
+    return Refuse("attaching to " + std::to_string(pid) +
+                  " failed: " + std::string(state.message));
   }
   std::printf(
       "%s: attached to %d (%s): %u calls redirected in %u modules%s; thread "

@@ -26,18 +26,21 @@ namespace {
 
 // The kernel's codes for a system call interrupted by a stop, which it
 // restarts when the thread resumes (include/linux/errno.h, not exported).
-constexpr long kRestartCodes[] = {-512 /* ERESTARTSYS */,
-                                  -513 /* ERESTARTNOINTR */,
-                                  -514 /* ERESTARTNOHAND */,
-                                  -516 /* ERESTART_RESTARTBLOCK */};
+constexpr long kRestartCodes[] = {
+    -512 /* ERESTARTSYS */, -513 /* ERESTARTNOINTR */,
+    -514 /* ERESTARTNOHAND */, -516 /* ERESTART_RESTARTBLOCK */};
 
 // System calls a thread waits in without holding any of libc's locks.
-constexpr long kWaitingCalls[] = {
-    SYS_read,          SYS_poll,        SYS_select,          SYS_pause,
-    SYS_nanosleep,     SYS_accept,      SYS_recvfrom,        SYS_recvmsg,
-    SYS_wait4,         SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_futex,
-    SYS_epoll_wait,    SYS_clock_nanosleep, SYS_pselect6,     SYS_ppoll,
-    SYS_epoll_pwait,   SYS_accept4,     SYS_waitid,          441 /* epoll_pwait2 */};
+constexpr long kWaitingCalls[] = {SYS_read,          SYS_poll,
+                                  SYS_select,        SYS_pause,
+                                  SYS_nanosleep,     SYS_accept,
+                                  SYS_recvfrom,      SYS_recvmsg,
+                                  SYS_wait4,         SYS_rt_sigtimedwait,
+                                  SYS_rt_sigsuspend, SYS_futex,
+                                  SYS_epoll_wait,    SYS_clock_nanosleep,
+                                  SYS_pselect6,      SYS_ppoll,
+                                  SYS_epoll_pwait,   SYS_accept4,
+                                  SYS_waitid,        441 /* epoll_pwait2 */};
 
 bool IsWaitingCall(long nr) {
   return std::find(std::begin(kWaitingCalls), std::end(kWaitingCalls), nr) !=
@@ -107,23 +110,8 @@ bool WaitStop(pid_t tid, int* status) {
 bool WriteRemote(pid_t pid, uintptr_t addr, const void* data, size_t size) {
   iovec local{const_cast<void*>(data), size};
   iovec remote{reinterpret_cast<void*>(addr), size};
-  if (process_vm_writev(pid, &local, 1, &remote, 1, 0) ==
-      static_cast<ssize_t>(size)) {
-    return true;
-  }
-  // Fallback (a kernel without process_vm_writev): word by word.
-  for (size_t done = 0; done < size; done += sizeof(long)) {
-    long word = 0;
-    size_t n = std::min(sizeof(long), size - done);
-    if (n < sizeof(long)) {
-      errno = 0;
-      word = ptrace(PTRACE_PEEKDATA, pid, addr + done, nullptr);
-      if (errno != 0) return false;
-    }
-    std::memcpy(&word, static_cast<const char*>(data) + done, n);
-    if (ptrace(PTRACE_POKEDATA, pid, addr + done, word) != 0) return false;
-  }
-  return true;
+  return process_vm_writev(pid, &local, 1, &remote, 1, 0) ==
+         static_cast<ssize_t>(size);
 }
 
 }  // namespace
@@ -155,8 +143,8 @@ bool ReadMappings(pid_t pid, std::vector<Mapping>* out, int* err) {
     char perms[8] = {}, dev[16] = {};
     unsigned long long start, end, offset;
     int consumed = 0;
-    if (std::sscanf(line, "%llx-%llx %7s %llx %15s %lu %n", &start, &end,
-                    perms, &offset, dev, &m.inode, &consumed) < 6) {
+    if (std::sscanf(line, "%llx-%llx %7s %llx %15s %lu %n", &start, &end, perms,
+                    &offset, dev, &m.inode, &consumed) < 6) {
       continue;
     }
     m.start = start;
@@ -164,8 +152,7 @@ bool ReadMappings(pid_t pid, std::vector<Mapping>* out, int* err) {
     m.offset = offset;
     m.perms = perms;
     m.path = line + consumed;
-    while (!m.path.empty() &&
-           (m.path.back() == '\n' || m.path.back() == ' ')) {
+    while (!m.path.empty() && (m.path.back() == '\n' || m.path.back() == ' ')) {
       m.path.pop_back();
     }
     out->push_back(m);
@@ -212,7 +199,8 @@ uintptr_t SymbolValue(const std::string& file, const char* name) {
   int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(sizeof(Elf64_Ehdr))) {
+  if (fstat(fd, &st) != 0 ||
+      st.st_size < static_cast<off_t>(sizeof(Elf64_Ehdr))) {
     close(fd);
     return 0;
   }
@@ -341,10 +329,11 @@ bool StoppedThread::Stop(pid_t pid, int wait_ms, std::string* error,
     struct timespec pause = {0, 10 * 1000 * 1000};
     nanosleep(&pause, nullptr);
   } while (MonotonicSeconds() < give_up);
-  *error = "no thread of the process waited in a system call (poll, recv, a "
-           "lock, a sleep) for " +
-           std::to_string(wait_ms / 1000) + " s (last: " + why +
-           "); try again when it is less busy";
+  *error =
+      "no thread of the process waited in a system call (poll, recv, a "
+      "lock, a sleep) for " +
+      std::to_string(wait_ms / 1000) + " s (last: " + why +
+      "); try again when it is less busy";
   return false;
 }
 

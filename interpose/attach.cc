@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -298,11 +299,10 @@ bool RunOnAgentThread(void* (*work)(void*)) {
   return ok;
 }
 
-bool ClaimState(uint32_t from_a, uint32_t from_b, uint32_t from_c,
-                AttachState to) {
-  for (uint32_t from : {from_a, from_b, from_c}) {
-    uint32_t expected = from;
-    if (__atomic_compare_exchange_n(&State().state, &expected, to, false,
+// Moves the state from any of `from` to `to`; false if it was in none.
+bool ClaimState(std::initializer_list<AttachState> from, AttachState to) {
+  for (uint32_t state : from) {
+    if (__atomic_compare_exchange_n(&State().state, &state, to, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
       return true;
     }
@@ -399,7 +399,8 @@ LW_EXPORT LeakwatchAgentState* leakwatch_attach(const char* config) {
   using namespace leakwatch;
   ErrnoGuard errno_guard;
   if (State().mode != kModeAttached) return &State();
-  if (!ClaimState(kStateInert, kStateDetached, kStateFailed, kStateAttaching)) {
+  if (!ClaimState({kStateInert, kStateDetached, kStateFailed},
+                  kStateAttaching)) {
     return &State();
   }
   size_t len = config != nullptr ? std::strlen(config) : 0;
@@ -429,8 +430,7 @@ LW_EXPORT LeakwatchAgentState* leakwatch_control(int command) {
       Fail("cannot start a thread");
     }
   } else if (command == kCommandDetach) {
-    if (ClaimState(kStateAttached, kStateAttached, kStateAttached,
-                   kStateDetaching) &&
+    if (ClaimState({kStateAttached}, kStateDetaching) &&
         !RunOnAgentThread(&DetachWork)) {
       Fail("cannot start a thread");
     }

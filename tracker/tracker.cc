@@ -85,13 +85,13 @@ void Tracker::UseOptions(const Options& options) {
 Tracker::Tracker() {
   int saved_errno = errno;
   if (g_given_options != nullptr) {
-    Configure(*g_given_options);
-    track_.store(0, std::memory_order_relaxed);  // until BeginSession
+    Configure(*g_given_options);  // tracking nothing until BeginSession
   } else {
     std::vector<std::string> errors;
     Configure(
         ParseOptions([](const char* name) { return getenv(name); }, &errors));
     for (const std::string& e : errors) WriteStderr(e);
+    track_.store(options_.track, std::memory_order_relaxed);
   }
   notes_.reserve(64);
   errno = saved_errno;
@@ -109,13 +109,11 @@ void Tracker::Configure(const Options& options) {
   }
   stack_depth_ = static_cast<int>(options_.stack_depth);
   release_stack_depth_ = static_cast<int>(options_.release_stack_depth);
-  track_.store(options_.track, std::memory_order_relaxed);
 }
 
 void Tracker::BeginSession(const Options& options, void (*configured)()) {
   pthread_mutex_lock(&start_mu_);
   Configure(options);
-  track_.store(0, std::memory_order_relaxed);
   table_.Clear();
   notes_mu_.Lock();
   notes_.clear();
@@ -176,6 +174,11 @@ bool Tracker::Adopt(const KindDesc* kind, uintptr_t key, AcquireInfo info) {
   if (!InSession()) return false;
   info.flags |= kAdopted;
   Acquire(kind, key, info);
+  // Held since the session began at least (set here, off Acquire's path).
+  const int64_t began = session_ns_.load(std::memory_order_relaxed);
+  table_.Update(key, [began](Record& r) {
+    if (r.flags & kAdopted) r.acquired_ns = began;
+  });
   adopted_[kind->index].fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -215,9 +218,6 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   r.identity = info.identity;
   r.tid = info.tid != 0 ? info.tid : CurrentTid();
   r.flags = info.flags & (kPinsParent | kExited | kDetached | kAdopted);
-  if (r.flags & kAdopted) {
-    r.acquired_ns = session_ns_.load(std::memory_order_relaxed);
-  }
   r.code = info.code;
   r.serial = info.serial;
   r.query_id = info.query_id;

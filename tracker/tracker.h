@@ -658,7 +658,7 @@ class Tracker {
   static void ForkParent();
   static void ForkChild();
 
-  // Sets options_ and what is derived from it.
+  // Sets options_ and what is derived from it (track_ is the caller's).
   void Configure(const Options& options);
   // A snapshot of what is held past its threshold now, to `deliver`.
   void ReportHeldNow(void (EventSink::*deliver)(const ExitSnapshot&));
