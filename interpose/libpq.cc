@@ -102,7 +102,7 @@ void OnIdentityChange(PGconn* conn) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   tracker.SetIdentity(Key(conn), ReadIdentity(conn));
-  tracker.Touch(Key(conn), nullptr);
+  tracker.HookTouch(Key(conn), nullptr);
 }
 
 // A call on a connection the tracker does not know: a use after close if
@@ -140,12 +140,12 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  bool found = query != 0
-                   ? tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query)
-                   : tracker.TouchActivity(Key(conn));
+  bool found = query != 0 ? tracker.HookTouch(Key(conn), nullptr, nullptr,
+                                              nullptr, query)
+                          : tracker.TouchActivity(Key(conn));
   if (!found && function != nullptr && OnUnknownConn(conn, function) &&
       query != 0) {
-    tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query);
+    tracker.HookTouch(Key(conn), nullptr, nullptr, nullptr, query);
   }
 }
 
@@ -173,11 +173,13 @@ __attribute__((always_inline)) inline AcquireInfo OnHandleFromConn(
   if (handle != nullptr) {
     info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   }
+  info.acquired_ns = HookNowNs();
   if (conn != nullptr) {
     info.parent = Key(conn);
     // The connection's last query (set here if this call sent one) is the
     // one the new handle came from.
-    tracker.Touch(Key(conn), &info.identity, nullptr, &info.query_id, query);
+    tracker.TouchAt(info.acquired_ns, Key(conn), &info.identity, nullptr,
+                    &info.query_id, query);
   }
   if (info.query_id == 0) info.query_id = query;
   if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
@@ -237,7 +239,7 @@ __attribute__((always_inline)) inline void OnSendPrepare(const PGconn* conn,
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
   info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
-  tracker.Touch(Key(conn), &info.identity, nullptr, &info.query_id);
+  tracker.HookTouch(Key(conn), &info.identity, nullptr, &info.query_id);
   OnPrepared(conn, name, info);
 }
 
@@ -258,8 +260,16 @@ void OnAllPreparedGone(const PGconn* conn) {
 
 // Before `sql` is sent on `conn`: a DEALLOCATE (or DISCARD ALL) releases the
 // statements it names, first, as releases do.
+__attribute__((noinline)) void ParseDeallocateText(const PGconn* conn,
+                                                   const char* sql);
+
 void OnDeallocateText(const PGconn* conn, const char* sql) {
-  if (conn == nullptr || sql == nullptr) return;
+  if (conn != nullptr && sql != nullptr && MayDeallocate(sql)) {
+    ParseDeallocateText(conn, sql);
+  }
+}
+
+void ParseDeallocateText(const PGconn* conn, const char* sql) {
   char name[256];
   switch (ParseDeallocation(sql, name, sizeof name)) {
     case Deallocation::kOne: {

@@ -1,5 +1,7 @@
 #include "interpose/sql.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <bit>
 #include <cctype>
@@ -15,6 +17,8 @@ namespace {
 bool IsIdentChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$';
 }
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // isspace for the "C" locale, without the call.
 bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -72,11 +76,6 @@ uint64_t DigitBytes(uint64_t w) {
   return ~(((y & (0x7f * kOnes)) + (0x76 * kOnes)) | y) & kHighs;
 }
 
-// The high bit of each nonzero byte of `x`.
-uint64_t NonzeroBytes(uint64_t x) {
-  return (((x & (0x7f * kOnes)) + (0x7f * kOnes)) | x) & kHighs;
-}
-
 int CacheSlot(const char* sql, size_t len) {
   uint64_t w = LoadWord(sql, len);
   w &= ~((DigitBytes(w) >> 7) * 0xff);
@@ -84,36 +83,58 @@ int CacheSlot(const char* sql, size_t len) {
   return static_cast<int>(h >> kCacheSlotShift);
 }
 
-// Byte masks from bit masks: kByteMask[b] has byte k = 0xff iff bit k of b.
-struct ByteMasks {
-  uint64_t of[256];
-  constexpr ByteMasks() : of() {
-    for (int b = 0; b < 256; ++b) {
-      for (int k = 0; k < 8; ++k) {
-        if (b & (1 << k)) of[b] |= uint64_t{0xff} << (8 * k);
-      }
-    }
-  }
-};
-constexpr ByteMasks kByteMask;
+// Bits [at, at + 16) of the bit set `bits` (at + 16 <= kCachedBytes).
+inline uint32_t Bits16(const uint64_t* bits, size_t at) {
+  const size_t word = at / 64;
+  const unsigned shift = at % 64;
+  uint64_t v = bits[word] >> shift;
+  if (shift > 48) v |= bits[word + 1] << (64 - shift);
+  return static_cast<uint32_t>(v & 0xffff);
+}
+
+// The bytes of `v` that are ASCII digits, one bit each.
+inline uint32_t DigitBits(__m128i v) {
+  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+  return static_cast<uint32_t>(
+      _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)));
+}
+
+// True if the 16 bytes at `a` and `b` are equal but for digits (in both)
+// that are not marked in `kept`.
+__attribute__((always_inline)) inline bool Matches16(const char* a,
+                                                     const char* b,
+                                                     uint32_t kept) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+  const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+  const uint32_t differ =
+      ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, y))) & 0xffff;
+  if (differ == 0) return true;
+  return (differ & ~(DigitBits(x) & DigitBits(y) & ~kept)) == 0;
+}
 
 // True if `sql` masks to the same text as `entry`'s: equal but for digits
-// that masking replaced.
+// that masking replaced. Sixteen bytes at a time; the last block is the
+// text's last 16 bytes (overlapping the one before), so that no load reads
+// past either text.
 bool Matches(const CachedQuery& entry, const char* sql, size_t len) {
   if (entry.len != len) return false;
   if (entry.full) return std::memcmp(entry.text, sql, len) == 0;
-  for (size_t i = 0; i < len; i += 8) {
-    uint64_t a = LoadWord(sql + i, len - i);
-    uint64_t b = LoadWord(entry.text + i, len - i);
-    uint64_t x = a ^ b;
-    if (x == 0) continue;
-    uint64_t kept = kByteMask.of[(entry.kept[i / 64] >> (i % 64)) & 0xff];
-    if ((x & kept) != 0 ||
-        (NonzeroBytes(x) & ~(DigitBytes(a) & DigitBytes(b))) != 0) {
+  if (len < 16) {
+    for (size_t i = 0; i < len; ++i) {
+      if (sql[i] == entry.text[i]) continue;
+      const bool kept = (entry.kept[i / 64] >> (i % 64)) & 1;
+      if (kept || !IsDigit(sql[i]) || !IsDigit(entry.text[i])) return false;
+    }
+    return true;
+  }
+  size_t i = 0;
+  for (; i + 16 < len; i += 16) {
+    if (!Matches16(sql + i, entry.text + i, Bits16(entry.kept, i))) {
       return false;
     }
   }
-  return true;
+  i = len - 16;
+  return Matches16(sql + i, entry.text + i, Bits16(entry.kept, i));
 }
 
 // The end of the string literal at `i`: '...' (with '' inside) or, if
@@ -262,19 +283,14 @@ size_t MaskSql(const char* sql, size_t len, char* out, size_t cap) {
   return MaskSqlMarking(sql, len, out, cap, nullptr);
 }
 
-uint32_t QueryId(const char* sql, long len) {
-  Tracker& tracker = Tracker::Get();
-  SqlMode mode = tracker.options().sql;
-  if (sql == nullptr || mode == kSqlOff) return 0;
-  size_t n = len < 0 ? std::strlen(sql) : static_cast<size_t>(len);
-  const bool full = mode != kSqlMasked;
-  CachedQuery* entry = nullptr;
-  unsigned char* block = n > 0 && n <= kCachedBytes ? ThreadBlock() : nullptr;
-  if (block != nullptr) {
-    auto* queries = reinterpret_cast<CachedQuery*>(block + kQueryCacheOffset);
-    entry = &queries[CacheSlot(sql, n)];
-    if (entry->full == full && Matches(*entry, sql, n)) return entry->query_id;
-  }
+namespace {
+
+// QueryId for a text its thread's cache does not have: masks and interns it,
+// and caches it in `entry` (null: not cacheable).
+__attribute__((noinline)) uint32_t MaskAndIntern(Tracker& tracker,
+                                                 const char* sql, size_t n,
+                                                 bool full,
+                                                 CachedQuery* entry) {
   char buf[kMaxQueryBytes + 1];
   size_t out;
   uint64_t kept[(kCachedBytes + 63) / 64] = {};
@@ -295,6 +311,24 @@ uint32_t QueryId(const char* sql, long len) {
     });
   }
   return id;
+}
+
+}  // namespace
+
+uint32_t QueryId(const char* sql, long len) {
+  Tracker& tracker = Tracker::Get();
+  SqlMode mode = tracker.options().sql;
+  if (sql == nullptr || mode == kSqlOff) return 0;
+  size_t n = len < 0 ? std::strlen(sql) : static_cast<size_t>(len);
+  const bool full = mode != kSqlMasked;
+  CachedQuery* entry = nullptr;
+  unsigned char* block = n > 0 && n <= kCachedBytes ? ThreadBlock() : nullptr;
+  if (block != nullptr) {
+    auto* queries = reinterpret_cast<CachedQuery*>(block + kQueryCacheOffset);
+    entry = &queries[CacheSlot(sql, n)];
+    if (entry->full == full && Matches(*entry, sql, n)) return entry->query_id;
+  }
+  return MaskAndIntern(tracker, sql, n, full, entry);
 }
 
 uint32_t DescribedQueryId(const char* prefix, const char* name) {

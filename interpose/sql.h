@@ -48,6 +48,13 @@ enum class Deallocation { kNone, kOne, kAll };
 // that does not fit in `cap` - 1 bytes makes it kNone.
 Deallocation ParseDeallocation(const char* sql, char* name, size_t cap);
 
+// False if ParseDeallocation(sql, ...) is surely kNone: the text's first
+// letter (after white space) is not a D. Inline, for every query's path.
+inline bool MayDeallocate(const char* sql) {
+  while (*sql == ' ' || (*sql >= '\t' && *sql <= '\r')) ++sql;
+  return (*sql | 0x20) == 'd';
+}
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_INTERPOSE_SQL_H_

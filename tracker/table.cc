@@ -37,6 +37,11 @@ bool ShardedTable::GrowSlotsLocked(Shard& shard) {
   size_t old_size = shard.slots == nullptr ? 0 : size_t{shard.slot_mask} + 1;
   size_t new_size = old_size == 0 ? 16 : old_size * 2;
   if (new_size > (size_t{1} << 32)) return false;
+  return ResizeSlotsLocked(shard, new_size);
+}
+
+bool ShardedTable::ResizeSlotsLocked(Shard& shard, size_t new_size) {
+  size_t old_size = shard.slots == nullptr ? 0 : size_t{shard.slot_mask} + 1;
   uint64_t* slots = NewSlots(new_size);
   if (slots == nullptr) return false;
   size_t mask = new_size - 1;
@@ -333,6 +338,81 @@ ShardedTable::~ShardedTable() {
       munmap(&RecordAt(shard, ChunkBase(k)), ChunkRecords(k) * sizeof(Record));
     }
   }
+}
+
+size_t ShardedTable::ShrinkLocked(Shard& shard) {
+  if (shard.used <= kFirstChunkRecords ||
+      uint64_t{shard.count} * 4 >= shard.used ||
+      shard.shrink_tried == shard.used + 1) {
+    return 0;
+  }
+  shard.shrink_tried = shard.used + 1;
+  // The highest live record.
+  uint32_t top = 0;  // records [0, top) are kept
+  for (size_t i = 0; shard.slots != nullptr && i <= shard.slot_mask; ++i) {
+    if (shard.slots[i] != 0)
+      top = std::max(top, SlotRecord(shard.slots[i]) + 1);
+  }
+  // The free list again, of the records below it, lowest first.
+  uint32_t head = 0;
+  for (uint32_t n = top; n-- > 0;) {
+    Record& r = RecordAt(shard, n);
+    if (r.key != 0) continue;
+    r.parent = head;
+    head = n + 1;
+  }
+  shard.free_head = head;
+  // The pages wholly above record `top`, chunk by chunk.
+  size_t given = 0;
+  const uintptr_t page = 4096;
+  for (uint32_t k = ChunkOf(top); k < kMaxChunks && ChunkBase(k) < shard.used;
+       ++k) {
+    if (shard.chunk_origin[k] == 0) break;
+    uintptr_t begin =
+        reinterpret_cast<uintptr_t>(&RecordAt(shard, ChunkBase(k)));
+    uintptr_t end = begin + ChunkRecords(k) * sizeof(Record);
+    uintptr_t from = std::max(
+        begin, reinterpret_cast<uintptr_t>(&RecordAt(shard, ChunkBase(k))) +
+                   (top > ChunkBase(k) ? uintptr_t{top - ChunkBase(k)} : 0) *
+                       sizeof(Record));
+    from = (from + page - 1) & ~(page - 1);
+    uintptr_t used_end = begin + uintptr_t{std::min(shard.used - ChunkBase(k),
+                                                    ChunkRecords(k))} *
+                                     sizeof(Record);
+    used_end = std::min(end, (used_end + page - 1) & ~(page - 1));
+    if (from < used_end && madvise(reinterpret_cast<void*>(from),
+                                   used_end - from, MADV_DONTNEED) == 0) {
+      given += used_end - from;
+    }
+  }
+  // Records from `top` on are zero (or never touched) when handed out again:
+  // AddRecordLocked constructs each.
+  shard.used = top;
+  shard.shrink_tried = top + 1;
+  // The index, down to at least twice the live records (16 at least).
+  size_t slots = shard.slots == nullptr ? 0 : size_t{shard.slot_mask} + 1;
+  if (slots > 16 && uint64_t{shard.count} * 8 < slots) {
+    size_t want = 16;
+    while (want < uint64_t{shard.count} * 2) want *= 2;
+    if (want < slots && ResizeSlotsLocked(shard, want)) {
+      given += (slots - want) * sizeof(uint64_t);
+    }
+  }
+  return given;
+}
+
+size_t ShardedTable::Shrink() {
+  size_t given = 0;
+  for (Shard& shard : shards_) {
+    // Cheap unlocked look first: most shards have nothing to give.
+    if (__atomic_load_n(&shard.used, __ATOMIC_RELAXED) <= kFirstChunkRecords) {
+      continue;
+    }
+    shard.mu.Lock();
+    given += ShrinkLocked(shard);
+    shard.mu.Unlock();
+  }
+  return given;
 }
 
 void ShardedTable::LockAllForFork() {

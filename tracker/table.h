@@ -28,10 +28,10 @@
 // have reached are resident, so a shard's last chunk costs at most a page
 // beyond its records. The pool, and an index of a page or more, are mapped
 // rather than taken from malloc: among the program's own blocks they would
-// keep glibc from trimming its heap once the program freed them. Nothing is
-// returned while the process lives (a table that once held N records keeps
-// room for N). If memory cannot be had, an insert is dropped and counted in
-// dropped().
+// keep glibc from trimming its heap once the program freed them. After a
+// burst, Shrink (the watchdog) gives the pages above each shard's highest
+// live record back, and shrinks the index. If memory cannot be had, an
+// insert is dropped and counted in dropped().
 #ifndef LEAKWATCH_TRACKER_TABLE_H_
 #define LEAKWATCH_TRACKER_TABLE_H_
 
@@ -116,6 +116,19 @@ struct Record {
   // ReachDueNs / SetReachDueNs — one field, so that a record stays 80 bytes.
   uintptr_t code = 0;
 };
+
+// Record::flags are also changed without the shard's lock (the in-call bit,
+// by Tracker's lock-free activity path): every change of a record in the
+// table is an atomic read-modify-write, so that none is lost.
+inline uint16_t LoadFlags(const Record& r) {
+  return __atomic_load_n(&r.flags, __ATOMIC_RELAXED);
+}
+inline void SetFlags(Record& r, uint16_t bits) {
+  __atomic_fetch_or(&r.flags, bits, __ATOMIC_RELAXED);
+}
+inline void ClearFlags(Record& r, uint16_t bits) {
+  __atomic_fetch_and(&r.flags, static_cast<uint16_t>(~bits), __ATOMIC_RELAXED);
+}
 
 inline int64_t ReachDueNs(const Record& r) {
   return static_cast<int64_t>(r.code);
@@ -297,6 +310,16 @@ class ShardedTable {
   // saw is stale once releases went unseen.
   void Clear();
 
+  // Gives memory back after a burst (the watchdog, between scans; never a
+  // hook): in a shard whose live records are under a quarter of the records
+  // it handed out, the records above the highest live one are dropped (their
+  // pages returned with MADV_DONTNEED; the mappings stay, since a thread's
+  // cache of records may still read them: see Tracker's lock-free activity)
+  // and the free list is rebuilt lowest first, so that new records fill the
+  // bottom; an index at under 1/8 load is rebuilt at half the size or less.
+  // One shard's lock at a time. Returns the bytes given back.
+  size_t Shrink();
+
   // fork(): lock every shard in index order before, unlock after.
   void LockAllForFork();
   void UnlockAllAfterFork();
@@ -322,10 +345,13 @@ class ShardedTable {
     uint64_t* slots = nullptr;  // slot_mask + 1 slots (none before the first
                                 // insert); 0 = empty, else Slot()
     uint32_t slot_mask = 0;
-    uint32_t count = 0;      // live records
-    uint32_t free_head = 0;  // record number + 1 of the first free record
-                             // (linked through Record::parent); 0 = none
-    uint32_t used = 0;       // records handed out from the chunks so far
+    uint32_t count = 0;         // live records
+    uint32_t free_head = 0;     // record number + 1 of the first free record
+                                // (linked through Record::parent); 0 = none
+    uint32_t used = 0;          // records handed out from the chunks so far
+                                // (Shrink lowers it)
+    uint32_t shrink_tried = 0;  // `used` when Shrink last looked, plus one
+                                // (0 = never)
     // Chunk k's address minus ChunkBase(k) records (0 = not mapped yet):
     // record n is at chunk_origin[ChunkOf(n)] + n * sizeof(Record).
     uintptr_t chunk_origin[kMaxChunks] = {};
@@ -399,6 +425,9 @@ class ShardedTable {
     return found ? &RecordAt(shard, SlotRecord(shard.slots[*slot])) : nullptr;
   }
   static bool GrowSlotsLocked(Shard& shard);
+  // Rebuilds the index at `size` slots (a power of two, > count); mu held.
+  static bool ResizeSlotsLocked(Shard& shard, size_t size);
+  static size_t ShrinkLocked(Shard& shard);
   // A free record's number: from the free list, else the pool (a new chunk
   // if need be). False if out of memory.
   static bool TakeRecordLocked(Shard& shard, uint32_t* n) {

@@ -47,12 +47,46 @@ void WriteStderr(const std::string& line) {
 
 namespace {
 
-// The last activity this thread recorded (Touch), for TouchActivity: the
-// handle and NowNs() then. Cleared by BeginCall and by a release of it. The
-// key is kept complemented, so that the reachability scan (which reads every
-// thread's TLS) never takes it for a pointer to the handle.
-__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
+// This thread's cache of the records it recorded activity on: key -> the
+// record in the table (records never move, and their memory is never
+// unmapped), so that activity on a connection this thread uses is recorded
+// without the shard's lock (Tracker::UseRecord). An entry is only a hint: the
+// record's key is checked at each use. Keys are kept complemented, so that
+// the reachability scan (which reads every thread's TLS) never takes one for
+// a pointer to the handle.
+struct HotEntry {
+  uintptr_t disguised_key;  // ~key; 0 = empty
+  Record* record;
+};
+constexpr unsigned kHotEntries = 8;
+__attribute__((tls_model("initial-exec"))) __thread HotEntry t_hot[kHotEntries];
 inline uintptr_t Disguise(uintptr_t key) { return ~key; }
+inline HotEntry& HotSlot(uintptr_t key) {
+  return t_hot[((key >> 4) ^ (key >> 12)) & (kHotEntries - 1)];
+}
+
+// The record of `key` if this thread's cache has it and it still holds `key`.
+inline Record* HotRecord(uintptr_t key) {
+  HotEntry& e = HotSlot(key);
+  if (e.disguised_key != Disguise(key)) return nullptr;
+  Record* r = e.record;
+  return __atomic_load_n(&r->key, __ATOMIC_RELAXED) == key ? r : nullptr;
+}
+
+inline void RememberHot(uintptr_t key, Record* r) {
+  HotEntry& e = HotSlot(key);
+  RewriteCacheEntry(e.disguised_key, Disguise(key), [&] { e.record = r; });
+}
+
+inline void ForgetHot(uintptr_t key) {
+  HotEntry& e = HotSlot(key);
+  if (e.disguised_key == Disguise(key)) e.disguised_key = 0;
+}
+
+// The last activity this thread recorded (TouchAt), for TouchActivity: the
+// handle (complemented, as above) and the time then. Cleared by BeginCall
+// and by a release of it.
+__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
 __attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns = 0;
 
 }  // namespace
@@ -99,6 +133,7 @@ Tracker::Tracker() {
 
 void Tracker::Configure(const Options& options) {
   options_ = options;
+  EnableHookClock();
   reuse_gap_floor_ns_ = INT64_MAX;
   for (int f = 0; f < kNumFamilies; ++f) {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
@@ -212,7 +247,7 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   Record r;
   r.key = key;
   r.kind = kind;
-  r.acquired_ns = NowNs();
+  r.acquired_ns = info.acquired_ns != 0 ? info.acquired_ns : NowNs();
   r.active_ns = r.acquired_ns;
   r.parent = info.parent;
   r.identity = info.identity;
@@ -491,10 +526,11 @@ uint32_t Tracker::AddScriptFrames(uint32_t native_id) {
 bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,
                       bool tentative) {
   if (key == 0) return false;
+  ForgetHot(key);
   if (Disguise(key) == t_touched_key) t_touched_key = 0;
   Record removed;
   if (!table_.EraseAndRemember(key, &removed, release_stack_id, CurrentTid(),
-                               NowNs())) {
+                               HookNowNs())) {
     return false;
   }
   if (removed.flags & kAdopted) [[unlikely]] {
@@ -731,40 +767,70 @@ bool Tracker::TakeReportedIdle(Record& r, Record* reported) {
   if (!(r.flags & kReportedLive) || !FamilyUsesIdleTime(r.kind->family)) {
     return false;
   }
-  r.flags &= ~kReportedLive;
+  ClearFlags(r, kReportedLive);
   *reported = r;
   return !(r.flags & kInherited);
 }
 
 bool Tracker::TouchActivity(uintptr_t key) {
-  // Within one tick of the coarse clock a second Touch would store the same
+  // At the same reading of the clock a second Touch would store the same
   // time, and nothing else it does can be pending: no call was begun (that
   // clears the memo), and the watchdog cannot have found the handle idle
-  // within the tick it was last active.
-  int64_t now = NowNs();
+  // at the time it was last active.
+  const int64_t now = HookNowNs();
   if (key != 0 && Disguise(key) == t_touched_key && now == t_touched_ns) {
     return true;
   }
   return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
 }
 
+inline __attribute__((always_inline)) bool Tracker::MarkActiveLockFree(
+    Record& r, int64_t now) const {
+  // What needs the lock goes the locked way: a note to write (reported
+  // live), a reuse to learn (a gap), a verdict to reset (lost).
+  if ((LoadFlags(r) & kReportedLive) ||
+      __atomic_load_n(&r.reach, __ATOMIC_RELAXED) >=
+          static_cast<uint8_t>(Reach::kLost) ||
+      now - __atomic_load_n(&r.active_ns, __ATOMIC_RELAXED) >=
+          reuse_gap_floor_ns_) {
+    return false;
+  }
+  __atomic_store_n(&r.active_ns, now, __ATOMIC_RELAXED);
+  return true;
+}
+
+inline __attribute__((always_inline)) Record* Tracker::UseLockFree(
+    uintptr_t key, int64_t now) {
+  // A record this thread used before, with no shutdown, no tentative
+  // release, nothing that needs the lock: no lock. Another thread's
+  // activity on the same record at the same time is another store of the
+  // same kind; the watchdog's verdicts are atomic changes of the flags.
+  if (tentative_count_.load(std::memory_order_relaxed) != 0 ||
+      shutdown_begun_.load(std::memory_order_relaxed)) {
+    return nullptr;
+  }
+  Record* hot = HotRecord(key);
+  return hot != nullptr && MarkActiveLockFree(*hot, now) ? hot : nullptr;
+}
+
 template <typename Fn>
-inline __attribute__((always_inline)) bool Tracker::UseRecord(uintptr_t key,
-                                                              int64_t now,
-                                                              Fn&& fn) {
-  // The common case, on every hook's path: no shutdown, no tentative
-  // release, the record not reported idle.
+bool Tracker::UseRecord(uintptr_t key, int64_t now, Fn&& fn) {
+  // The common case: no shutdown, no tentative release, the record not
+  // reported idle.
   if (tentative_count_.load(std::memory_order_relaxed) == 0 &&
       !shutdown_begun_.load(std::memory_order_relaxed)) [[likely]] {
     bool plain = true;
+    Record* where = nullptr;
     const bool found = table_.Update(key, [&](Record& r) {
-      if (r.flags & kReportedLive) {
+      where = &r;
+      if (LoadFlags(r) & kReportedLive) {
         plain = false;
         return;
       }
       MarkActive(r, now);
       fn(r, true);
     });
+    if (found) RememberHot(key, where);
     if (plain) return found;
   }
   Record reported;
@@ -792,31 +858,69 @@ inline __attribute__((always_inline)) bool Tracker::UseRecord(uintptr_t key,
   return found;
 }
 
+namespace {
+
+// Touch's work on a record in use.
+inline __attribute__((always_inline)) void EndUse(Record& r,
+                                                  uint32_t set_query_id) {
+  if (LoadFlags(r) & kInCall) ClearFlags(r, kInCall);
+  if (set_query_id != 0) {
+    __atomic_store_n(&r.query_id, set_query_id, __ATOMIC_RELAXED);
+  }
+}
+
+// What Touch tells its caller about a record.
+inline __attribute__((always_inline)) void ReadUse(const Record& r,
+                                                   Identity* identity,
+                                                   uintptr_t* parent,
+                                                   uint32_t* query_id) {
+  if (identity != nullptr) *identity = r.identity;
+  if (parent != nullptr) *parent = r.parent;
+  if (query_id != nullptr) {
+    *query_id = __atomic_load_n(&r.query_id, __ATOMIC_RELAXED);
+  }
+}
+
+}  // namespace
+
 bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
                       uintptr_t* parent, uint32_t* query_id,
                       uint32_t set_query_id) {
   if (key == 0) return false;
-  bool found = UseRecord(key, now, [&](Record& r, bool use) {
-    if (use) {
-      r.flags &= ~kInCall;
-      if (set_query_id != 0) r.query_id = set_query_id;
-    }
-    if (identity != nullptr) *identity = r.identity;
-    if (parent != nullptr) *parent = r.parent;
-    if (query_id != nullptr) *query_id = r.query_id;
-  });
-  if (found) {
-    t_touched_key = Disguise(key);
-    t_touched_ns = now;
+  if (Record* r = UseLockFree(key, now)) [[likely]] {
+    EndUse(*r, set_query_id);
+    ReadUse(*r, identity, parent, query_id);
+  } else if (!TouchSlow(now, key, identity, parent, query_id, set_query_id)) {
+    return false;
   }
-  return found;
+  t_touched_key = Disguise(key);
+  t_touched_ns = now;
+  return true;
+}
+
+bool Tracker::TouchSlow(int64_t now, uintptr_t key, Identity* identity,
+                        uintptr_t* parent, uint32_t* query_id,
+                        uint32_t set_query_id) {
+  return UseRecord(key, now, [&](Record& r, bool use) {
+    if (use) EndUse(r, set_query_id);
+    ReadUse(r, identity, parent, query_id);
+  });
 }
 
 bool Tracker::BeginCall(uintptr_t key) {
   if (key == 0) return false;
   t_touched_key = 0;
-  return UseRecord(key, NowNs(), [](Record& r, bool use) {
-    if (use) r.flags |= kInCall;
+  const int64_t now = HookNowNs();
+  if (Record* r = UseLockFree(key, now)) [[likely]] {
+    if (!(LoadFlags(*r) & kInCall)) SetFlags(*r, kInCall);
+    return true;
+  }
+  return BeginCallSlow(key, now);
+}
+
+bool Tracker::BeginCallSlow(uintptr_t key, int64_t now) {
+  return UseRecord(key, now, [](Record& r, bool use) {
+    if (use && !(LoadFlags(r) & kInCall)) SetFlags(r, kInCall);
   });
 }
 
@@ -828,7 +932,7 @@ void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {
   }
   const int64_t threshold = threshold_ns_[static_cast<int>(family)];
   if (threshold > 0 && gap_ns >= threshold / 2) {
-    r.flags |= kReused;
+    SetFlags(r, kReused);
     uint8_t code = EncodeGapMs(static_cast<uint64_t>(gap_ns / 1000000));
     if (code > r.gap_code) r.gap_code = code;
   }
@@ -861,7 +965,7 @@ size_t Tracker::ReleaseChildren(const KindDesc* kind, uintptr_t parent) {
 
 bool Tracker::Ignore(uintptr_t key) {
   if (key == 0) return false;
-  return table_.Update(key, [](Record& r) { r.flags |= kIgnored; });
+  return table_.Update(key, [](Record& r) { SetFlags(r, kIgnored); });
 }
 
 bool Tracker::SetIdentity(uintptr_t key, const Identity& identity) {
@@ -1323,7 +1427,7 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
       if (r.acquired_ns != c.acquired_ns || r.kind != c.kind) return;
       if (parent_alive && !growth) r.active_ns = pass->now_ns;
       if (!parent_alive && growth && !(r.flags & kParentGone)) {
-        r.flags |= kParentGone;
+        SetFlags(r, kParentGone);
         r.active_ns = pass->now_ns;
       }
       Finding finding = Judge(r, pass->now_ns, parent_alive, candidate.conn);
@@ -1340,7 +1444,7 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
         idle = r;
       }
       if (finding == Finding::kNone || (r.flags & kReportedLive)) return;
-      r.flags |= kReportedLive;
+      SetFlags(r, kReportedLive);
       marked = Held{r, finding};
       fresh = true;
     });
@@ -1520,6 +1624,7 @@ void* Tracker::WatchdogMain(void* arg) {
       continue;  // the program is exiting: no more live scans
     }
     self->Scan();
+    self->table_.Shrink();  // after a burst: memory back, lazily
     if (auto hook = self->scan_hook_.load(std::memory_order_acquire)) hook();
     if (report_every_ns > 0 && NowNs() >= next_report_ns) {
       next_report_ns += report_every_ns;

@@ -200,18 +200,20 @@ class EventSink {
 };
 
 struct AcquireInfo {
-  uintptr_t parent = 0;   // e.g. the connection a result came from
-  Identity identity;      // describes the handle (or its parent)
-  uint16_t flags = 0;     // initial RecordFlags: kPinsParent, and for a
-                          // thread kExited and kDetached
-  uintptr_t code = 0;     // Record::code (a thread's start routine)
-  uint32_t serial = 0;    // Record::serial
-  uint32_t query_id = 0;  // Record::query_id
-  int64_t exited_ns = 0;  // with kExited: when the thread exited
-  uint32_t stack_id = 0;  // if nonzero, this stack (from CaptureStackId)
-                          // rather than the caller's
-  uint32_t tid = 0;       // if nonzero, the acquiring thread's tid (a
-                          // thread recording its own creation)
+  uintptr_t parent = 0;     // e.g. the connection a result came from
+  Identity identity;        // describes the handle (or its parent)
+  uint16_t flags = 0;       // initial RecordFlags: kPinsParent, and for a
+                            // thread kExited and kDetached
+  uintptr_t code = 0;       // Record::code (a thread's start routine)
+  uint32_t serial = 0;      // Record::serial
+  uint32_t query_id = 0;    // Record::query_id
+  int64_t exited_ns = 0;    // with kExited: when the thread exited
+  uint32_t stack_id = 0;    // if nonzero, this stack (from CaptureStackId)
+                            // rather than the caller's
+  uint32_t tid = 0;         // if nonzero, the acquiring thread's tid (a
+                            // thread recording its own creation)
+  int64_t acquired_ns = 0;  // if nonzero, the NowNs() of the acquisition
+                            // (a hook that read the clock already)
 };
 
 // Starts a thread of the agent's own (the watchdog, the attach module's
@@ -446,12 +448,12 @@ class Tracker {
     return unknown_releases_.load(std::memory_order_relaxed);
   }
 
-  // Touch(key, nullptr) for activity with nothing else to record, skipped
-  // when this thread recorded activity on `key` within the current tick of
-  // the coarse clock and has begun no call since (PQconsumeInput in an event
-  // loop: many calls a millisecond). Then returns true without looking, so a
-  // use after close by another thread within that tick goes unnoticed.
-  // Hook-safe.
+  // HookTouch(key, nullptr) for activity with nothing else to record,
+  // skipped when this thread recorded activity on `key` at the same
+  // HookNowNs() reading and has begun no call since (PQconsumeInput in an
+  // event loop: many calls a millisecond). Then returns true without
+  // looking, so a use after close by another thread within that moment goes
+  // unnoticed. Hook-safe.
   bool TouchActivity(uintptr_t key);
 
   // Marks activity on a handle (connections: resets idle time) and ends a
@@ -463,6 +465,14 @@ class Tracker {
              uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
     return TouchAt(NowNs(), key, identity, parent, query_id, set_query_id);
   }
+  // Touch at HookNowNs(): for the hooks.
+  bool HookTouch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr,
+                 uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
+    return TouchAt(HookNowNs(), key, identity, parent, query_id, set_query_id);
+  }
+  // Touch with the time (NowNs() or HookNowNs()) read by the caller.
+  bool TouchAt(int64_t now, uintptr_t key, Identity* identity,
+               uintptr_t* parent, uint32_t* query_id, uint32_t set_query_id);
 
   // Marks the start of a blocking call on a handle (a query that may run for
   // longer than the threshold): until the next Touch the handle is in use, not
@@ -602,7 +612,7 @@ class Tracker {
     if (gap >= reuse_gap_floor_ns_) [[unlikely]] {
       NoteReuse(r, gap);
     }
-    r.active_ns = now_ns;
+    __atomic_store_n(&r.active_ns, now_ns, __ATOMIC_RELAXED);
     // In use: whatever a scan said, somebody still has it (kLost and
     // kIndirectlyLost are the two largest verdicts).
     if (r.reach >= static_cast<uint8_t>(Reach::kLost)) [[unlikely]] {
@@ -610,6 +620,22 @@ class Tracker {
     }
   }
   void NoteReuse(Record& r, int64_t gap_ns) const;
+  // MarkActive without the record's lock, if nothing but the time changes
+  // (no gap to learn, no note, no verdict to reset): true, else false and
+  // nothing done.
+  bool MarkActiveLockFree(Record& r, int64_t now) const;
+  // The record of `key` marked active at `now` without its lock (this
+  // thread's cache of records, MarkActiveLockFree), or null: the caller
+  // takes the locked way.
+  Record* UseLockFree(uintptr_t key, int64_t now);
+  // TouchAt and BeginCall when UseLockFree could not (out of line: the fast
+  // path keeps a small frame).
+  __attribute__((noinline)) bool TouchSlow(int64_t now, uintptr_t key,
+                                           Identity* identity,
+                                           uintptr_t* parent,
+                                           uint32_t* query_id,
+                                           uint32_t set_query_id);
+  __attribute__((noinline)) bool BeginCallSlow(uintptr_t key, int64_t now);
   // False if activity on `r` is not use: the interpreter is shutting down
   // (`verdict`, once `asked`), or, unless `asked`, the probe is to be asked
   // first (`*probe` set): `r` was reported idle, or a tentative release
@@ -639,9 +665,6 @@ class Tracker {
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
   void WriteExitReport();  // the exit report, on the calling thread
-  // Touch with the time read by the caller.
-  bool TouchAt(int64_t now, uintptr_t key, Identity* identity,
-               uintptr_t* parent, uint32_t* query_id, uint32_t set_query_id);
   // The watchdog's sleep: until the CLOCK_MONOTONIC time `until` (null: no
   // limit) — true — or an exit request — false.
   bool WaitUntil(const struct timespec* until);

@@ -3,6 +3,7 @@
 #include "tracker/table.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <algorithm>
@@ -229,6 +230,77 @@ TEST(ShardedTableTest, ReleasedRecordsAreReused) {
   EXPECT_EQ(table->bytes(), bytes);
   EXPECT_EQ(table->size(), kCount / 2);
   for (size_t i = 1; i < kCount; i += 2) ASSERT_TRUE(Contains(*table, key(i)));
+}
+
+// Resident bytes of the mappings that hold [addr, addr + len) (mincore).
+size_t ResidentBytes(uintptr_t addr, size_t len) {
+  const uintptr_t page = 4096;
+  uintptr_t begin = addr & ~(page - 1);
+  size_t pages = (addr + len - begin + page - 1) / page;
+  std::vector<unsigned char> in(pages);
+  if (mincore(reinterpret_cast<void*>(begin), pages * page, in.data()) != 0) {
+    return 0;
+  }
+  size_t n = 0;
+  for (unsigned char c : in) n += (c & 1) * page;
+  return n;
+}
+
+// After a burst is released the table gives its memory back: the records
+// above the highest live one and most of the index; the live records stay
+// where they are (a record never moves), reachable and intact, and the
+// table takes new records again, lowest first.
+TEST(ShardedTableTest, ShrinkGivesBackWhatABurstTook) {
+  constexpr size_t kBurst = 200000;
+  auto table = NewTable();
+  auto key = [](size_t i) { return 0x7f3a00000010 + i * 160; };
+  // A pool of 100 long-lived handles first, then the burst.
+  for (size_t i = 0; i < 100; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i), &kConnKind), nullptr));
+  }
+  std::vector<Record*> where(100);
+  for (size_t i = 0; i < 100; ++i) {
+    table->Update(key(i), [&](Record& r) { where[i] = &r; });
+  }
+  for (size_t i = 100; i < 100 + kBurst; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+  }
+  const size_t peak = table->bytes();
+  EXPECT_GE(peak, kBurst * sizeof(Record));
+  // Nothing to give while the burst is held.
+  EXPECT_EQ(table->Shrink(), 0u);
+  for (size_t i = 100; i < 100 + kBurst; ++i) {
+    ASSERT_TRUE(table->Erase(key(i), nullptr));
+  }
+  const size_t given = table->Shrink();
+  EXPECT_GE(given, kBurst * sizeof(Record) * 9 / 10);
+  EXPECT_LE(table->bytes(),
+            100 * sizeof(Record) + ShardedTable::kShards * (4096 + 128));
+  EXPECT_EQ(table->Shrink(), 0u) << "a second pass finds nothing more";
+  // The pages are gone from the process, not only from the count.
+  size_t resident = 0;
+  table->ForEachRecordMapping(
+      [](uintptr_t begin, uintptr_t end, void* arg) {
+        *static_cast<size_t*>(arg) += ResidentBytes(begin, end - begin);
+      },
+      &resident);
+  EXPECT_LE(resident, size_t{ShardedTable::kShards} * 2 * 4096 + 100 * 4096);
+  // The pool is untouched.
+  EXPECT_EQ(table->size(), 100u);
+  for (size_t i = 0; i < 100; ++i) {
+    Record* r = nullptr;
+    ASSERT_TRUE(table->Update(key(i), [&](Record& x) { r = &x; }));
+    EXPECT_EQ(r, where[i]);
+    EXPECT_EQ(r->kind, &kConnKind);
+  }
+  // And it takes a burst again.
+  for (size_t i = 100; i < 100 + kBurst; i += 3) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+  }
+  EXPECT_EQ(table->size(), 100u + (kBurst + 2) / 3);
+  for (size_t i = 0; i < 100 + kBurst; ++i) {
+    ASSERT_EQ(Contains(*table, key(i)), i < 100 || (i - 100) % 3 == 0) << i;
+  }
 }
 
 // Up to `n` keys of recent-release set `set` in [from, from + 4096), which
