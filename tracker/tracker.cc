@@ -261,9 +261,12 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   // A thread's pthread_t is reused only once the old thread was joined (or
   // detached and exited): an old record still there is one whose join is on
   // its way (the joiner removes it after the real join returns).
-  bool reuse_is_release = kind->family == Family::kThread;
+  if (kind->family != Family::kThread) {
+    table_.Insert(r, nullptr);
+    return;
+  }
   Record replaced;
-  if (table_.Insert(r, &replaced, reuse_is_release) && reuse_is_release) {
+  if (table_.Insert(r, &replaced, /*replace_is_release=*/true)) {
     OnRemoved(replaced);
   }
 }

@@ -17,9 +17,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cerrno>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -514,7 +514,7 @@ TEST(TrackerTest, ReportedIdleConnectionThenABlockingCallNotesTheIdleTime) {
   const int64_t call_start = NowNs();
   ASSERT_TRUE(T().BeginCall(key));
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the query
-  ASSERT_TRUE(T().Touch(key, nullptr));                       // its answer
+  ASSERT_TRUE(T().Touch(key, nullptr));                        // its answer
   ASSERT_TRUE(WaitFor(
       [&] { return !Sink().NotesFor(key, LiveNote::kActiveAgain).empty(); }));
   ScrubbedVector<LiveNote> notes = Sink().NotesFor(key, LiveNote::kActiveAgain);
@@ -564,6 +564,116 @@ TEST(TrackerTest, ReportedIdleConnectionTouchedIsActiveAgain) {
   WaitForASentinelReport();
   EXPECT_TRUE(Sink().NotesFor(key, LiveNote::kReleased).empty());
   EXPECT_EQ(Sink().NotesFor(key, LiveNote::kActiveAgain).size(), 1u);
+}
+
+// --- Activity without the shard's lock ---------------------------------------
+
+// A connection this thread touched before is found in the thread's cache of
+// records; once the watchdog reported it idle, the next touch still says it
+// is active again (the cache is not a way around the verdicts).
+TEST(TrackerTest, CachedConnectionReportedIdleIsStillActiveAgain) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(T().Touch(key, nullptr));
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  ASSERT_TRUE(WaitFor(
+      [&] { return !Sink().NotesFor(key, LiveNote::kActiveAgain).empty(); }));
+  ASSERT_TRUE(T().BeginCall(key));
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kInCall);
+  EXPECT_TRUE(r.flags & kReused) << "used again after the idle gap";
+  EXPECT_FALSE(r.flags & kReportedLive);
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_FALSE(r.flags & kInCall);
+  EXPECT_TRUE(T().Release(key));
+}
+
+// A cached record that now holds another handle (the record was released
+// and given to the next acquisition) is not touched for the old key: the
+// old key is unknown, and the new handle's record is left as it was.
+TEST(TrackerTest, CachedRecordReusedForAnotherHandleIsNotTouched) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  ASSERT_TRUE(T().Touch(key, nullptr));  // cached
+  ASSERT_TRUE(T().BeginCall(key));       // and found there
+  ASSERT_TRUE(T().Release(key));
+  uintptr_t other = key + 0x10;  // the same shard: it takes the freed record
+  T().Acquire(&kTestConn, other, {});
+  Record before;
+  ASSERT_TRUE(GetRecord(other, &before));
+  EXPECT_FALSE(T().Touch(key, nullptr));
+  EXPECT_FALSE(T().BeginCall(key));
+  EXPECT_FALSE(T().TouchActivity(key));
+  Record after;
+  ASSERT_TRUE(GetRecord(other, &after));
+  EXPECT_EQ(after.active_ns, before.active_ns);
+  EXPECT_EQ(after.flags, before.flags);
+  // The old key acquired again is tracked, and touched, as new.
+  T().Acquire(&kTestConn, key, {});
+  EXPECT_TRUE(T().Touch(key, nullptr, nullptr, nullptr, 42));
+  uint32_t query = 0;
+  EXPECT_TRUE(T().Touch(key, nullptr, nullptr, &query));
+  EXPECT_EQ(query, 42u);
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_TRUE(T().Release(other));
+}
+
+// Flags changed without the lock (the in-call bit) and under it (the
+// watchdog's verdicts) never overwrite each other: threads begin and end
+// calls on their own connections while another thread, under the lock,
+// flips a bit of the same records and finds each flip still there when it
+// comes back.
+TEST(TrackerTest, LockFreeCallsLoseNoFlag) {
+  constexpr int kThreads = 4;
+  constexpr int kFlips = 100000;
+  std::vector<uintptr_t> keys;
+  for (int i = 0; i < kThreads; ++i) {
+    keys.push_back(NewKey());
+    T().Acquire(&kTestConn, keys.back(), {});
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      bool counted = false;
+      while (!stop.load(std::memory_order_relaxed)) {
+        T().BeginCall(keys[t]);
+        T().Touch(keys[t], nullptr);
+        if (!counted) running.fetch_add(1);
+        counted = true;
+      }
+    });
+  }
+  while (running.load() < kThreads) std::this_thread::yield();
+  // At least kFlips flips, for at least 200 ms.
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  int lost = 0;
+  for (int flip = 0; flip < kFlips || std::chrono::steady_clock::now() < until;
+       ++flip) {
+    const bool set = flip / kThreads % 2 == 0;  // this round sets the bit
+    T().table().Update(keys[flip % kThreads], [&](Record& r) {
+      if (((LoadFlags(r) & kParentGone) != 0) == set) ++lost;  // the last flip
+      if (set) {
+        SetFlags(r, kParentGone);
+      } else {
+        ClearFlags(r, kParentGone);
+      }
+    });
+  }
+  stop = true;
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(lost, 0);
+  for (uintptr_t key : keys) {
+    Record r;
+    ASSERT_TRUE(GetRecord(key, &r));
+    EXPECT_FALSE(r.flags & kInCall) << "every call ended";
+    EXPECT_TRUE(T().Release(key));
+  }
 }
 
 // Touching a reported result is not "active again": results are reported for
@@ -677,8 +787,7 @@ TEST(TrackerTest, HandleLivingWithItsParentOutlivesItByTheThreshold) {
   // The clock restarts at the last scan that saw the parent alive, which may
   // be up to one scan period before the release itself.
   int64_t scan_ns = T().options().ScanPeriodMs() * kMs;
-  EXPECT_GE(report.now_ns - parent_released,
-            kResultThresholdMs * kMs - scan_ns)
+  EXPECT_GE(report.now_ns - parent_released, kResultThresholdMs * kMs - scan_ns)
       << "reported " << (report.now_ns - parent_released) / kMs
       << " ms after its parent was released (threshold " << kResultThresholdMs
       << " ms, scan period " << scan_ns / kMs << " ms)";
@@ -836,7 +945,6 @@ TEST(TrackerExitDeathTest, ForkedChildLeavesInheritedHandlesOut) {
   EXPECT_EXIT(ForkChild(), testing::ExitedWithCode(0), "fork-child-ok");
 }
 
-
 // --- interpreter shutdown --------------------------------------------------
 
 // The probe the interpose layer would give: what the test says. Only in the
@@ -886,8 +994,7 @@ void ShutdownChild() {
 
 TEST(TrackerExitDeathTest, ReleasesAtInterpreterShutdownStayHeld) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(ShutdownChild(), testing::ExitedWithCode(0),
-              "shutdown-child-ok");
+  EXPECT_EXIT(ShutdownChild(), testing::ExitedWithCode(0), "shutdown-child-ok");
 }
 
 // A tentative release (Perl leaving its main program's last scope) is the
@@ -932,8 +1039,7 @@ TEST(TrackerExitDeathTest, TentativeReleaseIsTheScriptsIfTheScriptGoesOn) {
 // death test: the setting lasts for the process.)
 void InterpreterResultsChild() {
   T().SetShutdownProbe(&TestProbe);  // a script interpreter's
-  uintptr_t busy = NewKey(), idle = NewKey(), kept = NewKey(),
-            left = NewKey();
+  uintptr_t busy = NewKey(), idle = NewKey(), kept = NewKey(), left = NewKey();
   T().Acquire(&kTestConn, busy, {});
   T().Acquire(&kTestConn, idle, {});
   AcquireInfo from_busy;
@@ -960,7 +1066,8 @@ void InterpreterResultsChild() {
   _exit(0);
 }
 
-TEST(TrackerExitDeathTest, InAScriptInterpreterResultsAreJudgedWithTheirConnection) {
+TEST(TrackerExitDeathTest,
+     InAScriptInterpreterResultsAreJudgedWithTheirConnection) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(InterpreterResultsChild(), testing::ExitedWithCode(0),
               "interpreter-results-child-ok");
@@ -1050,8 +1157,7 @@ TEST(TrackerThreadTest, GrowingSiteIsWarnedAtEachDoubling) {
     keys.push_back(AcquireThreadAtSiteA(0));
     if (i == 0) site = StackOf(keys[0]);
     if (i == 1) {
-      ASSERT_TRUE(
-          WaitFor([&] { return Sink().GrowingFor(site).size() >= 1; }));
+      ASSERT_TRUE(WaitFor([&] { return Sink().GrowingFor(site).size() >= 1; }));
       ScrubbedVector<SiteGrowth> g = Sink().GrowingFor(site);
       EXPECT_EQ(g[0].count, 2u);
       EXPECT_EQ(g[0].previous, 0u);
@@ -1083,7 +1189,8 @@ TEST(TrackerThreadTest, ThreadsStartedTogetherAreAPoolAtAnyCount) {
   for (uintptr_t k : keys) EXPECT_TRUE(T().Release(k));
 }
 
-// --- Script frames (tracker/script_stack.h) -----------------------------------
+// --- Script frames (tracker/script_stack.h)
+// -----------------------------------
 
 // A fake interpreter: the lines its "script" is at, innermost first, while
 // a test runs inside FakeEval on this thread.
@@ -1177,9 +1284,9 @@ TEST(ScriptStackTest, ScriptLinesDecideTheSite) {
   Depot<uintptr_t>::View plain = T().stacks().Get(native);
   bool eval_seen = false;
   for (uint32_t i = 0; i < plain.size; ++i) {
-    eval_seen = eval_seen ||
-                (plain.data[i] > reinterpret_cast<uintptr_t>(&FakeEval) &&
-                 plain.data[i] < g_fake_eval_end.load());
+    eval_seen =
+        eval_seen || (plain.data[i] > reinterpret_cast<uintptr_t>(&FakeEval) &&
+                      plain.data[i] < g_fake_eval_end.load());
     EXPECT_FALSE(IsScriptFrame(plain.data[i]));
   }
   EXPECT_TRUE(eval_seen);
@@ -1265,12 +1372,14 @@ TEST(TrackerSessionTest, EndStopsTrackingAndTheWatchdogAndBeginRestarts) {
 }
 
 TEST(ScriptStackTest, LibraryScriptsAreTheInterpretersAndPackages) {
-  EXPECT_TRUE(IsLibraryScript("/usr/lib/python3/dist-packages/psycopg2/__init__.py"));
+  EXPECT_TRUE(
+      IsLibraryScript("/usr/lib/python3/dist-packages/psycopg2/__init__.py"));
   EXPECT_TRUE(IsLibraryScript("/usr/lib/python3.11/threading.py"));
   EXPECT_TRUE(IsLibraryScript("<frozen importlib._bootstrap>"));
   EXPECT_TRUE(IsLibraryScript("/usr/lib/x86_64-linux-gnu/perl5/5.36/DBI.pm"));
   EXPECT_TRUE(IsLibraryScript("/usr/lib/ruby/vendor_ruby/mysql2/client.rb"));
-  EXPECT_TRUE(IsLibraryScript("/home/u/.pyenv/versions/3.12.1/lib/python3.12/asyncio/events.py"));
+  EXPECT_TRUE(IsLibraryScript(
+      "/home/u/.pyenv/versions/3.12.1/lib/python3.12/asyncio/events.py"));
   EXPECT_FALSE(IsLibraryScript("/srv/app/users.py"));
   EXPECT_FALSE(IsLibraryScript("tests/clients/dbd_leaky.pl"));
   EXPECT_FALSE(IsLibraryScript("/home/u/libstuff/app.rb"));
