@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -16,6 +17,8 @@ std::atomic<uint64_t> g_reuse_ticks{0};
 namespace {
 
 std::atomic<bool> g_tsc_clock{false};
+// The reuse window: a quarter of CLOCK_MONOTONIC_COARSE's resolution.
+std::atomic<int64_t> g_reuse_ns{0};
 // The first reading (TSC, ns) of the calibration; 0 = none yet.
 std::atomic<uint64_t> g_first_tsc{0};
 std::atomic<int64_t> g_first_ns{0};
@@ -40,7 +43,8 @@ int64_t ReadHookClock(uint64_t tsc) {
         // (A thread that lost the race above may have stored its time: a
         // few ns apart, well within the coarse clock's resolution.)
         const unsigned __int128 ticks =
-            static_cast<unsigned __int128>(tsc - first) * kHookClockReuseNs /
+            static_cast<unsigned __int128>(tsc - first) *
+            static_cast<uint64_t>(g_reuse_ns.load(std::memory_order_relaxed)) /
             static_cast<uint64_t>(ns);
         if (ticks > 0 && ticks < (uint64_t{1} << 40)) {
           g_reuse_ticks.store(static_cast<uint64_t>(ticks),
@@ -64,7 +68,12 @@ void EnableHookClock() {
   if (fd >= 0) {
     ssize_t n = read(fd, source, sizeof source - 1);
     close(fd);
-    if (n > 0 && std::strncmp(source, "tsc\n", 4) == 0) {
+    struct timespec resolution;
+    if (n > 0 && std::strncmp(source, "tsc\n", 4) == 0 &&
+        clock_getres(CLOCK_MONOTONIC_COARSE, &resolution) == 0 &&
+        resolution.tv_sec == 0 && resolution.tv_nsec >= 40000) {
+      const int64_t window = std::min<int64_t>(resolution.tv_nsec / 4, 1000000);
+      clock_internal::g_reuse_ns.store(window, std::memory_order_relaxed);
       clock_internal::g_tsc_clock.store(true, std::memory_order_relaxed);
     }
   }

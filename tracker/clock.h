@@ -24,18 +24,16 @@ namespace clock_internal {
 // This thread's last NowNs() through HookNowNs and the TSC then.
 extern __attribute__((tls_model("initial-exec"))) __thread uint64_t t_tsc;
 extern __attribute__((tls_model("initial-exec"))) __thread int64_t t_ns;
-// TSC ticks in kHookClockReuseNs (0: HookNowNs always reads the clock).
+// TSC ticks in the reuse window (0: HookNowNs always reads the clock).
 extern std::atomic<uint64_t> g_reuse_ticks;
 int64_t ReadHookClock(uint64_t tsc);
 }  // namespace clock_internal
 
-// How old a reading HookNowNs may return: a tenth of the coarse clock's
-// resolution at its finest (1 ms), so that no value it gives is further
-// behind than the clock itself can be.
-inline constexpr int64_t kHookClockReuseNs = 100000;
-
 // NowNs() for a hook: this thread's last reading again if the TSC says it
-// was taken less than kHookClockReuseNs ago, else a new one. A hook that
+// was taken less than a quarter of the coarse clock's resolution ago (1 ms
+// where the tick is 4 ms; 250 us at 1 ms; never more than 1 ms), else a new
+// one: no value it gives is further behind than a quarter of what the clock
+// itself can be. A hook that
 // records several things about one call (a call begun, its result, the
 // connection's activity), and a loop of hooked calls, read the clock about
 // once. Used only where the kernel's own clock source is the TSC (constant
