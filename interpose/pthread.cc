@@ -8,11 +8,13 @@
 // (glibc stores the pthread_t before the thread runs, so another thread may
 // join it before the creator's call has returned; the thread's own insert
 // guarantees its record exists before it can exit). A small state shared by
-// the two, under its mutex, says what happened first, so an exit or a
-// self-detach before the insert is not lost. Exit is seen by a
-// pthread_key_create destructor, which runs on return, pthread_exit and
-// cancellation alike; the trampoline catches nothing (cancellation is a
-// forced unwind).
+// the two, under its mutex, says which came first; it lives only until both
+// have passed that point, so a running thread costs no memory here: its
+// record's key is its own pthread_self(), and its record exists before any of
+// its own code runs, so its exit or self-detach is never before the insert.
+// Exit is seen by a pthread_key_create destructor, which runs on return,
+// pthread_exit and cancellation alike; the trampoline catches nothing
+// (cancellation is a forced unwind).
 //
 // C11 thrd_create does not go through pthread_create in glibc: it is hooked
 // on its own, with an int-returning trampoline.
@@ -51,7 +53,9 @@ using PthreadCreateFn = int (*)(pthread_t*, const pthread_attr_t*,
 LW_PTHREAD_FUNCTIONS(LW_DECLARE_LIBC_REAL)
 #undef LW_DECLARE_LIBC_REAL
 
-// Shared by the creator and the new thread; freed by whichever lets go last.
+// Shared by the creator and the new thread while the thread is created: the
+// creator lets go once the real create returned, the thread once its record
+// is in (BeginThread). Then it goes to the spare list (Unref), not to free().
 struct ThreadState {
   void* (*start)(void*) = nullptr;    // POSIX start routine, or
   int (*start_c11)(void*) = nullptr;  // C11 start routine
@@ -59,42 +63,58 @@ struct ThreadState {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   // Guarded by mu:
   bool inserted = false;  // the record is in the table
-  bool exited = false;
-  bool detached = false;
   uintptr_t key = 0;
   uint32_t tid = 0;
-  int64_t exit_ns = 0;
   // Set by the creator before the real call:
+  bool detached = false;  // created detached
   uint32_t stack_id = 0;
   uint32_t serial = 0;
   uint32_t creator_tid = 0;
   uintptr_t code = 0;
   std::atomic<int> refs{2};
-
-  void Unref() {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
+  ThreadState* next = nullptr;  // on the spare list
 };
 
-__attribute__((tls_model("initial-exec"))) __thread ThreadState* t_state =
-    nullptr;
+// States no creation uses any more, for the next one to take. The new thread
+// lets its state go here rather than to free(): a thread that never calls
+// malloc itself would get a tcache and an arena from that free. Pushed
+// without a lock (async-signal-safe, no ABA: a push only compares the head
+// it links to), taken as a whole by exchange (NewThreadState).
+std::atomic<ThreadState*> g_spare{nullptr};
+
+void Unref(ThreadState* ts) {
+  if (ts->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  ThreadState* head = g_spare.load(std::memory_order_relaxed);
+  do {
+    ts->next = head;
+  } while (!g_spare.compare_exchange_weak(head, ts, std::memory_order_release,
+                                          std::memory_order_relaxed));
+}
+
+// A fresh state for a creation: a spare one if any (the other spares are
+// freed here, on the creating thread, which allocates anyway), else a new
+// one; null if memory cannot be had.
+ThreadState* NewThreadState() {
+  ThreadState* spare = g_spare.exchange(nullptr, std::memory_order_acquire);
+  if (spare == nullptr) return new (std::nothrow) ThreadState;
+  for (ThreadState* rest = spare->next; rest != nullptr;) {
+    ThreadState* next = rest->next;
+    delete rest;
+    rest = next;
+  }
+  spare->~ThreadState();
+  return new (spare) ThreadState;
+}
 
 pthread_key_t g_exit_key;
 bool g_exit_key_ok = false;
 pthread_once_t g_exit_key_once = PTHREAD_ONCE_INIT;
 
 // Runs as the thread's last act (key destructor): return, pthread_exit or
-// cancellation.
-void OnThreadExit(void* p) {
+// cancellation. The record has been in the table since BeginThread.
+void OnThreadExit(void*) {
   ErrnoGuard errno_guard;
-  auto* ts = static_cast<ThreadState*>(p);
-  pthread_mutex_lock(&ts->mu);
-  ts->exited = true;
-  ts->exit_ns = NowNs();
-  if (ts->inserted) Tracker::Get().MarkExited(ts->key, ts->exit_ns);
-  pthread_mutex_unlock(&ts->mu);
-  t_state = nullptr;
-  ts->Unref();
+  Tracker::Get().MarkExited(Key(pthread_self()), NowNs());
 }
 
 void EnsureExitKey() {
@@ -103,9 +123,9 @@ void EnsureExitKey() {
   });
 }
 
-// Inserts the thread's record with what has happened so far; mu held.
+// Inserts the thread's record; mu held. The thread has not exited: it
+// inserts its record itself before it runs its start routine.
 void InsertLocked(ThreadState* ts, uintptr_t key) {
-  Tracker& tracker = Tracker::Get();
   ts->key = key;
   AcquireInfo info;
   info.code = ts->code;
@@ -113,21 +133,15 @@ void InsertLocked(ThreadState* ts, uintptr_t key) {
   info.stack_id = ts->stack_id;
   info.tid = ts->creator_tid;
   info.identity.detail = ts->tid;
-  if (ts->exited) {
-    info.flags |= kExited;
-    info.exited_ns = ts->exit_ns;
-  }
   if (ts->detached) info.flags |= kDetached;
-  tracker.Acquire(&kThread, key, info);
-  if (ts->exited && ts->detached) tracker.Release(key);  // already gone
+  Tracker::Get().Acquire(&kThread, key, info);
   ts->inserted = true;
 }
 
 // First thing in the new thread: its tid, its record if the creator has not
-// inserted it yet, and the exit hook.
+// inserted it yet, and the exit hook; then the state is let go.
 void BeginThread(ThreadState* ts) {
   ErrnoGuard errno_guard;
-  t_state = ts;
   uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
   pthread_mutex_lock(&ts->mu);
   ts->tid = tid;
@@ -137,10 +151,12 @@ void BeginThread(ThreadState* ts) {
     InsertLocked(ts, Key(pthread_self()));
   }
   pthread_mutex_unlock(&ts->mu);
-  if (!g_exit_key_ok || pthread_setspecific(g_exit_key, ts) != 0) {
+  Unref(ts);
+  // Any value but null runs the destructor.
+  if (!g_exit_key_ok || pthread_setspecific(g_exit_key, &g_exit_key) != 0) {
     // No exit notice possible: treat the thread as gone from now on, so it
     // is never reported as running or as exited-unjoined.
-    OnThreadExit(ts);
+    OnThreadExit(nullptr);
   }
 }
 
@@ -175,7 +191,7 @@ __attribute__((always_inline)) inline ThreadState* PrepareThread(
     const HookScope& scope, uintptr_t code) {
   if (!scope.record() || FromClientLibrary(scope.caller())) return nullptr;
   ErrnoGuard errno_guard;
-  auto* ts = new (std::nothrow) ThreadState;
+  ThreadState* ts = NewThreadState();
   if (ts == nullptr) return nullptr;
   EnsureExitKey();
   static std::atomic<uint32_t> next_serial{1};
@@ -226,20 +242,13 @@ void FinishCreate(ThreadState* ts, bool created, const pthread_t* thread) {
   pthread_mutex_lock(&ts->mu);
   if (!ts->inserted) InsertLocked(ts, Key(*thread));
   pthread_mutex_unlock(&ts->mu);
-  ts->Unref();
+  Unref(ts);
 }
 
+// A self-detach too: a tracked thread's record is in before its own code
+// runs.
 void OnDetach(pthread_t thread) {
   ErrnoGuard errno_guard;
-  ThreadState* own = t_state;
-  if (own != nullptr && pthread_equal(thread, pthread_self())) {
-    // Self-detach, possibly before the creator has inserted the record.
-    pthread_mutex_lock(&own->mu);
-    own->detached = true;
-    if (own->inserted) Tracker::Get().MarkDetached(own->key);
-    pthread_mutex_unlock(&own->mu);
-    return;
-  }
   Tracker::Get().MarkDetached(Key(thread));
 }
 

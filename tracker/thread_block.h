@@ -7,6 +7,11 @@
 // TLS for initial-exec variables — kilobytes of caches there made that dlopen
 // fail with "cannot allocate memory in static TLS block".
 //
+// Memory: only the pages a thread writes are resident. A thread that makes no
+// recorded call maps nothing; one that does (any part of the first page: the
+// stack, release-site and query caches) has one page; the second page (the
+// script frame cache) only with script stacks.
+//
 // Thread safety: each thread has its own block. Hook-safe: mmap, no malloc.
 #ifndef LEAKWATCH_TRACKER_THREAD_BLOCK_H_
 #define LEAKWATCH_TRACKER_THREAD_BLOCK_H_
