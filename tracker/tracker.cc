@@ -28,6 +28,18 @@ __attribute__((tls_model("initial-exec"))) __thread uint32_t t_tid = 0;
 
 // Storage for the one Tracker: constructed in place, never destroyed.
 alignas(Tracker) unsigned char g_storage[sizeof(Tracker)];
+
+// The Tracker's table and depots, built at compile time (constinit: no
+// constructor runs, nothing is written before use) and never destroyed.
+template <typename T>
+union Static {
+  constexpr Static() : value() {}
+  ~Static() {}
+  T value;
+};
+constinit Static<ShardedTable> g_table;
+constinit Static<Depot<uintptr_t>> g_stacks;
+constinit Static<Depot<char>> g_strings;
 Tracker* g_tracker = nullptr;
 pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -116,7 +128,10 @@ void Tracker::UseOptions(const Options& options) {
   }
 }
 
-Tracker::Tracker() {
+Tracker::Tracker()
+    : table_(g_table.value),
+      stacks_(g_stacks.value),
+      strings_(g_strings.value) {
   int saved_errno = errno;
   if (g_given_options != nullptr) {
     Configure(*g_given_options);  // tracking nothing until BeginSession
