@@ -102,7 +102,7 @@ void OnIdentityChange(PGconn* conn) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   tracker.SetIdentity(Key(conn), ReadIdentity(conn));
-  tracker.HookTouch(Key(conn), nullptr);
+  tracker.Touch(Key(conn), nullptr);
 }
 
 // A call on a connection the tracker does not know: a use after close if
@@ -140,12 +140,12 @@ void OnActivity(const PGconn* conn, uint32_t query = 0,
   if (conn == nullptr) return;
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  bool found = query != 0 ? tracker.HookTouch(Key(conn), nullptr, nullptr,
-                                              nullptr, query)
-                          : tracker.TouchActivity(Key(conn));
+  bool found = query != 0
+                   ? tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query)
+                   : tracker.TouchActivity(Key(conn));
   if (!found && function != nullptr && OnUnknownConn(conn, function) &&
       query != 0) {
-    tracker.HookTouch(Key(conn), nullptr, nullptr, nullptr, query);
+    tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query);
   }
 }
 
@@ -173,7 +173,7 @@ __attribute__((always_inline)) inline AcquireInfo OnHandleFromConn(
   if (handle != nullptr) {
     info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   }
-  info.acquired_ns = HookNowNs();
+  info.acquired_ns = NowNs();
   if (conn != nullptr) {
     info.parent = Key(conn);
     // The connection's last query (set here if this call sent one) is the
@@ -239,7 +239,7 @@ __attribute__((always_inline)) inline void OnSendPrepare(const PGconn* conn,
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
   info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
-  tracker.HookTouch(Key(conn), &info.identity, nullptr, &info.query_id);
+  tracker.Touch(Key(conn), &info.identity, nullptr, &info.query_id);
   OnPrepared(conn, name, info);
 }
 

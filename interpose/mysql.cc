@@ -138,7 +138,7 @@ void OnConnected(MYSQL* mysql, ConnectState state, const ConnectArgs& asked) {
   identity.detail = connected ? ServerConnectionId(mysql) : 0;
   identity.connect_failed = state == ConnectState::kFailed;
   tracker.SetIdentity(Key(mysql), identity);
-  tracker.HookTouch(Key(mysql), nullptr);
+  tracker.Touch(Key(mysql), nullptr);
 }
 
 // `text` ("host=h port=p user=u db=d") with the field `name` set to `value`:
@@ -173,7 +173,7 @@ void OnSessionChange(MYSQL* mysql, const char* user, const char* db) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   Identity identity;
-  if (!tracker.HookTouch(Key(mysql), &identity)) return;
+  if (!tracker.Touch(Key(mysql), &identity)) return;
   Depot<char>::View old = tracker.strings().Get(identity.string_id);
   std::string text(old.data, old.size);
   if (user != nullptr) text = WithField(text, "user", user);
@@ -227,7 +227,7 @@ void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   Identity identity;
-  if (!tracker.HookTouch(Key(mysql), &identity, nullptr, nullptr, query) ||
+  if (!tracker.Touch(Key(mysql), &identity, nullptr, nullptr, query) ||
       !after_query) {
     return;
   }
@@ -250,7 +250,7 @@ __attribute__((always_inline)) inline void OnHandleFromParent(
     info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   }
   info.flags = flags;
-  info.acquired_ns = HookNowNs();
+  info.acquired_ns = NowNs();
   if (parent != nullptr) {
     info.parent = Key(parent);
     // The parent's last query is the one the new handle came from.
@@ -267,14 +267,13 @@ void OnStatementActivity(MYSQL_STMT* stmt, bool starting, uint32_t query = 0) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   uintptr_t conn = 0;
-  if (!tracker.HookTouch(Key(stmt), nullptr, &conn, nullptr, query) ||
-      conn == 0) {
+  if (!tracker.Touch(Key(stmt), nullptr, &conn, nullptr, query) || conn == 0) {
     return;
   }
   if (starting) {
     tracker.BeginCall(conn);
   } else {
-    tracker.HookTouch(conn, nullptr, nullptr, nullptr, query);
+    tracker.Touch(conn, nullptr, nullptr, nullptr, query);
   }
 }
 
@@ -315,7 +314,7 @@ void OnConnectCont(MYSQL* mysql, int status, MYSQL* const* ret) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   Identity identity;
-  if (!tracker.HookTouch(Key(mysql), &identity)) return;
+  if (!tracker.Touch(Key(mysql), &identity)) return;
   if (*ret != nullptr) {
     identity.detail = ServerConnectionId(mysql);
   } else {

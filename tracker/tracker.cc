@@ -148,7 +148,6 @@ Tracker::Tracker()
 
 void Tracker::Configure(const Options& options) {
   options_ = options;
-  EnableHookClock();
   reuse_gap_floor_ns_ = INT64_MAX;
   for (int f = 0; f < kNumFamilies; ++f) {
     threshold_ns_[f] = options_.ThresholdMs(static_cast<Family>(f)) * 1000000;
@@ -548,7 +547,7 @@ bool Tracker::Release(uintptr_t key, uint32_t release_stack_id,
   if (Disguise(key) == t_touched_key) t_touched_key = 0;
   Record removed;
   if (!table_.EraseAndRemember(key, &removed, release_stack_id, CurrentTid(),
-                               HookNowNs())) {
+                               NowNs())) {
     return false;
   }
   if (removed.flags & kAdopted) [[unlikely]] {
@@ -795,7 +794,7 @@ bool Tracker::TouchActivity(uintptr_t key) {
   // time, and nothing else it does can be pending: no call was begun (that
   // clears the memo), and the watchdog cannot have found the handle idle
   // at the time it was last active.
-  const int64_t now = HookNowNs();
+  const int64_t now = NowNs();
   if (key != 0 && Disguise(key) == t_touched_key && now == t_touched_ns) {
     return true;
   }
@@ -928,7 +927,7 @@ bool Tracker::TouchSlow(int64_t now, uintptr_t key, Identity* identity,
 bool Tracker::BeginCall(uintptr_t key) {
   if (key == 0) return false;
   t_touched_key = 0;
-  const int64_t now = HookNowNs();
+  const int64_t now = NowNs();
   if (Record* r = UseLockFree(key, now)) [[likely]] {
     if (!(LoadFlags(*r) & kInCall)) SetFlags(*r, kInCall);
     return true;

@@ -448,12 +448,12 @@ class Tracker {
     return unknown_releases_.load(std::memory_order_relaxed);
   }
 
-  // HookTouch(key, nullptr) for activity with nothing else to record,
-  // skipped when this thread recorded activity on `key` at the same
-  // HookNowNs() reading and has begun no call since (PQconsumeInput in an
-  // event loop: many calls a millisecond). Then returns true without
-  // looking, so a use after close by another thread within that moment goes
-  // unnoticed. Hook-safe.
+  // Touch(key, nullptr) for activity with nothing else to record, skipped
+  // when this thread recorded activity on `key` within the current tick of
+  // the coarse clock and has begun no call since (PQconsumeInput in an event
+  // loop: many calls a millisecond). Then returns true without looking, so a
+  // use after close by another thread within that tick goes unnoticed.
+  // Hook-safe.
   bool TouchActivity(uintptr_t key);
 
   // Marks activity on a handle (connections: resets idle time) and ends a
@@ -465,12 +465,7 @@ class Tracker {
              uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
     return TouchAt(NowNs(), key, identity, parent, query_id, set_query_id);
   }
-  // Touch at HookNowNs(): for the hooks.
-  bool HookTouch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr,
-                 uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
-    return TouchAt(HookNowNs(), key, identity, parent, query_id, set_query_id);
-  }
-  // Touch with the time (NowNs() or HookNowNs()) read by the caller.
+  // Touch with the time (NowNs()) read by the caller.
   bool TouchAt(int64_t now, uintptr_t key, Identity* identity,
                uintptr_t* parent, uint32_t* query_id, uint32_t set_query_id);
 
