@@ -9,10 +9,12 @@
 #   fixed      warm(agent) - warm(plain): the agent loaded, one handle seen
 #   per handle ((held - warm)(agent) - (held - warm)(plain)) / N
 #   kept       (cleared - warm)(agent) - (cleared - warm)(plain): what is
-#              still resident once every handle is released — the agent's
-#              table (it never shrinks; its pool and large indexes are
-#              mapped apart from the malloc heap, so they do not keep glibc
-#              from trimming the program's freed blocks)
+#              still resident right after every handle is released — the
+#              agent's table, until its watchdog's next scan gives it back
+#              (ShardedTable::Shrink; scripts/bench-memory's `burst` waits
+#              for that); its pool and large indexes are mapped apart from
+#              the malloc heap, so they never keep glibc from trimming the
+#              program's freed blocks
 #   churn      growth over CHURN acquire/release pairs, agent minus plain
 #              (the recently-released set is a fixed ring: ~0)
 #   again      per handle as above, for N held a second time, from warm
