@@ -343,10 +343,9 @@ ShardedTable::~ShardedTable() {
 size_t ShardedTable::ShrinkLocked(Shard& shard) {
   if (shard.used <= kFirstChunkRecords ||
       uint64_t{shard.count} * 4 >= shard.used ||
-      shard.shrink_tried == shard.used + 1) {
+      (shard.used == shard.shrink_used && shard.count == shard.shrink_count)) {
     return 0;
   }
-  shard.shrink_tried = shard.used + 1;
   // The highest live record.
   uint32_t top = 0;  // records [0, top) are kept
   for (size_t i = 0; shard.slots != nullptr && i <= shard.slot_mask; ++i) {
@@ -388,7 +387,8 @@ size_t ShardedTable::ShrinkLocked(Shard& shard) {
   // Records from `top` on are zero (or never touched) when handed out again:
   // AddRecordLocked constructs each.
   shard.used = top;
-  shard.shrink_tried = top + 1;
+  shard.shrink_used = top;
+  shard.shrink_count = shard.count;
   // The index, down to at least twice the live records (16 at least).
   size_t slots = shard.slots == nullptr ? 0 : size_t{shard.slot_mask} + 1;
   if (slots > 16 && uint64_t{shard.count} * 8 < slots) {

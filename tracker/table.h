@@ -345,13 +345,15 @@ class ShardedTable {
     uint64_t* slots = nullptr;  // slot_mask + 1 slots (none before the first
                                 // insert); 0 = empty, else Slot()
     uint32_t slot_mask = 0;
-    uint32_t count = 0;         // live records
-    uint32_t free_head = 0;     // record number + 1 of the first free record
-                                // (linked through Record::parent); 0 = none
-    uint32_t used = 0;          // records handed out from the chunks so far
-                                // (Shrink lowers it)
-    uint32_t shrink_tried = 0;  // `used` when Shrink last looked, plus one
-                                // (0 = never)
+    uint32_t count = 0;      // live records
+    uint32_t free_head = 0;  // record number + 1 of the first free record
+                             // (linked through Record::parent); 0 = none
+    uint32_t used = 0;       // records handed out from the chunks so far
+                             // (Shrink lowers it)
+    // `used` and `count` when Shrink last looked (it looks again once
+    // either changed).
+    uint32_t shrink_used = 0;
+    uint32_t shrink_count = 0;
     // Chunk k's address minus ChunkBase(k) records (0 = not mapped yet):
     // record n is at chunk_origin[ChunkOf(n)] + n * sizeof(Record).
     uintptr_t chunk_origin[kMaxChunks] = {};

@@ -303,6 +303,32 @@ TEST(ShardedTableTest, ShrinkGivesBackWhatABurstTook) {
   }
 }
 
+// A live record high in a shard's pool holds the records below it; once it
+// is released too, the next Shrink gives them back (Shrink looks again when
+// the count changed, not only when the pool grew).
+TEST(ShardedTableTest, ShrinkLooksAgainWhenTheHighestRecordGoes) {
+  constexpr size_t kCount = 20000;  // 8 bytes apart: one granule, one shard
+  auto table = NewTable();
+  auto key = [](size_t i) { return 0x7f3a00000010 + i * 8; };
+  ASSERT_EQ(ShardOf(key(0)), ShardOf(key(kCount - 1)));
+  for (size_t i = 0; i < kCount; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+  }
+  for (size_t i = 0; i + 1 < kCount; ++i) {
+    ASSERT_TRUE(table->Erase(key(i), nullptr));
+  }
+  // Only the index can shrink: the last record is the highest.
+  EXPECT_LE(table->Shrink(), kCount * 2 * sizeof(uint64_t));
+  EXPECT_GE(table->bytes(), kCount * sizeof(Record));
+  ASSERT_TRUE(table->Erase(key(kCount - 1), nullptr));
+  EXPECT_GE(table->Shrink(), (kCount - 300) * sizeof(Record));
+  EXPECT_LE(table->bytes(), ShardedTable::kShards * (4096 + 128));
+  for (size_t i = 0; i < 100; ++i) {
+    ASSERT_FALSE(table->Insert(MakeRecord(key(i)), nullptr));
+  }
+  EXPECT_EQ(table->size(), 100u);
+}
+
 // Up to `n` keys of recent-release set `set` in [from, from + 4096), which
 // must lie in one granule (so in one shard).
 std::vector<uintptr_t> KeysOfSet(uintptr_t from, int set, size_t n) {
