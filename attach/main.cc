@@ -230,17 +230,22 @@ bool Exists(pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
 volatile sig_atomic_t g_stop = 0;
 
+// The target's mappings, or the refusal (its exit status, nonzero) when they
+// cannot be read: permission advice, or that there is no such process.
+int ReadTargetMappings(pid_t pid, std::vector<Mapping>* maps) {
+  int err = 0;
+  if (ReadMappings(pid, maps, &err)) return 0;
+  return Refuse(err == EACCES || err == EPERM
+                    ? PermissionAdvice(pid)
+                    : "no process " + std::to_string(pid));
+}
+
 // `leakwatch report` and `leakwatch detach`: one call into the agent, then
 // its own thread does the work, which is waited for.
 int Control(pid_t pid, AttachCommand command) {
   const char* what = command == kCommandReport ? "report" : "detach";
   std::vector<Mapping> maps;
-  int err = 0;
-  if (!ReadMappings(pid, &maps, &err)) {
-    return Refuse(err == EACCES || err == EPERM
-                      ? PermissionAdvice(pid)
-                      : "no process " + std::to_string(pid));
-  }
+  if (int refused = ReadTargetMappings(pid, &maps)) return refused;
   const std::string program = ProgramOf(pid);
   Agent agent;
   LeakwatchAgentState state{};
@@ -318,12 +323,7 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
   std::string config = Config(&errors);
   std::fputs(errors.c_str(), stderr);  // bad values: the defaults are used
   std::vector<Mapping> maps;
-  int err = 0;
-  if (!ReadMappings(pid, &maps, &err)) {
-    return Refuse(err == EACCES || err == EPERM
-                      ? PermissionAdvice(pid)
-                      : "no process " + std::to_string(pid));
-  }
+  if (int refused = ReadTargetMappings(pid, &maps)) return refused;
   const std::string program = ProgramOf(pid);
   Agent agent;
   LeakwatchAgentState state{};
@@ -398,6 +398,7 @@ int Attach(pid_t pid, const std::string& library, long for_ms) {
                     library + ": " + why + "; nothing was changed");
     }
     maps.clear();
+    int err = 0;
     if (!ReadMappings(pid, &maps, &err) ||
         !FindAgent(pid, maps, &agent, library)) {
       thread.Release();

@@ -361,27 +361,25 @@ size_t ShardedTable::ShrinkLocked(Shard& shard) {
     head = n + 1;
   }
   shard.free_head = head;
-  // The pages wholly above record `top`, chunk by chunk.
+  // The pages wholly above record `top`, chunk by chunk: records
+  // [max(top, base), min(used, base + records)) of chunk k. A chunk is a
+  // whole number of pages, so rounding the end up stays inside it.
   size_t given = 0;
-  const uintptr_t page = 4096;
+  const auto page_up = [](uintptr_t a) {
+    return (a + uintptr_t{4095}) & ~uintptr_t{4095};
+  };
   for (uint32_t k = ChunkOf(top); k < kMaxChunks && ChunkBase(k) < shard.used;
        ++k) {
     if (shard.chunk_origin[k] == 0) break;
-    uintptr_t begin =
-        reinterpret_cast<uintptr_t>(&RecordAt(shard, ChunkBase(k)));
-    uintptr_t end = begin + ChunkRecords(k) * sizeof(Record);
-    uintptr_t from = std::max(
-        begin, reinterpret_cast<uintptr_t>(&RecordAt(shard, ChunkBase(k))) +
-                   (top > ChunkBase(k) ? uintptr_t{top - ChunkBase(k)} : 0) *
-                       sizeof(Record));
-    from = (from + page - 1) & ~(page - 1);
-    uintptr_t used_end = begin + uintptr_t{std::min(shard.used - ChunkBase(k),
-                                                    ChunkRecords(k))} *
-                                     sizeof(Record);
-    used_end = std::min(end, (used_end + page - 1) & ~(page - 1));
-    if (from < used_end && madvise(reinterpret_cast<void*>(from),
-                                   used_end - from, MADV_DONTNEED) == 0) {
-      given += used_end - from;
+    const uint32_t lo = std::max(top, ChunkBase(k));
+    const uint32_t hi = std::min(shard.used, ChunkBase(k) + ChunkRecords(k));
+    const uintptr_t from =
+        page_up(shard.chunk_origin[k] + uintptr_t{lo} * sizeof(Record));
+    const uintptr_t to =
+        page_up(shard.chunk_origin[k] + uintptr_t{hi} * sizeof(Record));
+    if (from < to &&
+        madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED) == 0) {
+      given += to - from;
     }
   }
   // Records from `top` on are zero (or never touched) when handed out again:
