@@ -85,13 +85,15 @@ class Process:
         self.live_more = {}  # (kind, site) -> count of leak_more
         self.growing = {}  # (kind, site) -> latest growing_* event
         self.misuses = []
-        # For the timeline (leakwatch html): (time_ms, open per kind, sites)
-        # of each sample; (time_ms, kind, site, count) of each live warning;
+        # For the timeline (leakwatch html): (time_ms, open per kind,
+        # {(kind, site): open}) of each sample; (time_ms, kind, site, count) of each live warning;
         # time_ms of each release or reuse of a reported handle.
         self.samples = []
         self.warnings = []
         self.notes = []
         self.site_frames = {}  # (kind, site) -> the frames of its first event
+        self.sites_cache = {}  # a sample's "sites" text -> its parsed list
+        self._site_maps = {}  # id(sites list) -> (the list, its site map)
 
     def _when(self, ms):
         if isinstance(ms, int):
@@ -105,12 +107,24 @@ class Process:
         if key not in self.site_frames and isinstance(ev.get("frames"), list):
             self.site_frames[key] = ev["frames"]
 
+    def _site_map(self, sites):
+        """{(kind, site): open} of a sample's sites, one dict shared by the
+        samples whose sites are the same list (see parse_event)."""
+        if not isinstance(sites, list):
+            sites = []
+        known = self._site_maps.get(id(sites))
+        if known is None or known[0] is not sites:
+            known = (sites, {(e.get("kind"), e.get("site")): e.get("open", 0)
+                             for e in sites if isinstance(e, dict)})
+            self._site_maps[id(sites)] = known
+        return known[1]
+
     def add(self, ev):
         t = ev["type"]
         self._when(ev.get("time_ms"))
         if t == "sample":
             self.samples.append((ev.get("time_ms"), ev.get("open") or {},
-                                 ev.get("sites") or []))
+                                 self._site_map(ev.get("sites"))))
             if self.options is None and isinstance(ev.get("options"), dict):
                 self.options = ev["options"]
             self.program = self.program or ev.get("program")
@@ -206,6 +220,79 @@ def read_logs(args, me):
     return processes
 
 
+# A live warning's line starts with its type and ends with its stack; the
+# stack of a site is the same in every warning of that site (a site is an
+# interned acquire stack), so it is parsed once per process and site.
+LEAK_HEAD = '{"type":"leak",'
+FRAMES_KEY = ',"frames":['
+_decode = json.JSONDecoder().raw_decode
+
+
+def loads(text):
+    """json.loads of a stripped line, without its per-call checks."""
+    value, end = _decode(text)
+    if end != len(text):
+        raise ValueError("extra data")
+    return value
+
+
+# A sample's line ends with its reported sites, which change far less often
+# than its open counts: identical arrays are parsed once per process, into
+# one shared list.
+SAMPLE_HEAD = '{"type":"sample",'
+SITES_KEY = ',"sites":['
+
+
+def parse_event(line, processes):
+    """One line as an event (a dict), or None if it is not JSON."""
+    if line.startswith(SAMPLE_HEAD) and line.endswith("]}"):
+        i = line.find(SITES_KEY)
+        if i > 0:
+            try:
+                ev = loads(line[:i] + "}")
+            except ValueError:
+                ev = None
+            proc = (processes.get(ev.get("pid")) if isinstance(ev, dict)
+                    else None)
+            if proc is not None:
+                raw = line[i + len(SITES_KEY) - 1:-1]
+                sites = proc.sites_cache.get(raw)
+                if sites is None:
+                    try:
+                        sites = loads(raw)
+                    except ValueError:
+                        sites = None
+                    if isinstance(sites, list):
+                        proc.sites_cache[raw] = sites
+                if isinstance(sites, list):
+                    ev["sites"] = sites
+                    return ev
+    if line.startswith(LEAK_HEAD) and line.endswith("]}"):
+        i = line.find(FRAMES_KEY)
+        if i > 0:
+            try:
+                ev = loads(line[:i] + "}")
+            except ValueError:
+                ev = None
+            proc = (processes.get(ev.get("pid")) if isinstance(ev, dict)
+                    else None)
+            if proc is not None:
+                key = (ev.get("kind"), ev.get("site"))
+                frames = proc.site_frames.get(key)
+                if frames is None:
+                    try:
+                        frames = loads(line[i + len(FRAMES_KEY) - 1:-1])
+                    except ValueError:
+                        frames = None
+                if isinstance(frames, list):
+                    ev["frames"] = frames
+                    return ev
+    try:
+        return loads(line)
+    except ValueError:
+        return None
+
+
 def read_log(path, processes, me):
     log_dir = os.getcwd() if path == "-" else os.path.dirname(
         os.path.abspath(path))
@@ -218,10 +305,7 @@ def read_log(path, processes, me):
                 line = line.strip()
                 if not line:
                     continue
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    ev = None
+                ev = parse_event(line, processes)
                 if (not isinstance(ev, dict) or not isinstance(
                         ev.get("type"), str) or not isinstance(
                             ev.get("pid"), int)):
