@@ -15,6 +15,8 @@
 //   exit_report, periodic_report   what is held, grouped by site
 //   misuse                a double release or a use after close
 //   exit_abandoned        the exit report could not be written
+//   sample                what is held now, per kind and for the sites
+//                         warned about (the timeline of `leakwatch html`)
 //
 // Numbers are numbers (durations in ms), addresses are "0x..." strings.
 // README.md, "JSON", documents every field.
@@ -96,6 +98,7 @@ class JsonRenderer : public Renderer {
   std::string RenderMisuse(const Misuse& misuse) override;
   std::string RenderNotice(std::string_view what,
                            std::string_view text) override;
+  std::string RenderSample(const SampleModel& model) override;
 
  private:
   // `{"type":T,"pid":P,"time_ms":N` — an event's opening, without its end.
@@ -103,6 +106,9 @@ class JsonRenderer : public Renderer {
     return fmt::format("{{\"type\":\"{}\",\"pid\":{},\"time_ms\":{}", type,
                        ctx_.pid(), WallClockMs());
   }
+  // "program", "start_time_ms", with `end` "end_time_ms" (now), and
+  // "options" (the options in force).
+  void RunFields(Fields* f, bool end);
   std::string Frames(uint32_t stack_id);
   // The fields describing one record (no braces).
   void RecordFields(Fields* f, const Record& r, int64_t now_ns);
@@ -365,15 +371,7 @@ std::string JsonRenderer::RenderHeld(const HeldModel& model) {
                                          : "{\"type\":\"periodic_report\"";
   Fields f(&report, /*after_fields=*/true);
   f.Num("pid", ctx_.pid());
-  f.Str("program", ProgramName());
-  f.Num("start_time_ms", ctx_.start_wall_ms());
-  f.Num("end_time_ms", WallClockMs());
-  std::string options = "{";
-  Fields o(&options);
-  for (const auto& [name, value] : OptionValues(ctx_.options())) {
-    o.Str(name, value);
-  }
-  f.Raw("options", options + "}");
+  RunFields(&f, /*end=*/true);
   f.Num("held", model.held.size());
   std::string groups = "[";
   for (const HeldModel::Group& g : model.groups) {
@@ -395,6 +393,44 @@ std::string JsonRenderer::RenderHeld(const HeldModel& model) {
   }
   ExitFields(&f, model);
   return out + report + "}\n";
+}
+
+void JsonRenderer::RunFields(Fields* f, bool end) {
+  f->Str("program", ProgramName());
+  f->Num("start_time_ms", ctx_.start_wall_ms());
+  if (end) f->Num("end_time_ms", WallClockMs());
+  std::string options = "{";
+  Fields o(&options);
+  for (const auto& [name, value] : OptionValues(ctx_.options())) {
+    o.Str(name, value);
+  }
+  f->Raw("options", options + "}");
+}
+
+std::string JsonRenderer::RenderSample(const SampleModel& model) {
+  const OpenSample& counts = *model.counts;
+  std::string out = Open("sample");
+  Fields f(&out, /*after_fields=*/true);
+  std::string open = "{";
+  Fields o(&open);
+  for (int k = 0; k < kMaxKinds; ++k) {
+    if (counts.kinds[k] != nullptr)
+      o.Num(counts.kinds[k]->name, counts.open[k]);
+  }
+  f.Raw("open", open + "}");
+  std::string sites = "[";
+  for (int i = 0; i < counts.num_sites; ++i) {
+    const uint64_t key = counts.site_key[i];
+    const KindDesc* kind = counts.kinds[(key >> 32) % kMaxKinds];
+    if (kind == nullptr) continue;  // a site is of a kind seen
+    if (sites.size() > 1) sites += ',';
+    sites += fmt::format("{{\"site\":{},\"kind\":{},\"open\":{}}}",
+                         static_cast<uint32_t>(key), JsonString(kind->name),
+                         counts.site_open[i]);
+  }
+  f.Raw("sites", sites + "]");
+  if (model.first) RunFields(&f, /*end=*/false);
+  return out + "}\n";
 }
 
 std::string JsonRenderer::RenderMisuse(const Misuse& m) {

@@ -21,7 +21,10 @@ bool WriteAll(int fd, std::string_view text) {
   return true;
 }
 
-Log::Log(std::string path_pattern) : pattern_(std::move(path_pattern)) {}
+Log::Log(std::string path_pattern, const char* variable, bool or_stderr)
+    : pattern_(std::move(path_pattern)),
+      variable_(variable),
+      or_stderr_(or_stderr) {}
 
 Log::~Log() {
   if (fd_ >= 0 && opened_for_ == getpid()) close(fd_);
@@ -63,8 +66,9 @@ int Log::OpenIfNeeded() {
   if (fd < 0) {
     int err = errno;
     failed_ = true;
-    std::string msg = "leakwatch: cannot open LEAKWATCH_LOG file \"" + path +
-                      "\": " + strerror(err) + "; reporting to stderr\n";
+    std::string msg = std::string("leakwatch: cannot open ") + variable_ +
+                      " file \"" + path + "\": " + strerror(err) +
+                      (or_stderr_ ? "; reporting to stderr\n" : "\n");
     WriteAll(STDERR_FILENO, msg);
     return STDERR_FILENO;
   }
@@ -76,15 +80,23 @@ int Log::OpenIfNeeded() {
 bool Log::Write(std::string_view text) {
   int saved_errno = errno;
   int fd = OpenIfNeeded();
-  bool ok = WriteAll(fd, text) && !(fd == STDERR_FILENO && failed_);
+  bool ok = false;
+  if (fd != STDERR_FILENO || !failed_) {
+    ok = WriteAll(fd, text);
+  } else if (or_stderr_) {
+    WriteAll(fd, text);
+  }
   errno = saved_errno;
   return ok;
 }
 
 void Log::WriteIfOpen(std::string_view text) {
   int saved_errno = errno;
-  int fd = (fd_ >= 0 && opened_for_ == getpid()) ? fd_ : STDERR_FILENO;
-  WriteAll(fd, text);
+  if (fd_ >= 0 && opened_for_ == getpid()) {
+    WriteAll(fd_, text);
+  } else if (or_stderr_) {
+    WriteAll(STDERR_FILENO, text);
+  }
   errno = saved_errno;
 }
 

@@ -106,6 +106,16 @@ struct HeldModel {
   const KindDesc* kinds[kMaxKinds] = {};
 };
 
+// A sample of what is held now, for the JSON log's timeline: the tracker's
+// counts per kind and for the sites whose live warnings the Reporter wrote.
+struct SampleModel {
+  const OpenSample* counts = nullptr;
+  // The process's first sample: it carries the program, its start time and
+  // the options in force (what the exit report carries), so that the log of
+  // a process that never reaches its exit report still says them.
+  bool first = false;
+};
+
 }  // namespace leakwatch
 
 #endif  // LEAKWATCH_REPORT_MODEL_H_

@@ -78,6 +78,8 @@ class Renderer {
   // A line the agent says about itself (`what` names it for JSON).
   virtual std::string RenderNotice(std::string_view what,
                                    std::string_view text) = 0;
+  // A sample of what is held (JSON only: the text renderer returns "").
+  virtual std::string RenderSample(const SampleModel& model) = 0;
 
  protected:
   RenderContext& ctx_;

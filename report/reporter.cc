@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -43,15 +44,27 @@ class ReportLock {
 }  // namespace
 
 Reporter::Reporter(Tracker& tracker, Log& log)
-    : Reporter(tracker, log, tracker.options().format) {}
+    : Reporter(tracker, log, tracker.options().format,
+               tracker.options().json_log) {}
 
-Reporter::Reporter(Tracker& tracker, Log& log, Format format)
+Reporter::Reporter(Tracker& tracker, Log& log, Format format,
+                   const std::string& json_log)
     : tracker_(tracker),
       log_(log),
       format_(format),
       context_(tracker, symbolizer_),
       renderer_(format == kFormatJson ? MakeJsonRenderer(context_)
                                       : MakeTextRenderer(context_)) {
+  if (!json_log.empty()) {
+    json_log_ = std::make_unique<Log>(json_log, "LEAKWATCH_JSON_LOG",
+                                      /*or_stderr=*/false);
+    if (format != kFormatJson) json_renderer_ = MakeJsonRenderer(context_);
+  }
+  if (format == kFormatJson) {
+    json_ = renderer_.get();
+  } else if (json_renderer_ != nullptr) {
+    json_ = json_renderer_.get();
+  }
   symbolizer_.set_strings(&tracker_.strings());
   const std::string& path = tracker_.options().suppressions;
   if (!path.empty()) {
@@ -259,10 +272,95 @@ void Reporter::WriteMetrics(const MetricsSnapshot& snapshot) {
   }
 }
 
+template <typename Render>
+std::string Reporter::ForJsonLog(const std::string& text, Render&& render) {
+  if (json_log_ == nullptr) return "";
+  return json_renderer_ != nullptr ? render(*json_renderer_) : text;
+}
+
+void Reporter::WriteBoth(const std::string& text, const std::string& json) {
+  if (!text.empty()) log_.Write(text);
+  if (!json.empty()) json_log_->Write(json);
+}
+
+void Reporter::AddSample(const std::string& sample, bool first,
+                         std::string* text, std::string* json) {
+  if (format_ == kFormatJson) text->insert(first ? 0 : text->size(), sample);
+  if (json_log_ != nullptr) json->insert(first ? 0 : json->size(), sample);
+}
+
+void Reporter::WatchSites(const ScanModel& model) {
+  auto watch = [this](uint64_t key) {
+    // The first kMaxSites sites warned about: a sample stays one short
+    // line, and the scan's count of them one probe per record.
+    int n = watched_count_.load(std::memory_order_relaxed);
+    if (n == OpenSample::kMaxSites ||
+        std::find(watched_, watched_ + n, key) != watched_ + n) {
+      return;
+    }
+    watched_[n] = key;
+    watched_count_.store(n + 1, std::memory_order_release);
+  };
+  for (const ScanModel::Site& site : model.sites) {
+    if (!site.shown.empty()) watch(SiteKey(site.shown.front().record));
+  }
+  for (const SiteGrowth& g : model.growing) watch(SiteKey(g.oldest));
+}
+
+int Reporter::SampleSites(uint64_t* keys) const {
+  int n = watched_count_.load(std::memory_order_acquire);
+  std::copy(watched_, watched_ + n, keys);
+  return n;
+}
+
+bool Reporter::SampleChanged(const OpenSample& counts) const {
+  const OpenSample& last = last_sample_;
+  return !std::equal(std::begin(counts.open), std::end(counts.open),
+                     std::begin(last.open)) ||
+         !std::equal(std::begin(counts.kinds), std::end(counts.kinds),
+                     std::begin(last.kinds)) ||
+         counts.num_sites != last.num_sites ||
+         !std::equal(counts.site_key, counts.site_key + counts.num_sites,
+                     last.site_key) ||
+         !std::equal(counts.site_open, counts.site_open + counts.num_sites,
+                     last.site_open);
+}
+
+std::string Reporter::RenderSample(const OpenSample& counts) {
+  return json_->RenderSample(SampleModel{&counts, !sample_written_});
+}
+
+void Reporter::MarkSampled(const OpenSample& counts) {
+  sample_written_ = true;
+  last_sample_ = counts;
+}
+
 void Reporter::OnScan(const ScanEvents& events) {
   ReportLock lock(&mu_, 0);
-  std::string text = FormatScan(events);
-  if (!text.empty()) log_.Write(text);
+  ScanModel model = BuildScanModel(events);
+  std::string text = renderer_->RenderScan(model);
+  std::string json =
+      ForJsonLog(text, [&](Renderer& r) { return r.RenderScan(model); });
+  if (json_ != nullptr) {
+    // Counted from the next scan on: this one has walked the table.
+    WatchSites(model);
+    if (events.sample != nullptr &&
+        events.now_ns >= next_sample_ns_.load(std::memory_order_relaxed)) {
+      if (!sample_written_ || SampleChanged(*events.sample)) {
+        AddSample(RenderSample(*events.sample), /*first=*/false, &text, &json);
+        MarkSampled(*events.sample);
+      }
+      // Scans come once a period, give or take the watchdog's wake-up
+      // jitter: half a period of slack keeps one look per interval rather
+      // than one every other interval.
+      const int64_t period_ns = tracker_.options().ScanPeriodMs() * 1000000;
+      const int64_t interval_ns =
+          std::max(kSampleIntervalMs * 1000000, period_ns);
+      next_sample_ns_.store(events.now_ns + interval_ns - period_ns / 2,
+                            std::memory_order_relaxed);
+    }
+  }
+  WriteBoth(text, json);
   if (events.metrics != nullptr) WriteMetrics(*events.metrics);
 }
 
@@ -272,8 +370,23 @@ void Reporter::OnExit(const ExitSnapshot& snapshot) {
   // symbolizer is then used without the lock, which is only unsafe if that
   // thread is still running, and it is not after exit started.
   ReportLock lock(&mu_, 1000);
-  std::string text = FormatExit(snapshot);
-  if (!text.empty()) log_.Write(text);
+  // The final sample, timed before the report: the timeline ends at what is
+  // held at exit. Only where the process wrote samples, or writes a report
+  // now (a clean short run still says nothing).
+  std::string sample;
+  if (json_ != nullptr && snapshot.sampled) {
+    sample = RenderSample(snapshot.sample);
+  }
+  HeldModel model = BuildHeldModel(snapshot, /*at_exit=*/true);
+  std::string text = renderer_->RenderHeld(model);
+  std::string json =
+      ForJsonLog(text, [&](Renderer& r) { return r.RenderHeld(model); });
+  const bool reports = !(format_ == kFormatJson ? text : json).empty();
+  if (!sample.empty() && (sample_written_ || reports)) {
+    AddSample(sample, /*first=*/true, &text, &json);
+    MarkSampled(snapshot.sample);
+  }
+  WriteBoth(text, json);
   // A finished process's gauges would say forever what it held at the end.
   if (!tracker_.options().metrics.empty()) {
     unlink(Log::ExpandPath(tracker_.options().metrics, getpid()).c_str());
@@ -282,31 +395,38 @@ void Reporter::OnExit(const ExitSnapshot& snapshot) {
 
 void Reporter::OnExitAbandoned(int64_t waited_ms) {
   // No allocation here: this runs on the exiting thread.
-  char line[320];
-  int n = format_ == kFormatJson
-              ? snprintf(line, sizeof line,
-                         "{\"type\":\"exit_abandoned\",\"pid\":%d,"
-                         "\"stalled_ms\":%lld}\n",
-                         static_cast<int>(context_.pid()),
-                         static_cast<long long>(waited_ms))
-              : snprintf(line, sizeof line,
-                         "leakwatch[%d]: exit report abandoned: the report "
-                         "thread made no progress for %lld ms (a lock it "
-                         "needs is held by a thread that will not run again: "
-                         "exit() from a signal handler, or a thread stuck "
-                         "in the dynamic loader or malloc)\n",
-                         static_cast<int>(context_.pid()),
-                         static_cast<long long>(waited_ms));
-  if (n > 0) {
-    log_.WriteIfOpen(
-        std::string_view(line, std::min<size_t>(n, sizeof line - 1)));
+  char json[128];
+  int json_n = snprintf(json, sizeof json,
+                        "{\"type\":\"exit_abandoned\",\"pid\":%d,"
+                        "\"stalled_ms\":%lld}\n",
+                        static_cast<int>(context_.pid()),
+                        static_cast<long long>(waited_ms));
+  std::string_view json_line(
+      json, json_n > 0 ? std::min<size_t>(json_n, sizeof json - 1) : 0);
+  char text[320];
+  int n = snprintf(text, sizeof text,
+                   "leakwatch[%d]: exit report abandoned: the report "
+                   "thread made no progress for %lld ms (a lock it "
+                   "needs is held by a thread that will not run again: "
+                   "exit() from a signal handler, or a thread stuck "
+                   "in the dynamic loader or malloc)\n",
+                   static_cast<int>(context_.pid()),
+                   static_cast<long long>(waited_ms));
+  std::string_view text_line(text,
+                             n > 0 ? std::min<size_t>(n, sizeof text - 1) : 0);
+  std::string_view line = format_ == kFormatJson ? json_line : text_line;
+  if (!line.empty()) log_.WriteIfOpen(line);
+  if (json_log_ != nullptr && !json_line.empty()) {
+    json_log_->WriteIfOpen(json_line);
   }
 }
 
 void Reporter::OnPeriodic(const ExitSnapshot& snapshot) {
   ReportLock lock(&mu_, 0);
-  std::string text = FormatPeriodic(snapshot);
-  if (!text.empty()) log_.Write(text);
+  HeldModel model = BuildHeldModel(snapshot, /*at_exit=*/false);
+  std::string text = renderer_->RenderHeld(model);
+  WriteBoth(text,
+            ForJsonLog(text, [&](Renderer& r) { return r.RenderHeld(model); }));
 }
 
 void Reporter::OnDemand(const ExitSnapshot& snapshot) {
@@ -318,19 +438,27 @@ void Reporter::OnDemand(const ExitSnapshot& snapshot) {
   model.totals = snapshot.totals;
   std::copy(std::begin(snapshot.kinds), std::end(snapshot.kinds),
             std::begin(model.kinds));
-  log_.Write(renderer_->RenderHeld(model));
+  std::string text = renderer_->RenderHeld(model);
+  WriteBoth(text,
+            ForJsonLog(text, [&](Renderer& r) { return r.RenderHeld(model); }));
 }
 
 void Reporter::OnMisuse(const Misuse& misuse) {
   // Inside the program's call: wait a little for the watchdog if it is
   // writing, but never block the program for long.
   ReportLock lock(&mu_, 500);
-  log_.Write(FormatMisuse(misuse));
+  std::string text = FormatMisuse(misuse);
+  WriteBoth(text, ForJsonLog(text, [&](Renderer& r) {
+              return r.RenderMisuse(misuse);
+            }));
 }
 
 void Reporter::OnNotice(std::string_view what, std::string_view text) {
   ReportLock lock(&mu_, 500);
-  log_.Write(renderer_->RenderNotice(what, text));
+  std::string line = renderer_->RenderNotice(what, text);
+  WriteBoth(line, ForJsonLog(line, [&](Renderer& r) {
+              return r.RenderNotice(what, text);
+            }));
 }
 
 void Reporter::PrepareFork() { pthread_mutex_lock(&mu_); }
@@ -338,6 +466,12 @@ void Reporter::ParentAfterFork() { pthread_mutex_unlock(&mu_); }
 void Reporter::ChildAfterFork() {
   context_.set_pid(getpid());
   sites_shown_.clear();
+  // The child's samples and sites are its own; its first sample says its
+  // options again.
+  watched_count_.store(0, std::memory_order_relaxed);
+  sample_written_ = false;
+  last_sample_ = OpenSample();
+  next_sample_ns_.store(INT64_MIN, std::memory_order_relaxed);
   pthread_mutex_unlock(&mu_);
 }
 

@@ -42,6 +42,8 @@ class TextRenderer : public Renderer {
   std::string RenderMisuse(const Misuse& misuse) override;
   std::string RenderNotice(std::string_view what,
                            std::string_view text) override;
+  // Samples are for the JSON log's timeline; the text log has none.
+  std::string RenderSample(const SampleModel&) override { return ""; }
 
  private:
   std::string Prefix() const {

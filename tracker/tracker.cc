@@ -10,8 +10,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <new>
+#include <optional>
 #include <unordered_map>
 
 #include "tracker/clock.h"
@@ -1212,13 +1214,81 @@ struct Tracker::ConnSites {
   }
 };
 
+namespace {
+
+// Counts the records of the sites a sample asks for (at most
+// OpenSample::kMaxSites) while the table is walked: one hash probe per
+// record in a table of twice as many slots, no allocation.
+class SiteCounter {
+ public:
+  // The sites of `sink`'s samples (EventSink::SampleSites), duplicates
+  // dropped.
+  explicit SiteCounter(const EventSink& sink) {
+    std::fill(std::begin(slot_), std::end(slot_), -1);
+    uint64_t keys[OpenSample::kMaxSites];
+    int n = std::clamp(sink.SampleSites(keys), 0, OpenSample::kMaxSites);
+    for (int i = 0; i < n; ++i) {
+      uint32_t at = Slot(keys[i]);
+      while (slot_[at] >= 0 && keys_[slot_[at]] != keys[i]) {
+        at = (at + 1) % kSlots;
+      }
+      if (slot_[at] >= 0) continue;
+      slot_[at] = static_cast<int8_t>(num_);
+      keys_[num_++] = keys[i];
+      kinds_ |= uint32_t{1} << ((keys[i] >> 32) % kMaxKinds);
+    }
+  }
+  // Adds `delta` to the count of `r`'s site, if it is one of them.
+  void Count(const Record& r, int delta = 1) {
+    if (!((kinds_ >> r.kind->index) & 1)) return;  // none of its kind
+    const uint64_t key = (uint64_t{r.kind->index} << 32) | r.stack_id;
+    for (uint32_t at = Slot(key); slot_[at] >= 0; at = (at + 1) % kSlots) {
+      if (keys_[slot_[at]] == key) {
+        counts_[slot_[at]] += delta;
+        return;
+      }
+    }
+  }
+  void Fill(OpenSample* sample) const {
+    sample->num_sites = num_;
+    for (int i = 0; i < num_; ++i) {
+      sample->site_key[i] = keys_[i];
+      sample->site_open[i] = counts_[i];
+    }
+  }
+
+ private:
+  static_assert(kMaxKinds <= 32, "kinds_ has a bit per kind");
+  static constexpr uint32_t kSlots = 64;  // a power of two
+  static_assert(kSlots >= 2 * OpenSample::kMaxSites);
+  static uint32_t Slot(uint64_t key) {  // Fibonacci hashing: the top bits
+    return static_cast<uint32_t>((key * 0x9e3779b97f4a7c15ull) >> 58);
+  }
+  int num_ = 0;
+  uint32_t kinds_ = 0;  // the kinds of the sites, as bits
+  uint64_t keys_[OpenSample::kMaxSites] = {};
+  uint64_t counts_[OpenSample::kMaxSites] = {};
+  int8_t slot_[kSlots];  // index into keys_, or -1: free
+};
+
+}  // namespace
+
 // What phase 1 of a scan gathers under the shard locks.
 struct Tracker::ScanPass {
-  ScanPass(int64_t now, bool metrics, bool interpreter)
-      : now_ns(now), want_metrics(metrics), script_interpreter(interpreter) {}
+  ScanPass(int64_t now, bool metrics, const EventSink* sample_for,
+           bool interpreter)
+      : now_ns(now),
+        want_metrics(metrics),
+        want_sample(sample_for != nullptr),
+        script_interpreter(interpreter) {
+    if (sample_for != nullptr) sites.emplace(*sample_for);
+  }
   int64_t now_ns;
   bool want_metrics;
-  bool script_interpreter;  // Tracker::IsScriptInterpreter
+  bool want_sample;                  // EventSink::WantsSampleAt(now_ns)
+  bool script_interpreter;           // Tracker::IsScriptInterpreter
+  std::optional<SiteCounter> sites;  // with want_sample
+  OpenSample sample;                 // with want_sample
   // Past a rule and not reported yet, and every handle living with a parent
   // (its parent's liveness is checked in phase 2); a connection with what
   // its site knows.
@@ -1248,7 +1318,11 @@ void Tracker::Scan() {
   } unlock{&scan_run_mu_};
   // First, before this pass copies any key onto the heap.
   ReachPass(/*at_exit=*/false);
-  ScanPass pass(NowNs(), !options_.metrics.empty(), IsScriptInterpreter());
+  const int64_t now = NowNs();
+  EventSink* sink = sink_.load(std::memory_order_acquire);
+  ScanPass pass(now, !options_.metrics.empty(),
+                sink != nullptr && sink->WantsSampleAt(now) ? sink : nullptr,
+                IsScriptInterpreter());
   ScanEvents events;
   events.now_ns = pass.now_ns;
   // Notes first: they are about handles reported in earlier scans, so none of
@@ -1263,13 +1337,22 @@ void Tracker::Scan() {
     FillMetrics(&pass);
     events.metrics = &pass.metrics;
   }
+  if (pass.want_sample) {
+    std::copy(std::begin(pass.metrics.open), std::end(pass.metrics.open),
+              std::begin(pass.sample.open));
+    for (int k = 0; k < kMaxKinds; ++k) {
+      pass.sample.kinds[k] = kinds_[k].load(std::memory_order_relaxed);
+    }
+    pass.sites->Fill(&pass.sample);
+    events.sample = &pass.sample;
+  }
   if (events.overdue.empty() && events.notes.empty() &&
       events.growing.empty() && events.notes_dropped == 0 &&
-      !pass.want_metrics) {
+      !pass.want_metrics && !pass.want_sample) {
     return;
   }
-  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
-    sink->OnScan(events);
+  if (EventSink* to = sink_.load(std::memory_order_acquire)) {
+    to->OnScan(events);
   }
 }
 
@@ -1278,9 +1361,12 @@ void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
   if (r.flags & kInherited) return;  // the parent process's business
   const bool has_parent = HasParent(r);
   const bool conn = FamilyUsesIdleTime(r.kind->family);
+  if (pass->want_metrics || pass->want_sample) {
+    ++pass->metrics.open[r.kind->index];  // samples read it too
+    if (pass->want_sample) pass->sites->Count(r);
+  }
   if (pass->want_metrics) {
     MetricsSnapshot& m = pass->metrics;
-    ++m.open[r.kind->index];
     if (IsRunningThread(r)) ++m.threads_live;
     if ((r.flags & kPinsParent) && r.parent != 0) ++pass->pinned[r.parent];
   }
@@ -1733,19 +1819,20 @@ void Tracker::WriteExitReport() {
   // At most ~0.5 s in all for the shard locks: exit may come from a signal
   // handler that interrupted a thread inside a hook.
   int64_t deadline = WallClockNs() + 500000000;
-  TakeSnapshot(&snapshot, /*past_threshold_only=*/false, deadline);
+  EventSink* sink = sink_.load(std::memory_order_acquire);
+  TakeSnapshot(&snapshot, /*past_threshold_only=*/false, deadline,
+               sink != nullptr && sink->WantsSamples() ? sink : nullptr);
   if (notes_mu_.LockBefore(deadline)) {
     snapshot.notes.swap(notes_);
     notes_mu_.Unlock();
   }
   exit_progress_.fetch_add(1, std::memory_order_relaxed);
-  if (EventSink* sink = sink_.load(std::memory_order_acquire)) {
-    sink->OnExit(snapshot);
-  }
+  if (sink != nullptr) sink->OnExit(snapshot);
 }
 
 void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
-                           int64_t lock_deadline_ns) {
+                           int64_t lock_deadline_ns,
+                           const EventSink* sample_for) {
   // Running threads are reported only for growing sites: every program exits
   // with its pool running.
   ScrubbedVector<Record> running;
@@ -1761,9 +1848,15 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   const int64_t thread_threshold =
       threshold_ns_[static_cast<int>(Family::kThread)];
   const int64_t now = snapshot->now_ns;
+  std::optional<SiteCounter> sample_sites;
+  if (sample_for != nullptr) sample_sites.emplace(*sample_for);
   snapshot->shards_skipped = table_.ForEach(
       [&](Record& r) {
         keys.emplace(r.key, Parent{r.acquired_ns, r.reach});
+        if (sample_sites && !(r.flags & kInherited)) {  // as a scan counts
+          ++snapshot->sample.open[r.kind->index];
+          sample_sites->Count(r);
+        }
         if (r.flags & (kInherited | kIgnored)) return;
         if (IsRunningThread(r)) {
           running.push_back(r);
@@ -1814,7 +1907,13 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     const bool parent_alive = parent != keys.end();
     if (HasParent(r) && r.kind->ends_with_parent &&
         (!parent_alive || parent->second.acquired_ns > r.acquired_ns)) {
-      continue;  // its session ended with its parent
+      // Its session ended with its parent: not held (a scan would have
+      // dropped it from the table), in the sample neither.
+      if (sample_sites && !(r.flags & kReleasedAtShutdown)) {
+        --snapshot->sample.open[r.kind->index];
+        sample_sites->Count(r, -1);
+      }
+      continue;
     }
     const ConnContext ctx = sites.For(r, conn_threshold);
     Finding finding = Judge(r, now, parent_alive, ctx);
@@ -1892,6 +1991,12 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     snapshot->kinds[k] = kinds_[k].load(std::memory_order_relaxed);
   }
   snapshot->dropped = table_.dropped();
+  if (sample_sites) {
+    std::copy(std::begin(snapshot->kinds), std::end(snapshot->kinds),
+              std::begin(snapshot->sample.kinds));
+    sample_sites->Fill(&snapshot->sample);
+    snapshot->sampled = true;
+  }
 }
 
 void Tracker::PeriodicReport() { ReportHeldNow(&EventSink::OnPeriodic); }

@@ -132,6 +132,21 @@ struct MetricsSnapshot {
   std::vector<Connections> connections;
 };
 
+// What is held now, for the JSON log's timeline (`sample` events): per kind,
+// the same count as MetricsSnapshot::open, and per site for the sites the
+// sink names (EventSink::SampleSites). Taken by a scan's walk of the table,
+// and by the exit snapshot's, when the sink wants samples; no allocation.
+struct OpenSample {
+  static constexpr int kMaxSites = 32;
+  uint64_t open[kMaxKinds] = {};          // held now, not inherited
+  const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
+  int num_sites = 0;
+  // The sites asked for, in the sink's order: SiteKey (kind index << 32 |
+  // stack id) and how many records of it are held now.
+  uint64_t site_key[kMaxSites] = {};
+  uint64_t site_open[kMaxSites] = {};
+};
+
 // What the watchdog found in one scan.
 struct ScanEvents {
   int64_t now_ns = 0;
@@ -140,6 +155,7 @@ struct ScanEvents {
   ScrubbedVector<LiveNote> notes;  // released or active again since last scan
   uint64_t notes_dropped = 0;      // notes lost because the queue was full
   const MetricsSnapshot* metrics = nullptr;  // when LEAKWATCH_METRICS is set
+  const OpenSample* sample = nullptr;        // when the sink wants samples
 };
 
 // What is held now (at exit, or for a periodic report).
@@ -155,6 +171,11 @@ struct ExitSnapshot {
   const KindDesc* kinds[kMaxKinds] = {};  // kinds seen, by index
   int shards_skipped = 0;  // shard locks not had before the deadline
   uint64_t dropped = 0;    // events dropped for lack of memory
+  // At exit, when the sink wants samples: what is held now, counted as a
+  // scan counts (OpenSample), less the handles whose session ended with
+  // their parent (left out of `held` too); skipped shards not counted.
+  bool sampled = false;
+  OpenSample sample;
 };
 
 // A misuse seen in a hook: a second release of a handle, or a call on a
@@ -193,6 +214,16 @@ class EventSink {
   // progress for `waited_ms`: one line, written without allocating memory
   // (the exiting thread may have interrupted malloc).
   virtual void OnExitAbandoned(int64_t waited_ms) {}
+  // Samples (OpenSample): whether the sink wants one with the exit snapshot
+  // (ExitSnapshot::sample); whether it wants one with the scan at `now_ns`
+  // (ScanEvents::sample; OnScan is then called even with nothing else to
+  // say); and the sites to count in them (SiteKey), at most
+  // OpenSample::kMaxSites written to `keys`, how many returned. Asked on the
+  // scanning thread before the table is walked: they must neither block nor
+  // allocate.
+  virtual bool WantsSamples() const { return false; }
+  virtual bool WantsSampleAt(int64_t now_ns) const { return false; }
+  virtual int SampleSites(uint64_t* keys) const { return 0; }
   // fork(): the sink takes its own locks before and releases them after.
   virtual void PrepareFork() {}
   virtual void ParentAfterFork() {}
@@ -654,9 +685,11 @@ class Tracker {
   void FillMetrics(ScanPass* pass);
   // Fills `snapshot` with the records to report: at exit everything held
   // (threads: exited-unjoined and growing sites); with `past_threshold_only`
-  // only what is past its threshold now.
+  // only what is past its threshold now. With `sample_for`, also the
+  // sample that sink asks for (ExitSnapshot::sample).
   void TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
-                    int64_t lock_deadline_ns);
+                    int64_t lock_deadline_ns,
+                    const EventSink* sample_for = nullptr);
   void StartWatchdog();
   static void* WatchdogMain(void* arg);
   void WriteExitReport();  // the exit report, on the calling thread

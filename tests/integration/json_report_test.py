@@ -115,8 +115,14 @@ def test_release_notes_and_a_clean_program():
           "a clean program: no agent output in JSON either", r.stderr)
     r = run("pg_clean", LEAKWATCH_FORMAT="json", LEAKWATCH_STATS="1")
     lines = [l for l in r.stderr.splitlines() if l.startswith("{")]
-    check(len(lines) == 1, "with stats, one exit report object", r.stderr)
-    rep = json.loads(lines[0])
+    # A sample before the report says what is held at exit: nothing.
+    check(len(lines) == 2, "with stats, a sample and an exit report",
+          r.stderr)
+    sample = json.loads(lines[0])
+    check(sample["type"] == "sample" and sample["sites"] == [] and
+          not any(sample["open"].values()), "nothing held at exit", sample)
+    rep = json.loads(lines[1])
+    check(rep["type"] == "exit_report", "the exit report last", rep)
     check(rep["held"] == 0 and rep["groups"] == [] and
           rep["totals"]["pg.result"]["acquired"] ==
           rep["totals"]["pg.result"]["released"], "balanced totals", rep)
@@ -190,6 +196,101 @@ def test_growing_statement_sites():
         example = group["example"]
         check(example["reused"] is False and example["idle_ms"] >= 300,
               "idle, never reused", example)
+
+
+def test_json_log_beside_a_text_log():
+    # LEAKWATCH_JSON_LOG: the text on stderr as ever, and every event in
+    # JSON in a second file, samples of what is held among them.
+    with tempfile.TemporaryDirectory() as tmp:
+        pattern = os.path.join(tmp, "%p.json")
+        r = run("demo_service", LEAKWATCH_FORMAT="text",
+                LEAKWATCH_THRESHOLD_MS="500", LEAKWATCH_JSON_LOG=pattern)
+        check(r.returncode == 0, "demo_service exit 0", r.stderr)
+        files = os.listdir(tmp)
+        check(len(files) == 1 and files[0].endswith(".json"),
+              "one JSON log, %p expanded", files)
+        with open(os.path.join(tmp, files[0])) as f:
+            text = f.read()
+    # stderr: text only, the live warnings and the exit report.
+    check(not [l for l in r.stderr.splitlines() if l.startswith("{")],
+          "no JSON on stderr", r.stderr)
+    check(" pg.result 0x" in r.stderr and "held" in r.stderr and
+          "SUMMARY: 5 handles still held at exit" in r.stderr,
+          "text warnings and summary on stderr", r.stderr)
+    evs = events(text)  # every line one JSON object
+    pid = int(files[0][:-len(".json")])
+    check(all(e["pid"] == pid for e in evs), "the file is the pid's", text)
+    types = [e["type"] for e in evs]
+    leaks = [e for e in evs if e["type"] == "leak"]
+    samples = [e for e in evs if e["type"] == "sample"]
+    check(len([e for e in leaks if e["kind"] == "pg.result"]) == 3 and
+          len([e for e in leaks if e["kind"] == "pg.conn"]) == 2,
+          "the live leaks, as with LEAKWATCH_FORMAT=json", text)
+    check(types.count("exit_report") == 1 and types[-1] == "exit_report",
+          "one exit report, last", types)
+    check(len(samples) >= 2, "a sample at the first scan and one at exit",
+          types)
+    # The first sample says the run; later ones do not.
+    first = samples[0]
+    check(first["program"].endswith("demo_service") and
+          first["start_time_ms"] > 0 and
+          first["options"]["LEAKWATCH_JSON_LOG"] == pattern and
+          first["options"]["LEAKWATCH_FORMAT"] == "text",
+          "the first sample carries program and options", first)
+    check(all("options" not in s for s in samples[1:]),
+          "only the first sample carries the options", samples)
+    times = [s["time_ms"] for s in samples]
+    check(times == sorted(times) and times[0] >= first["start_time_ms"],
+          "samples in time order", times)
+    # At most one a second (less the half scan period the watchdog may
+    # jitter: a 125 ms period here), the exit's excepted.
+    gaps = [b - a for a, b in zip(times[:-2], times[1:-1])]
+    check(all(g >= 1000 - 63 for g in gaps), "at most one a second", times)
+    # The last sample comes just before the exit report, with its numbers.
+    last = samples[-1]
+    rep = evs[-1]
+    check(types[-2] == "sample" and evs[-2] is last,
+          "the final sample right before the exit report", types[-3:])
+    check({k: v for k, v in last["open"].items() if v} == rep["summary"],
+          "open per kind at exit", (last["open"], rep["summary"]))
+    # Its sites: those warned about, each as many as the report's group.
+    groups = {(g["kind"], g["site"]): g["count"] for g in rep["groups"]}
+    sites = {(s["kind"], s["site"]): s["open"] for s in last["sites"]}
+    warned = {(e["kind"], e["site"]) for e in leaks}
+    check(set(sites) == warned and len(warned) == 2,
+          "the sites of the live leaks", (sites, warned))
+    check(all(sites[k] == groups[k] for k in warned),
+          "each site's count is its exit group's", (sites, groups))
+    # Samples during the run count the sites warned about before them.
+    for i, s in enumerate(samples[:-1]):
+        before = {(e["kind"], e["site"]) for e in evs[:evs.index(s)]
+                  if e["type"] == "leak"}
+        named = {(x["kind"], x["site"]) for x in s["sites"]}
+        check(named <= before, "a sample names only sites warned about",
+              (s, before))
+
+
+def test_json_log_of_a_forked_child():
+    # The child's own JSON log; its first sample says the options again.
+    with tempfile.TemporaryDirectory() as tmp:
+        pattern = os.path.join(tmp, "%p.json")
+        r = run("hostile_fork", "child-leaks", LEAKWATCH_JSON_LOG=pattern,
+                LEAKWATCH_THRESHOLD_MS="0")
+        check(r.returncode == 0, "hostile_fork exit 0", r.stderr)
+        logs = {}
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name)) as f:
+                logs[int(name[:-len(".json")])] = events(f.read())
+    check(len(logs) == 2, "a JSON log per process", logs)
+    for pid, evs in logs.items():
+        types = [e["type"] for e in evs]
+        check(types == ["sample", "exit_report"],
+              f"{pid}: the exit sample, then the report", types)
+        check(evs[0]["options"]["LEAKWATCH_JSON_LOG"] == pattern and
+              evs[0]["pid"] == pid, f"{pid}: its own first sample", evs[0])
+    held = sorted(e[-1]["held"] for e in logs.values())
+    check(held == [1, 3], "child 1 result, parent 2 results and 1 connection",
+          held)
 
 
 if __name__ == "__main__":

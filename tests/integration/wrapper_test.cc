@@ -143,14 +143,16 @@ TEST(Wrapper, SetsTheVariables) {
   TempDir temp;
   std::string suppressions = temp.path() + "/supp.txt";
   std::ofstream(suppressions) << "# nothing\n";
-  RunResult r = RunWrapper(
-      {"--threshold", "5s", "--log", "/tmp/lw-%p.log", "--json", "--exitcode",
-       "7", "--suppressions", suppressions, "--metrics", "/tmp/lw.prom",
-       "--stats", "--track", "pg,thread", "--", "/usr/bin/env"});
+  RunResult r =
+      RunWrapper({"--threshold", "5s", "--log", "/tmp/lw-%p.log", "--json",
+                  "--json-log", "/tmp/lw-%p.json", "--exitcode", "7",
+                  "--suppressions", suppressions, "--metrics", "/tmp/lw.prom",
+                  "--stats", "--track", "pg,thread", "--", "/usr/bin/env"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_THRESHOLD_MS"), "5s");
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_LOG"), "/tmp/lw-%p.log");
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_FORMAT"), "json");
+  EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_JSON_LOG"), "/tmp/lw-%p.json");
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_EXITCODE"), "7");
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_SUPPRESSIONS"), suppressions);
   EXPECT_EQ(EnvValue(r.out, "LEAKWATCH_METRICS"), "/tmp/lw.prom");
@@ -203,6 +205,16 @@ TEST(Wrapper, LogGetsThePidUnlessItHasOneOrIsNotAFile) {
   EXPECT_EQ(log_for("sub/rel-%p.log"), cwd + "/sub/rel-%p.log");
   // "" is stderr, as for the agent.
   EXPECT_EQ(log_for(""), "");
+  // --json-log FILE: the same rules.
+  auto json_log_for = [](const std::string& file) {
+    RunResult r = RunWrapper({"--json-log", file, "/usr/bin/env"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return EnvValue(r.out, "LEAKWATCH_JSON_LOG");
+  };
+  EXPECT_EQ(json_log_for("/tmp/leaks.json"), "/tmp/leaks.json.%p");
+  EXPECT_EQ(json_log_for("/tmp/leaks-%p.json"), "/tmp/leaks-%p.json");
+  EXPECT_EQ(json_log_for("rel.json"), cwd + "/rel.json.%p");
+  EXPECT_EQ(json_log_for(fifo), fifo);
 }
 
 TEST(Wrapper, RelativeFilesAreMadeAbsolute) {
@@ -249,9 +261,10 @@ TEST(Wrapper, HelpListsEveryOption) {
       options.insert((*it)[0]);
     }
   }
-  for (const char* expected : {"--threshold", "--log", "--json", "--exitcode",
-                               "--suppressions", "--metrics", "--stats",
-                               "--track", "--library", "--help", "--version"}) {
+  for (const char* expected :
+       {"--threshold", "--log", "--json", "--json-log", "--exitcode",
+        "--suppressions", "--metrics", "--stats", "--track", "--library",
+        "--help", "--version"}) {
     EXPECT_EQ(options.count(expected), 1u) << expected << " not parsed?";
   }
   for (const std::string& option : options) {
@@ -263,8 +276,8 @@ TEST(Wrapper, HelpListsEveryOption) {
   // Each variable the options set is named.
   for (const char* variable :
        {"LEAKWATCH_THRESHOLD_MS", "LEAKWATCH_LOG", "LEAKWATCH_FORMAT",
-        "LEAKWATCH_EXITCODE", "LEAKWATCH_SUPPRESSIONS", "LEAKWATCH_METRICS",
-        "LEAKWATCH_STATS", "LEAKWATCH_TRACK"}) {
+        "LEAKWATCH_JSON_LOG", "LEAKWATCH_EXITCODE", "LEAKWATCH_SUPPRESSIONS",
+        "LEAKWATCH_METRICS", "LEAKWATCH_STATS", "LEAKWATCH_TRACK"}) {
     EXPECT_NE(r.out.find(variable), std::string::npos) << variable;
   }
 }

@@ -1,5 +1,6 @@
 // Tests for report/reporter.h and the text renderer (report/text_report.cc):
-// the words of live warnings and of the exit report.
+// the words of live warnings and of the exit report; the JSON renderer's
+// samples and the second, JSON log (LEAKWATCH_JSON_LOG).
 //
 // The reporter reads thresholds and the stats switch from the Tracker
 // singleton, whose environment tracker_test.cc fixes for this binary
@@ -14,15 +15,21 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "report/log.h"
+#include "report/model.h"
+#include "report/render.h"
+#include "tracker/clock.h"
 #include "tracker/tracker.h"
 
 namespace leakwatch {
@@ -620,6 +627,652 @@ TEST(TextReportLogTest, OnScanWritesWhatFormatScanSays) {
     EXPECT_EQ(Count(both, "stack shown above"), 1u) << both;
   }
   unlink(path.c_str());
+}
+
+// --- Samples and the JSON log
+// -------------------------------------------------
+
+// True if `line` is one JSON object and nothing else (RFC 8259: objects,
+// arrays, strings with their escapes, numbers, true, false, null).
+class JsonCursor {
+ public:
+  explicit JsonCursor(const std::string& s) : s_(s) {}
+  bool WholeObject() {
+    Space();
+    return Peek() == '{' && Value() && i_ == s_.size();
+  }
+
+ private:
+  char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void Space() {
+    while (Peek() == ' ' || Peek() == '\t' || Peek() == '\r' ||
+           Peek() == '\n') {
+      ++i_;
+    }
+  }
+  bool Word(const std::string& w) {
+    if (s_.compare(i_, w.size(), w) != 0) return false;
+    i_ += w.size();
+    return true;
+  }
+  bool Digits() {
+    size_t from = i_;
+    while (std::isdigit(static_cast<unsigned char>(Peek()))) ++i_;
+    return i_ > from;
+  }
+  bool Number() {
+    if (Peek() == '-') ++i_;
+    if (Peek() == '0') {
+      ++i_;
+    } else if (!Digits()) {
+      return false;
+    }
+    if (Peek() == '.') {
+      ++i_;
+      if (!Digits()) return false;
+    }
+    if (Peek() == 'e' || Peek() == 'E') {
+      ++i_;
+      if (Peek() == '+' || Peek() == '-') ++i_;
+      if (!Digits()) return false;
+    }
+    return true;
+  }
+  bool String() {
+    if (Peek() != '"') return false;
+    ++i_;
+    while (i_ < s_.size()) {
+      unsigned char c = s_[i_++];
+      if (c == '"') return true;
+      if (c < 0x20) return false;
+      if (c != '\\') continue;
+      char e = Peek();
+      ++i_;
+      if (e == 'u') {
+        for (int k = 0; k < 4; ++k, ++i_) {
+          if (!std::isxdigit(static_cast<unsigned char>(Peek()))) return false;
+        }
+      } else if (e == '\0' ||
+                 std::string("\"\\/bfnrt").find(e) == std::string::npos) {
+        return false;
+      }
+    }
+    return false;
+  }
+  // `{` or `[` then members up to `close`; `keyed`: "key": before each.
+  bool Members(char close, bool keyed) {
+    ++i_;
+    Space();
+    if (Peek() == close) {
+      ++i_;
+      return true;
+    }
+    for (;;) {
+      Space();
+      if (keyed) {
+        if (!String()) return false;
+        Space();
+        if (Peek() != ':') return false;
+        ++i_;
+      }
+      if (!Value()) return false;
+      if (Peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (Peek() != close) return false;
+      ++i_;
+      return true;
+    }
+  }
+  bool Value() {
+    Space();
+    bool ok;
+    switch (Peek()) {
+      case '{':
+        ok = Members('}', true);
+        break;
+      case '[':
+        ok = Members(']', false);
+        break;
+      case '"':
+        ok = String();
+        break;
+      case 't':
+        ok = Word("true");
+        break;
+      case 'f':
+        ok = Word("false");
+        break;
+      case 'n':
+        ok = Word("null");
+        break;
+      default:
+        ok = Number();
+    }
+    Space();
+    return ok;
+  }
+
+  const std::string& s_;
+  size_t i_ = 0;
+};
+
+bool IsJsonObject(const std::string& line) {
+  return JsonCursor(line).WholeObject();
+}
+
+TEST(JsonCursorTest, TellsJsonFromAlmostJson) {
+  EXPECT_TRUE(
+      IsJsonObject(R"({"a":[1,-2.5e3,"x\"\u00e9",true,null,{}],"b":{}})"));
+  for (const char* bad :
+       {"", "[]", "{", R"({"a":1,})", R"({"a":01})", R"({"a":"\q"})",
+        R"({a:1})", R"({"a":1} x)", R"({"a":tru})", R"({"a":"x)"}) {
+    EXPECT_FALSE(IsJsonObject(bad)) << bad;
+  }
+}
+
+// The "type" of each line of an NDJSON text ("" for a line that is not an
+// event object).
+std::vector<std::string> Types(const std::string& text) {
+  std::vector<std::string> types;
+  static const std::regex kType(R"re(^\{"type":"([a-z_]+)")re");
+  for (const std::string& line : Lines(text)) {
+    std::smatch m;
+    types.push_back(std::regex_search(line, m, kType) ? m[1].str() : "");
+  }
+  return types;
+}
+
+std::vector<std::string> LinesOfType(const std::string& text,
+                                     const std::string& type) {
+  std::vector<std::string> out;
+  for (const std::string& line : Lines(text)) {
+    if (StartsWith(line, "{\"type\":\"" + type + "\"")) out.push_back(line);
+  }
+  return out;
+}
+
+OpenSample Counts(
+    std::initializer_list<std::pair<const KindDesc*, uint64_t>> open,
+    std::initializer_list<std::pair<uint64_t, uint64_t>> sites = {}) {
+  OpenSample s;
+  for (const auto& [kind, n] : open) {
+    s.kinds[kind->index] = kind;
+    s.open[kind->index] = n;
+  }
+  for (const auto& [key, n] : sites) {
+    s.site_key[s.num_sites] = key;
+    s.site_open[s.num_sites++] = n;
+  }
+  return s;
+}
+
+ScanEvents SampleScan(int64_t now_ns, const OpenSample& sample) {
+  ScanEvents events;
+  events.now_ns = now_ns;
+  events.sample = &sample;
+  return events;
+}
+
+std::vector<uint64_t> SitesOf(const Reporter& reporter) {
+  uint64_t keys[OpenSample::kMaxSites];
+  int n = reporter.SampleSites(keys);
+  return std::vector<uint64_t>(keys, keys + n);
+}
+
+uint64_t Site(const KindDesc* kind, uint32_t stack_id) {
+  Record r;
+  r.kind = kind;
+  r.stack_id = stack_id;
+  return SiteKey(r);
+}
+
+// The interval between samples for this binary's options.
+int64_t SampleIntervalNs() {
+  return std::max<int64_t>(Reporter::kSampleIntervalMs,
+                           Tracker::Get().options().ScanPeriodMs()) *
+         kMs;
+}
+
+class SampleTest : public testing::Test {
+ protected:
+  SampleTest()
+      : path_(TempPath("sample_" + std::to_string(++serial_))),
+        log_(path_),
+        reporter_(Tracker::Get(), log_, kFormatJson) {
+    unlink(path_.c_str());  // the log opens it at its first write
+  }
+  ~SampleTest() override { unlink(path_.c_str()); }
+
+  std::string Written() { return ReadFile(path_); }
+
+  static inline int serial_ = 0;
+  std::string path_;
+  Log log_;
+  Reporter reporter_;
+};
+
+TEST_F(SampleTest, FirstSampleCountsEveryKindSeenAndCarriesTheRun) {
+  EXPECT_TRUE(reporter_.WantsSamples());
+  const int64_t before = WallClockMs();
+  OpenSample counts = Counts({{&kResult, 2}, {&kConn, 0}});
+  reporter_.OnScan(SampleScan(kNow, counts));
+  const int64_t after = WallClockMs();
+  std::vector<std::string> lines = Lines(Written());
+  ASSERT_EQ(lines.size(), 1u) << Written();
+  const std::string& line = lines[0];
+  EXPECT_TRUE(IsJsonObject(line)) << line;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      line, m,
+      std::regex(R"re(^\{"type":"sample","pid":(\d+),"time_ms":(\d+),)re")))
+      << line;
+  EXPECT_EQ(m[1].str(), std::to_string(getpid()));
+  // The wall clock of every event's time_ms.
+  EXPECT_GE(std::stoll(m[2].str()), before);
+  EXPECT_LE(std::stoll(m[2].str()), after);
+  // Kinds seen, by index, a zero too; no site warned about yet.
+  EXPECT_NE(line.find(R"("open":{"tr.result":2,"tr.conn":0},"sites":[],)"),
+            std::string::npos)
+      << line;
+  // What an exit report says of the run.
+  EXPECT_NE(line.find(",\"program\":" + JsonString(ProgramName()) +
+                      ",\"start_time_ms\":"),
+            std::string::npos)
+      << line;
+  const Options& options = Tracker::Get().options();
+  EXPECT_NE(line.find(",\"options\":{\"LEAKWATCH_THRESHOLD_MS\":\"" +
+                      std::to_string(options.threshold_ms) + "\""),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"LEAKWATCH_JSON_LOG\":\"\""), std::string::npos)
+      << line;
+  EXPECT_TRUE(StartsWith(line.substr(line.size() - 2), "}}")) << line;
+}
+
+TEST_F(SampleTest, SitesAreThoseWhoseLiveWarningsWereWritten) {
+  EXPECT_TRUE(SitesOf(reporter_).empty());
+  const uint32_t warned = PutStack(2, 40), growing = PutStack(2, 41),
+                 noted = PutStack(2, 42);
+  ScanEvents events;
+  events.now_ns = kNow;
+  events.overdue = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, warned)),
+                    Judged(MakeRecord(&kResult, 0x1040, 2 * kSec, warned))};
+  SiteGrowth g;
+  g.oldest = MakeRecord(&kConn, 0x2000, 5 * kSec, growing);
+  g.count = 2;
+  g.span_ns = kSec;
+  events.growing = {g};
+  // A note about a handle warned about earlier (not in this process's
+  // sites) names no site.
+  events.notes = {LiveNote{LiveNote::kReleased,
+                           MakeRecord(&kResult, 0x3000, 0, noted), kNow}};
+  OpenSample first = Counts({{&kResult, 3}, {&kConn, 2}});
+  events.sample = &first;
+  reporter_.OnScan(events);
+  EXPECT_EQ(Types(Written()),
+            (std::vector<std::string>{"leak", "leak", "growing_connection_site",
+                                      "released", "sample"}))
+      << Written();
+  // This scan had counted before the warnings were written: its sample
+  // names no site.
+  EXPECT_NE(LinesOfType(Written(), "sample")[0].find("\"sites\":[]"),
+            std::string::npos);
+  const uint64_t warned_key = Site(&kResult, warned),
+                 growing_key = Site(&kConn, growing);
+  EXPECT_EQ(SitesOf(reporter_),
+            (std::vector<uint64_t>{warned_key, growing_key}));
+
+  // The next scan counts them (the tracker walks the table for them).
+  OpenSample next =
+      Counts({{&kResult, 3}, {&kConn, 2}}, {{warned_key, 2}, {growing_key, 2}});
+  reporter_.OnScan(SampleScan(kNow + SampleIntervalNs(), next));
+  std::vector<std::string> samples = LinesOfType(Written(), "sample");
+  ASSERT_EQ(samples.size(), 2u) << Written();
+  EXPECT_TRUE(IsJsonObject(samples[1])) << samples[1];
+  EXPECT_NE(
+      samples[1].find(
+          R"("open":{"tr.result":3,"tr.conn":2},"sites":[{"site":)" +
+          std::to_string(warned) + R"(,"kind":"tr.result","open":2},{"site":)" +
+          std::to_string(growing) + R"(,"kind":"tr.conn","open":2}]})"),
+      std::string::npos)
+      << samples[1];
+  EXPECT_EQ(samples[1].find("\"options\""), std::string::npos) << samples[1];
+
+  // A site warned about again is not added twice.
+  events.overdue = {Judged(MakeRecord(&kResult, 0x1080, 2 * kSec, warned))};
+  events.growing.clear();
+  events.notes.clear();
+  events.sample = nullptr;
+  reporter_.OnScan(events);
+  EXPECT_EQ(SitesOf(reporter_),
+            (std::vector<uint64_t>{warned_key, growing_key}));
+}
+
+TEST_F(SampleTest, AtMostKMaxSitesFirstCome) {
+  std::vector<uint64_t> expected;
+  for (int i = 0; i < OpenSample::kMaxSites + 8; ++i) {
+    const uint32_t stack = PutStack(1, 1000 + i);
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = {
+        Judged(MakeRecord(&kResult, 0x10000 + 0x40 * i, 2 * kSec, stack))};
+    reporter_.OnScan(events);
+    if (i < OpenSample::kMaxSites) expected.push_back(Site(&kResult, stack));
+  }
+  EXPECT_EQ(SitesOf(reporter_), expected);
+}
+
+TEST_F(SampleTest, AtMostOnePerIntervalAndOnlyWhenSomethingChanged) {
+  const int64_t interval = SampleIntervalNs();
+  ASSERT_GE(interval, Reporter::kSampleIntervalMs * kMs);
+  const int64_t t0 = kNow;
+  const OpenSample none;  // nothing seen yet
+  const OpenSample one = Counts({{&kResult, 1}});
+  const OpenSample zero = Counts({{&kResult, 0}});
+  auto samples = [&] { return LinesOfType(Written(), "sample").size(); };
+  EXPECT_TRUE(reporter_.WantsSampleAt(t0));  // the first scan's
+  reporter_.OnScan(SampleScan(t0, none));    // written, however empty
+  ASSERT_EQ(samples(), 1u);
+  EXPECT_NE(Written().find(R"("open":{},"sites":[],)"), std::string::npos)
+      << Written();
+  // The tracker counts no sample for the scans of the next interval.
+  EXPECT_FALSE(reporter_.WantsSampleAt(t0 + interval / 2));
+  EXPECT_TRUE(reporter_.WantsSampleAt(t0 + interval));
+  reporter_.OnScan(SampleScan(t0 + interval / 2, one));  // too soon
+  EXPECT_EQ(samples(), 1u);
+  reporter_.OnScan(SampleScan(t0 + interval, none));  // nothing changed
+  EXPECT_EQ(samples(), 1u);
+  EXPECT_FALSE(reporter_.WantsSampleAt(t0 + interval + interval / 2));
+  reporter_.OnScan(SampleScan(t0 + interval + interval / 2, one));
+  EXPECT_EQ(samples(), 1u);  // looked at an interval after the last look
+  reporter_.OnScan(SampleScan(t0 + 2 * interval, one));
+  EXPECT_EQ(samples(), 2u);
+  reporter_.OnScan(SampleScan(t0 + 3 * interval, zero));  // down to 0
+  EXPECT_EQ(samples(), 3u);
+  reporter_.OnScan(SampleScan(t0 + 5 * interval, zero));
+  EXPECT_EQ(samples(), 3u);
+  // A site's count alone is a change.
+  const uint64_t key = Site(&kResult, PutStack(1, 50));
+  reporter_.OnScan(
+      SampleScan(t0 + 6 * interval, Counts({{&kResult, 0}}, {{key, 0}})));
+  EXPECT_EQ(samples(), 4u);
+  reporter_.OnScan(
+      SampleScan(t0 + 7 * interval, Counts({{&kResult, 0}}, {{key, 1}})));
+  EXPECT_EQ(samples(), 5u);
+  reporter_.OnScan(
+      SampleScan(t0 + 8 * interval, Counts({{&kResult, 0}}, {{key, 1}})));
+  EXPECT_EQ(samples(), 5u);
+  std::vector<std::string> lines = Lines(Written());
+  EXPECT_EQ(lines.size(), 5u) << Written();
+  for (const std::string& line : lines) EXPECT_TRUE(IsJsonObject(line)) << line;
+  // Only the first carries the run.
+  EXPECT_EQ(Count(Written(), "\"options\":"), 1u) << Written();
+}
+
+TEST_F(SampleTest, TextFormatWritesNoSamples) {
+  std::string path = TempPath("sample_text");
+  unlink(path.c_str());
+  {
+    Log log(path);
+    Reporter text(Tracker::Get(), log, kFormatText);
+    EXPECT_FALSE(text.WantsSamples());
+    EXPECT_FALSE(text.WantsSampleAt(kNow));
+    OpenSample counts = Counts({{&kResult, 1}});
+    text.OnScan(SampleScan(kNow, counts));
+    ExitSnapshot snapshot;
+    snapshot.now_ns = kNow;
+    snapshot.sampled = true;
+    snapshot.sample = counts;
+    text.OnExit(snapshot);
+    EXPECT_EQ(ReadFile(path), "");
+  }
+  unlink(path.c_str());
+}
+
+TEST_F(SampleTest, ExitWritesAFinalSampleJustBeforeTheReport) {
+  const uint32_t stack = PutStack(2, 43);
+  OpenSample counts = Counts({{&kResult, 1}}, {{Site(&kResult, stack), 1}});
+  reporter_.OnScan(SampleScan(kNow, counts));
+  ExitSnapshot snapshot;
+  snapshot.now_ns = kNow + 100 * kMs;  // too soon for a scan's sample
+  snapshot.held = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, stack))};
+  snapshot.kinds[kResult.index] = &kResult;
+  snapshot.sampled = true;
+  snapshot.sample = counts;  // unchanged: written all the same
+  reporter_.OnExit(snapshot);
+  EXPECT_EQ(Types(Written()),
+            (std::vector<std::string>{"sample", "sample", "exit_report"}))
+      << Written();
+  std::string final_sample = LinesOfType(Written(), "sample")[1];
+  EXPECT_EQ(final_sample.find("\"options\""), std::string::npos);
+  EXPECT_NE(final_sample.find(R"("sites":[{"site":)" + std::to_string(stack) +
+                              R"(,"kind":"tr.result","open":1}])"),
+            std::string::npos)
+      << final_sample;
+  EXPECT_EQ(reporter_.unsuppressed_at_exit(), 1u);
+}
+
+TEST_F(SampleTest, ExitSampleOnlyWithSamplesOrAReport) {
+  // A short clean run: no sample was written and nothing is held, so
+  // nothing at all is written, as without samples.
+  ExitSnapshot clean;
+  clean.now_ns = kNow;
+  clean.sampled = true;
+  clean.sample = Counts({{&kResult, 0}});
+  reporter_.OnExit(clean);
+  EXPECT_EQ(Written(), "");
+
+  // A short run that leaked: the exit report, and before it the process's
+  // first sample, with the run's fields.
+  std::string path = TempPath("sample_exit_only");
+  unlink(path.c_str());
+  {
+    Log log(path);
+    Reporter reporter(Tracker::Get(), log, kFormatJson);
+    ExitSnapshot leaked;
+    leaked.now_ns = kNow;
+    leaked.held = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, 0))};
+    leaked.kinds[kResult.index] = &kResult;
+    leaked.sampled = true;
+    leaked.sample = Counts({{&kResult, 1}});
+    reporter.OnExit(leaked);
+    std::string text = ReadFile(path);
+    EXPECT_EQ(Types(text), (std::vector<std::string>{"sample", "exit_report"}))
+        << text;
+    EXPECT_NE(text.find(R"("open":{"tr.result":1},"sites":[],"program":)"),
+              std::string::npos)
+        << text;
+  }
+  unlink(path.c_str());
+}
+
+TEST_F(SampleTest, ForkedChildStartsItsSamplesAndSitesAfresh) {
+  ScanEvents events;
+  events.now_ns = kNow;
+  events.overdue = {
+      Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 44)))};
+  OpenSample counts = Counts({{&kResult, 1}});
+  events.sample = &counts;
+  reporter_.OnScan(events);
+  ASSERT_EQ(SitesOf(reporter_).size(), 1u);
+  // What fork's handlers do around fork(), here without one.
+  reporter_.PrepareFork();
+  reporter_.ChildAfterFork();
+  EXPECT_TRUE(SitesOf(reporter_).empty());
+  EXPECT_TRUE(reporter_.WantsSampleAt(kNow + kMs));
+  reporter_.OnScan(SampleScan(kNow + kMs, counts));  // unchanged, soon after
+  std::vector<std::string> samples = LinesOfType(Written(), "sample");
+  ASSERT_EQ(samples.size(), 2u) << Written();
+  EXPECT_NE(samples[1].find("\"options\":{"), std::string::npos) << samples[1];
+}
+
+// A misuse for the JSON log tests.
+Misuse DoubleRelease(uint32_t stack) {
+  Misuse m;
+  m.type = Misuse::kDoubleRelease;
+  m.function = "tr_clear";
+  m.first.key = 0x7000;
+  m.first.kind = &kResult;
+  m.first.acquire_stack_id = stack;
+  m.first.release_stack_id = stack;
+  m.first.released_by = 78;
+  m.first.acquired_ns = kNow - 3 * kSec;
+  m.first.released_ns = kNow - kSec;
+  m.stack_id = stack;
+  m.tid = 78;
+  m.now_ns = kNow;
+  return m;
+}
+
+TEST(JsonLogTest, EveryEventInJsonBesidesTheTextLog) {
+  const std::string text_path = TempPath("jsonlog_text"),
+                    json_path = TempPath("jsonlog_json");
+  unlink(text_path.c_str());
+  unlink(json_path.c_str());
+  {
+    Log log(text_path);
+    Reporter reporter(Tracker::Get(), log, kFormatText, json_path);
+    EXPECT_TRUE(reporter.WantsSamples());
+    const uint32_t stack = PutStack(3, 45);
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, stack)),
+                      Judged(MakeRecord(&kResult, 0x1040, 2 * kSec, stack))};
+    OpenSample first = Counts({{&kResult, 2}});
+    events.sample = &first;
+    reporter.OnScan(events);
+    events.now_ns = kNow + SampleIntervalNs();
+    events.overdue = {Judged(MakeRecord(&kResult, 0x1080, 2 * kSec, stack))};
+    OpenSample second = Counts({{&kResult, 3}}, {{Site(&kResult, stack), 3}});
+    events.sample = &second;
+    reporter.OnScan(events);
+    reporter.OnNotice("deepbind", "a module with its own libpq");
+    ExitSnapshot held;
+    held.now_ns = kNow + 2 * SampleIntervalNs();
+    held.held = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, stack))};
+    held.kinds[kResult.index] = &kResult;
+    reporter.OnPeriodic(held);
+    reporter.OnDemand(held);
+    reporter.OnMisuse(DoubleRelease(stack));
+    ExitSnapshot at_exit = held;
+    at_exit.held = {Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, stack)),
+                    Judged(MakeRecord(&kResult, 0x1040, 2 * kSec, stack)),
+                    Judged(MakeRecord(&kResult, 0x1080, 2 * kSec, stack))};
+    at_exit.sampled = true;
+    at_exit.sample = second;
+    reporter.OnExit(at_exit);
+    reporter.OnExitAbandoned(12345);
+    // The exit code's count, once.
+    EXPECT_EQ(reporter.unsuppressed_at_exit(), 3u);
+  }
+  const std::string text = ReadFile(text_path), json = ReadFile(json_path);
+  unlink(text_path.c_str());
+  unlink(json_path.c_str());
+
+  // The log stays text: every line the agent's prefix or a stack's, and the
+  // site's stack shown once for both scans (one decision for both logs).
+  for (const std::string& line : Lines(text)) {
+    EXPECT_FALSE(StartsWith(line, "{")) << line;
+  }
+  EXPECT_EQ(Count(text, Prefix() + "tr.result " + Hex(0x1000) + " held"), 1u)
+      << text;
+  EXPECT_EQ(Count(text, "(stack shown above)"), 2u) << text;
+  EXPECT_NE(text.find(Prefix() + "a module with its own libpq\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("exit report abandoned"), std::string::npos) << text;
+
+  // The JSON log: valid NDJSON, every event, samples among them.
+  for (const std::string& line : Lines(json)) {
+    EXPECT_TRUE(IsJsonObject(line)) << line;
+  }
+  EXPECT_EQ(Types(json), (std::vector<std::string>{
+                             "leak", "leak", "sample", "leak", "sample",
+                             "notice", "periodic_report", "report", "misuse",
+                             "sample", "exit_report", "exit_abandoned"}))
+      << json;
+  EXPECT_NE(
+      json.find(R"("what":"deepbind","message":"a module with its own libpq")"),
+      std::string::npos)
+      << json;
+  EXPECT_NE(json.find(R"({"type":"exit_abandoned","pid":)" +
+                      std::to_string(getpid()) + R"(,"stalled_ms":12345})"),
+            std::string::npos)
+      << json;
+  // The run's fields in the first sample, and the main log's settings.
+  std::vector<std::string> samples = LinesOfType(json, "sample");
+  EXPECT_NE(samples[0].find("\"LEAKWATCH_FORMAT\":\"text\""), std::string::npos)
+      << samples[0];
+}
+
+TEST(JsonLogTest, WithJsonFormatBothLogsGetTheSameLines) {
+  const std::string path = TempPath("jsonlog_same_main"),
+                    json_path = TempPath("jsonlog_same_json");
+  unlink(path.c_str());
+  unlink(json_path.c_str());
+  {
+    Log log(path);
+    Reporter reporter(Tracker::Get(), log, kFormatJson, json_path);
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = {
+        Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 46)))};
+    OpenSample counts = Counts({{&kResult, 1}});
+    events.sample = &counts;
+    reporter.OnScan(events);
+    reporter.OnNotice("deepbind", "x");
+    reporter.OnExitAbandoned(7);
+  }
+  const std::string main_text = ReadFile(path), json = ReadFile(json_path);
+  unlink(path.c_str());
+  unlink(json_path.c_str());
+  EXPECT_EQ(
+      Types(main_text),
+      (std::vector<std::string>{"leak", "sample", "notice", "exit_abandoned"}))
+      << main_text;
+  EXPECT_EQ(main_text, json);
+}
+
+TEST(JsonLogTest, UnopenableJsonLogIsSaidOnceAndNothingSpillsOntoStderr) {
+  const std::string path = TempPath("jsonlog_unopenable");
+  const std::string json_path = "/nonexistent-leakwatch-dir/%p.json";
+  unlink(path.c_str());
+  std::string err;
+  {
+    Log log(path);
+    Reporter reporter(Tracker::Get(), log, kFormatText, json_path);
+    ScanEvents events;
+    events.now_ns = kNow;
+    events.overdue = {
+        Judged(MakeRecord(&kResult, 0x1000, 2 * kSec, PutStack(2, 47)))};
+    testing::internal::CaptureStderr();
+    reporter.OnScan(events);
+    reporter.OnNotice("deepbind", "x");
+    reporter.OnExitAbandoned(7);
+    err = testing::internal::GetCapturedStderr();
+  }
+  const std::string text = ReadFile(path);
+  unlink(path.c_str());
+  EXPECT_EQ(err,
+            "leakwatch: cannot open LEAKWATCH_JSON_LOG file "
+            "\"/nonexistent-leakwatch-dir/" +
+                std::to_string(getpid()) +
+                ".json\": No such file or directory\n");
+  EXPECT_NE(text.find(Prefix() + "tr.result " + Hex(0x1000)), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("exit report abandoned"), std::string::npos) << text;
+}
+
+TEST(JsonLogTest, WriteIfOpenOfASecondLogNotOpenWritesNothing) {
+  testing::internal::CaptureStderr();
+  Log second(TempPath("never_opened"), "LEAKWATCH_JSON_LOG",
+             /*or_stderr=*/false);
+  second.WriteIfOpen("{\"type\":\"x\"}\n");
+  Log main_log("");
+  main_log.WriteIfOpen("to stderr\n");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "to stderr\n");
 }
 
 // --- LEAKWATCH_STATS=1

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -56,6 +57,15 @@ constexpr KindDesc kTestThread{"test.thread", Family::kThread, 13};
 // Lives as long as its parent (like a connection's cancel handle).
 constexpr KindDesc kTestCancel{"test.cancel", Family::kStmt, 14, nullptr,
                                /*lives_with_parent=*/true};
+// Exists only in its parent's session (like a server-side prepared
+// statement).
+constexpr KindDesc kTestPrepared{"test.prepared",
+                                 Family::kStmt,
+                                 15,
+                                 nullptr,
+                                 /*lives_with_parent=*/true,
+                                 /*judged_by_growth=*/false,
+                                 /*ends_with_parent=*/true};
 
 constexpr int64_t kMs = 1000000;
 
@@ -76,6 +86,7 @@ class RecordingSink : public EventSink {
     for (const LiveNote& n : events.notes) notes_.push_back(n);
     for (const SiteGrowth& g : events.growing) growing_.push_back(g);
     notes_dropped_ += events.notes_dropped;
+    if (events.sample != nullptr) ++samples_seen_;
   }
   void OnExit(const ExitSnapshot& snapshot) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -123,6 +134,11 @@ class RecordingSink : public EventSink {
     std::lock_guard<std::mutex> lock(mu_);
     return exits_;
   }
+  // Scans that passed on a sample (this sink wants none).
+  uint64_t samples_seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return samples_seen_;
+  }
 
  private:
   std::mutex mu_;
@@ -130,6 +146,7 @@ class RecordingSink : public EventSink {
   ScrubbedVector<LiveNote> notes_;
   ScrubbedVector<SiteGrowth> growing_;
   uint64_t notes_dropped_ = 0;
+  uint64_t samples_seen_ = 0;
   std::vector<ExitSnapshot> exits_;
 };
 
@@ -943,6 +960,205 @@ void ForkChild() {
 TEST(TrackerExitDeathTest, ForkedChildLeavesInheritedHandlesOut) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(ForkChild(), testing::ExitedWithCode(0), "fork-child-ok");
+}
+
+// --- samples
+// ------------------------------------------------------------------
+
+// A sink that wants samples of the sites it names; keeps the last sample of
+// a scan and the exit snapshot's.
+class SampleSink : public EventSink {
+ public:
+  explicit SampleSink(std::vector<uint64_t> sites) : sites_(std::move(sites)) {}
+  bool WantsSamples() const override { return true; }
+  bool WantsSampleAt(int64_t) const override {
+    if (!due_.load()) return false;
+    asked_.fetch_add(1);
+    return true;
+  }
+  int SampleSites(uint64_t* keys) const override {
+    std::copy(sites_.begin(), sites_.end(), keys);
+    return static_cast<int>(sites_.size());
+  }
+  void OnScan(const ScanEvents& events) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (events.sample == nullptr) return;
+    last_ = *events.sample;
+    ++samples_;
+  }
+  void OnExit(const ExitSnapshot& snapshot) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    exit_sampled_ = snapshot.sampled;
+    exit_ = snapshot.sample;
+  }
+  void PrepareFork() override { mu_.lock(); }
+  void ParentAfterFork() override { mu_.unlock(); }
+  void ChildAfterFork() override { mu_.unlock(); }
+
+  OpenSample last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  uint64_t samples() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return samples_;
+  }
+  // Whether the scans from now on are to count a sample.
+  void set_due(bool due) { due_.store(due); }
+  // How many scans were told to.
+  uint64_t asked() const { return asked_.load(); }
+  bool exit_sampled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exit_sampled_;
+  }
+  OpenSample exit_sample() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exit_;
+  }
+
+ private:
+  const std::vector<uint64_t> sites_;
+  std::atomic<bool> due_{true};
+  mutable std::atomic<uint64_t> asked_{0};
+  std::mutex mu_;
+  OpenSample last_;
+  uint64_t samples_ = 0;
+  bool exit_sampled_ = false;
+  OpenSample exit_;
+};
+
+uint64_t SiteOf(const KindDesc* kind, uint32_t stack_id) {
+  return (uint64_t{kind->index} << 32) | stack_id;
+}
+
+// Scans until the last sample of `sink` has these counts (the watchdog's own
+// scans race with ours: a scan already running makes ours do nothing), or 5
+// s pass. `sites`: the count of each site asked for, in order.
+bool WaitForSample(SampleSink& sink, uint64_t results, uint64_t conns,
+                   const std::vector<uint64_t>& sites) {
+  auto matches = [&] {
+    OpenSample s = sink.last();
+    if (s.open[kTestResult.index] != results ||
+        s.open[kTestConn.index] != conns ||
+        s.num_sites != static_cast<int>(sites.size())) {
+      return false;
+    }
+    for (size_t i = 0; i < sites.size(); ++i) {
+      if (s.site_open[i] != sites[i]) return false;
+    }
+    return true;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    Tracker::Get().Scan();
+    if (matches()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// A sink that wants samples gets one with every scan, counting what is held
+// now per kind (kinds seen, as MetricsSnapshot::open) and per site asked
+// for; the exit snapshot carries one too; a forked child counts only its
+// own handles.
+void SampleChild() {
+  Tracker& t = Tracker::Get();
+  uintptr_t frames_a[] = {0x5a11, 0x5a12}, frames_b[] = {0x5b11, 0x5b12};
+  const uint32_t a = t.stacks().Put(frames_a, 2);
+  const uint32_t b = t.stacks().Put(frames_b, 2);
+  CHILD_CHECK(a != 0 && b != 0 && a != b);
+  // Results and connections from stack a, statements never; the result
+  // site twice (counted once).
+  SampleSink sink({SiteOf(&kTestResult, a), SiteOf(&kTestConn, a),
+                   SiteOf(&kTestStmt, a), SiteOf(&kTestResult, a),
+                   SiteOf(&kTestPrepared, a)});
+  t.SetSink(&sink);
+  AcquireInfo at_a, at_b;
+  at_a.stack_id = a;
+  at_b.stack_id = b;
+  const uintptr_t r1 = NewKey(), r2 = NewKey(), r3 = NewKey(), r4 = NewKey(),
+                  c1 = NewKey(), c2 = NewKey();
+  t.Acquire(&kTestResult, r1, at_a);
+  t.Acquire(&kTestResult, r2, at_a);
+  t.Acquire(&kTestResult, r3, at_a);
+  t.Acquire(&kTestResult, r4, at_b);
+  t.Acquire(&kTestConn, c1, at_a);
+  t.Acquire(&kTestConn, c2, at_a);
+  CHILD_CHECK(WaitForSample(sink, 4, 2, {3, 2, 0, 0}));
+  OpenSample s = sink.last();
+  CHILD_CHECK(s.kinds[kTestResult.index] == &kTestResult);
+  CHILD_CHECK(s.kinds[kTestConn.index] == &kTestConn);
+  CHILD_CHECK(s.kinds[kTestStmt.index] == nullptr);
+  CHILD_CHECK(s.site_key[0] == SiteOf(&kTestResult, a));
+  CHILD_CHECK(s.site_key[1] == SiteOf(&kTestConn, a));
+  CHILD_CHECK(s.site_key[2] == SiteOf(&kTestStmt, a));
+
+  CHILD_CHECK(t.Release(r1));
+  CHILD_CHECK(t.Release(c1));
+  CHILD_CHECK(WaitForSample(sink, 3, 1, {2, 1, 0, 0}));
+
+  // Scans at which the sink wants no sample count none (the table is
+  // walked for the rules alone).
+  sink.set_due(false);
+  // Every scan told to passes its sample on (a watchdog scan may be on it).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (sink.samples() != sink.asked()) {
+    CHILD_CHECK(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const uint64_t samples = sink.samples();
+  for (int i = 0; i < 5; ++i) {  // ours, and the watchdog's meanwhile
+    t.Scan();
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(kResultThresholdMs / 4));
+  }
+  CHILD_CHECK(sink.asked() == samples && sink.samples() == samples);
+  sink.set_due(true);
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    // The parent's handles are inherited, not counted; the child's own are.
+    bool ok = WaitForSample(sink, 0, 0, {0, 0, 0, 0});
+    t.Acquire(&kTestResult, NewKey(), at_a);
+    ok = ok && WaitForSample(sink, 1, 0, {1, 0, 0, 0});
+    _exit(ok ? 0 : 1);
+  }
+  CHILD_CHECK(pid > 0);
+  int status = 0;
+  CHILD_CHECK(waitpid(pid, &status, 0) == pid);
+  CHILD_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  // A statement of c2's session, which ends with c2, just before the exit:
+  // not held at exit (as in the exit snapshot), whether or not a scan
+  // dropped it from the table first.
+  AcquireInfo in_c2 = at_a;
+  in_c2.parent = c2;
+  t.Acquire(&kTestPrepared, NewKey(), in_c2);
+  CHILD_CHECK(t.Release(c2));
+  t.Exit();
+  CHILD_CHECK(sink.exit_sampled());
+  s = sink.exit_sample();
+  CHILD_CHECK(s.open[kTestResult.index] == 3);
+  CHILD_CHECK(s.open[kTestConn.index] == 0);
+  CHILD_CHECK(s.open[kTestPrepared.index] == 0);
+  CHILD_CHECK(s.kinds[kTestConn.index] == &kTestConn);
+  CHILD_CHECK(s.kinds[kTestPrepared.index] == &kTestPrepared);
+  CHILD_CHECK(s.num_sites == 4);
+  CHILD_CHECK(s.site_open[0] == 2 && s.site_open[1] == 0 &&
+              s.site_open[2] == 0 && s.site_open[3] == 0);
+  std::fprintf(stderr, "sample-child-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerSampleDeathTest, ScansAndTheExitSnapshotCountWhatIsHeld) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(SampleChild(), testing::ExitedWithCode(0), "sample-child-ok");
+}
+
+TEST(TrackerTest, NoSampleForASinkThatWantsNone) {
+  WaitForASentinelReport();
+  EXPECT_EQ(Sink().samples_seen(), 0u);
 }
 
 // --- interpreter shutdown --------------------------------------------------
