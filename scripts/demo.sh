@@ -14,6 +14,11 @@
 #     statement on an error path, and per-request connections each pinned by
 #     a half-read mysql_use_result result, next to a busy pool connection.
 #
+# The agent also writes each process's events as NDJSON (LEAKWATCH_JSON_LOG)
+# into build/demo/, and `leakwatch html` turns them into one page,
+# build/demo/report.html (timeline, leak groups, stacks, source lines); a
+# screenshot of it taken by headless chromium is build/demo/report.png.
+#
 # Usage: scripts/demo.sh
 # Exit status: 0 if both demo services exited 0; otherwise the first nonzero
 # status (both always run).
@@ -25,6 +30,10 @@ lw_setup
 lw_build leakwatch demo_service demo_service_mysql
 lw_sandbox_start
 
+DEMO_DIR=$LW_BUILD/demo
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR"
+
 # run_demo PROGRAM: run build/tests/programs/PROGRAM under the agent, after a
 # header line. Returns the program's exit status.
 run_demo() {
@@ -33,7 +42,23 @@ run_demo() {
   # Prepend the agent to any LD_PRELOAD the user already has.
   LD_PRELOAD="$LW_BUILD/libleakwatch.so${LD_PRELOAD:+:$LD_PRELOAD}" \
     LEAKWATCH_THRESHOLD_MS=1000 \
+    LEAKWATCH_JSON_LOG="$DEMO_DIR/$1.%p.json" \
     "$LW_BUILD/tests/programs/$1"
+}
+
+# The page of both runs, and its screenshot.
+write_report() {
+  local page=$DEMO_DIR/report.html profile
+  echo >&2
+  "$LW_ROOT/scripts/leakwatch-html" --source-root "$LW_ROOT" \
+    --title "leakwatch demo" -o "$page" "$DEMO_DIR"/*.json
+  profile=$(mktemp -d)
+  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars \
+    --no-first-run --user-data-dir="$profile" --window-size=1200,2000 \
+    --screenshot="$DEMO_DIR/report.png" "file://$page" >/dev/null 2>&1 ||
+    echo "demo: chromium could not take the screenshot" >&2
+  rm -rf "$profile"
+  echo "=== leakwatch html: $page (screenshot: $DEMO_DIR/report.png) ===" >&2
 }
 
 rc=0
@@ -41,4 +66,5 @@ run_demo demo_service || rc=$?
 mysql_rc=0
 run_demo demo_service_mysql || mysql_rc=$?
 if ((rc == 0)); then rc=$mysql_rc; fi
+write_report
 exit "$rc"
