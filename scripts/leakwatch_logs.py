@@ -157,6 +157,15 @@ class Process:
         elif t in ("released", "active_again"):  # slow, or a pool's
             self.live.pop((ev.get("kind"), ev.get("handle")), None)
             self.notes.append(ev.get("time_ms"))
+        elif t in ("released_more", "active_again_more"):
+            # The rest of a site's notes in one scan, unnamed: the site's
+            # oldest warnings are the ones that went.
+            kind, site, count = ev.get("kind"), ev.get("site"), ev.get("count")
+            gone = [key for key, leak in self.live.items()
+                    if key[0] == kind and leak.get("site") == site]
+            for key in gone[:count if isinstance(count, int) else 0]:
+                del self.live[key]
+            self.notes.append(ev.get("time_ms"))
         elif t in GROWING_EVENTS:
             kind = GROWING_EVENTS[t] or ev.get("kind", "?")
             self.growing[(kind, ev.get("site"))] = ev

@@ -355,6 +355,34 @@ def test_demo():
           "two timelines with the reported sites", dom.find("svg"))
 
 
+def test_no_report():
+    # A process without an exit report (killed, or nothing held at exit):
+    # its live warnings not followed by a release are its groups; a scan's
+    # released_more takes the site's oldest warnings with it.
+    def leak(handle, site, t):
+        return {"type": "leak", "pid": 7, "time_ms": t, "reason": "lost",
+                "kind": "pg.conn", "family": "conn", "handle": handle,
+                "site": site, "held_ms": 600, "threshold_ms": 500,
+                "frames": [{"function": f"open_{site}", "file": "svc.c",
+                            "line": site}]}
+    events = [leak(f"0x{i}", 1, 1000 + i) for i in range(5)]
+    events += [leak("0xa", 2, 1100), leak("0xb", 2, 1101)]
+    events += [{"type": "released", "pid": 7, "time_ms": 2000,
+                "kind": "pg.conn", "handle": "0x4", "site": 1},
+               {"type": "released_more", "pid": 7, "time_ms": 2000,
+                "kind": "pg.conn", "site": 1, "count": 3}]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "killed.json")
+        with open(log, "w") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in events))
+        with open(page_of(tmp, log), encoding="utf-8") as f:
+            dom = Dom(f.read())
+    check(groups_of(dom) == {("pg.conn", 1): (1, 1, "7"),
+                             ("pg.conn", 2): (2, 2, "7")},
+          "one of site 1 left, both of site 2", groups_of(dom))
+    check(tile(dom, "leaked") == 3, "3 leaked", dom.find(cls="tile"))
+
+
 def test_installed():
     # cmake --install puts leakwatch-html and the reader it shares with
     # leakwatch-sarif in PREFIX/lib/leakwatch, where the command finds them.
