@@ -229,11 +229,6 @@ def read_logs(args, me):
     return processes
 
 
-# A live warning's line starts with its type and ends with its stack; the
-# stack of a site is the same in every warning of that site (a site is an
-# interned acquire stack), so it is parsed once per process and site.
-LEAK_HEAD = '{"type":"leak",'
-FRAMES_KEY = ',"frames":['
 _decode = json.JSONDecoder().raw_decode
 
 
@@ -245,57 +240,47 @@ def loads(text):
     return value
 
 
-# A sample's line ends with its reported sites, which change far less often
-# than its open counts: identical arrays are parsed once per process, into
-# one shared list.
-SAMPLE_HEAD = '{"type":"sample",'
-SITES_KEY = ',"sites":['
+def known_frames(proc, ev, raw):
+    """A live warning's stack: the same in every warning of its site (a
+    site is an interned acquire stack), parsed once per process and site."""
+    frames = proc.site_frames.get((ev.get("kind"), ev.get("site")))
+    return frames if frames is not None else loads(raw)
+
+
+def known_sites(proc, ev, raw):
+    """A sample's sites, which change far less often than its open counts:
+    an array seen before is the list it was parsed into then."""
+    sites = proc.sites_cache.get(raw)
+    if sites is None:
+        sites = proc.sites_cache[raw] = loads(raw)
+    return sites
+
+
+# Lines whose big last field is often one seen before: (how the line
+# starts, the field, what gives its value).
+TAILS = (('{"type":"leak",', "frames", known_frames),
+         ('{"type":"sample",', "sites", known_sites))
 
 
 def parse_event(line, processes):
     """One line as an event (a dict), or None if it is not JSON."""
-    if line.startswith(SAMPLE_HEAD) and line.endswith("]}"):
-        i = line.find(SITES_KEY)
-        if i > 0:
+    for head, field, known in TAILS:
+        if not line.startswith(head):
+            continue
+        key = f',"{field}":['
+        i = line.find(key)
+        if i > 0 and line.endswith("]}"):
             try:
                 ev = loads(line[:i] + "}")
-            except ValueError:
-                ev = None
-            proc = (processes.get(ev.get("pid")) if isinstance(ev, dict)
-                    else None)
-            if proc is not None:
-                raw = line[i + len(SITES_KEY) - 1:-1]
-                sites = proc.sites_cache.get(raw)
-                if sites is None:
-                    try:
-                        sites = loads(raw)
-                    except ValueError:
-                        sites = None
-                    if isinstance(sites, list):
-                        proc.sites_cache[raw] = sites
-                if isinstance(sites, list):
-                    ev["sites"] = sites
-                    return ev
-    if line.startswith(LEAK_HEAD) and line.endswith("]}"):
-        i = line.find(FRAMES_KEY)
-        if i > 0:
-            try:
-                ev = loads(line[:i] + "}")
-            except ValueError:
-                ev = None
-            proc = (processes.get(ev.get("pid")) if isinstance(ev, dict)
-                    else None)
-            if proc is not None:
-                key = (ev.get("kind"), ev.get("site"))
-                frames = proc.site_frames.get(key)
-                if frames is None:
-                    try:
-                        frames = loads(line[i + len(FRAMES_KEY) - 1:-1])
-                    except ValueError:
-                        frames = None
-                if isinstance(frames, list):
-                    ev["frames"] = frames
-                    return ev
+                proc = processes.get(ev.get("pid"))
+                value = (known(proc, ev, line[i + len(key) - 1:-1])
+                         if proc is not None else None)
+            except (ValueError, AttributeError):
+                value = None
+            if isinstance(value, list):
+                ev[field] = value
+                return ev
+        break
     try:
         return loads(line)
     except ValueError:

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 
 import sarif_test as base
-from sarif_test import BUILD, PROGRAMS, SRC, TEST, WRAPPER, check, fail
+from sarif_test import BUILD, PROGRAMS, SRC, WRAPPER, check
 
 ARTIFACTS = os.path.join(BUILD, "test-artifacts", "html")
 CHROMIUM = shutil.which("chromium")
@@ -396,13 +396,7 @@ def test_installed():
         r = render("--help", wrapper=wrapper)
         check(r.returncode == 0 and "usage: leakwatch html" in r.stdout,
               "the installed command's html --help", r.stdout + r.stderr)
-        log = os.path.join(tmp, "l.json")
-        with open(log, "w") as f:
-            f.write(json.dumps({"type": "misuse", "pid": 5, "time_ms": 1,
-                                "what": "use_after_close",
-                                "function": "PQexec", "kind": "pg.conn",
-                                "handle": "0x1", "frames": [], "site": 1})
-                    + "\n")
+        log = base.misuse_log(tmp)
         out = os.path.join(tmp, "p.html")
         r = render(log, "-o", out, wrapper=wrapper, cwd=tmp)
         check(r.returncode == 0 and os.path.isfile(out),
@@ -425,11 +419,5 @@ def test_installed():
               "a text log: exit 1, says why", r.stderr)
 
 
-TESTS = {name[len("test_"):]: fn for name, fn in list(globals().items())
-         if name.startswith("test_")}
-
 if __name__ == "__main__":
-    if TEST not in TESTS:
-        fail(f"no test {TEST!r}; tests: {', '.join(TESTS)}")
-    TESTS[TEST]()
-    print(f"ok {TEST}")
+    base.run(globals())

@@ -488,6 +488,17 @@ def test_demo_service():
     check(count == 2 and "PQconnectdb(" in statement, "2 connections", seen)
 
 
+def misuse_log(tmp):
+    """A log of one event (a use after close), in tmp; returns its path."""
+    log = os.path.join(tmp, "l.log")
+    with open(log, "w") as f:
+        f.write(json.dumps({"type": "misuse", "pid": 5, "time_ms": 1,
+                            "what": "use_after_close", "function": "PQexec",
+                            "kind": "pg.conn", "handle": "0x1", "frames": [],
+                            "site": 1}) + "\n")
+    return log
+
+
 def test_installed():
     # cmake --install puts the converter in PREFIX/lib/leakwatch, where the
     # installed command finds it.
@@ -508,13 +519,7 @@ def test_installed():
                            text=True, timeout=60)
         check(r.returncode == 0 and "leakwatch sarif LOG..." in r.stdout,
               "leakwatch --help names it", r.stdout)
-        log = os.path.join(tmp, "l.log")
-        with open(log, "w") as f:
-            f.write(json.dumps({"type": "misuse", "pid": 5, "time_ms": 1,
-                                "what": "use_after_close",
-                                "function": "PQexec", "kind": "pg.conn",
-                                "handle": "0x1", "frames": [], "site": 1})
-                    + "\n")
+        log = misuse_log(tmp)
         out = convert(log, wrapper=wrapper)
         res = out["runs"][0]["results"]
         check(len(res) == 1 and
@@ -523,11 +528,16 @@ def test_installed():
               "converted by the installed command", out)
 
 
-TESTS = {name[len("test_"):]: fn for name, fn in list(globals().items())
-         if name.startswith("test_")}
+def run(namespace):
+    """Runs the test_TEST function of a module's namespace (this one's, or
+    html_report_test.py's)."""
+    tests = {name[len("test_"):]: fn for name, fn in list(namespace.items())
+             if name.startswith("test_")}
+    if TEST not in tests:
+        fail(f"no test {TEST!r}; tests: {', '.join(tests)}")
+    tests[TEST]()
+    print(f"ok {TEST}")
+
 
 if __name__ == "__main__":
-    if TEST not in TESTS:
-        fail(f"no test {TEST!r}; tests: {', '.join(TESTS)}")
-    TESTS[TEST]()
-    print(f"ok {TEST}")
+    run(globals())
