@@ -19,11 +19,6 @@
 
 namespace leakwatch {
 
-// A report site: a kind and an acquisition stack.
-inline uint64_t SiteKey(const Record& r) {
-  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
-}
-
 // One live scan: warnings, growing thread sites and notes.
 struct ScanModel {
   // At most this many handles of one site are named per scan, and at most

@@ -1172,11 +1172,8 @@ struct Tracker::ConnSites {
   };
   std::unordered_map<uint64_t, Site> sites;
 
-  static uint64_t Key(const Record& r) {
-    return (uint64_t{r.kind->index} << 32) | r.stack_id;
-  }
   void Add(const Record& r) {
-    Site& site = sites[Key(r)];
+    Site& site = sites[SiteKey(r)];
     site.gap_ns = std::max<int64_t>(
         site.gap_ns, static_cast<int64_t>(DecodeGapMs(r.gap_code)) * 1000000);
     site.acquired.push_back(r.acquired_ns);
@@ -1198,7 +1195,7 @@ struct Tracker::ConnSites {
   }
   ConnContext For(const Record& r, int64_t threshold_ns) const {
     ConnContext ctx;
-    auto it = sites.find(Key(r));
+    auto it = sites.find(SiteKey(r));
     if (it == sites.end()) return ctx;
     const Site& site = it->second;
     ctx.site_gap_ns = site.gap_ns;
@@ -1241,7 +1238,7 @@ class SiteCounter {
   // Adds `delta` to the count of `r`'s site, if it is one of them.
   void Count(const Record& r, int delta = 1) {
     if (!((kinds_ >> r.kind->index) & 1)) return;  // none of its kind
-    const uint64_t key = (uint64_t{r.kind->index} << 32) | r.stack_id;
+    const uint64_t key = SiteKey(r);
     for (uint32_t at = Slot(key); slot_[at] >= 0; at = (at + 1) % kSlots) {
       if (keys_[slot_[at]] == key) {
         counts_[slot_[at]] += delta;
@@ -1406,7 +1403,7 @@ void Tracker::JudgeCollected(const Record& r, bool has_parent, ScanPass* pass) {
   if (IsRunningThread(r)) {
     const int64_t threshold = threshold_ns_[static_cast<int>(Family::kThread)];
     if (threshold > 0 && pass->now_ns - r.acquired_ns >= threshold) {
-      pass->thread_sites[ConnSites::Key(r)].Add(r);
+      pass->thread_sites[SiteKey(r)].Add(r);
     }
     return;
   }
@@ -1467,7 +1464,7 @@ void Tracker::JudgeConnections(ScanPass* pass,
       pass->candidates.push_back({r, ctx});
     }
     if (IdleNeverReused(r, ctx, pass->now_ns, threshold)) {
-      unused[ConnSites::Key(r)].Add(r);
+      unused[SiteKey(r)].Add(r);
     }
   }
   WarnGrowingSites(Family::kConn, unused, growing);
@@ -1551,7 +1548,7 @@ void Tracker::MarkOverdue(ScanPass* pass, ScanEvents* events) {
       marked = Held{r, finding};
       fresh = true;
     });
-    if (idle_unused) unused[ConnSites::Key(idle)].Add(idle);
+    if (idle_unused) unused[SiteKey(idle)].Add(idle);
     if (counted && pass->want_metrics) {
       ++pass->metrics.past_threshold[c.kind->index];
     }
@@ -1861,7 +1858,7 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
         if (IsRunningThread(r)) {
           running.push_back(r);
           if (now - r.acquired_ns >= thread_threshold) {
-            thread_sites[ConnSites::Key(r)].Add(r);
+            thread_sites[SiteKey(r)].Add(r);
           }
           return;
         }
@@ -1929,17 +1926,17 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     }
     const bool idle =
         StatementIdleNeverReused(r, finding, parent_alive, now, stmt_threshold);
-    if (idle) unused[ConnSites::Key(r)].Add(r);
+    if (idle) unused[SiteKey(r)].Add(r);
     if (FamilyUsesIdleTime(r.kind->family) &&
         IdleNeverReused(r, ctx, now, conn_threshold)) {
-      unused_conns[ConnSites::Key(r)].Add(r);
+      unused_conns[SiteKey(r)].Add(r);
     }
     judged.push_back(Held{copy, finding});
     idle_unused.push_back(idle);
   }
   for (size_t i = 0; i < judged.size(); ++i) {
     Held& j = judged[i];
-    const uint64_t key = ConnSites::Key(j.record);
+    const uint64_t key = SiteKey(j.record);
     if (idle_unused[i]) {
       const SiteAggregate& site = unused[key];
       if (IsGrowing(Family::kStmt, site.count, site.span())) {
@@ -1980,7 +1977,7 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
     snapshot->held.push_back(h);
   }
   for (const Record& r : running) {
-    auto site = thread_sites.find(ConnSites::Key(r));
+    auto site = thread_sites.find(SiteKey(r));
     if (site != thread_sites.end() &&
         IsGrowing(Family::kThread, site->second.count, site->second.span())) {
       snapshot->held.push_back(Held{r, Finding::kGrowingSite});

@@ -132,6 +132,11 @@ struct MetricsSnapshot {
   std::vector<Connections> connections;
 };
 
+// A report site: a kind and an acquisition stack.
+inline uint64_t SiteKey(const Record& r) {
+  return (static_cast<uint64_t>(r.kind->index) << 32) | r.stack_id;
+}
+
 // What is held now, for the JSON log's timeline (`sample` events): per kind,
 // the same count as MetricsSnapshot::open, and per site for the sites the
 // sink names (EventSink::SampleSites). Taken by a scan's walk of the table,
