@@ -124,28 +124,44 @@ bool OnUnknownConn(const PGconn* conn, const char* function) {
 // Before a call that blocks until the server answers: the connection is in
 // use for as long as the query runs, however long that is.
 // `function` names the call in a use-after-close report.
-void OnCallStart(const PGconn* conn, const char* function) {
-  if (conn == nullptr) return;
+// (OnCallStart's and OnActivity's way for a connection the tracker does
+// not know: out of line, errno kept.)
+__attribute__((noinline)) void OnUnknownCallStart(const PGconn* conn,
+                                                  const char* function) {
   ErrnoGuard errno_guard;
-  Tracker& tracker = Tracker::Get();
-  if (!tracker.BeginCall(Key(conn)) && OnUnknownConn(conn, function)) {
-    tracker.BeginCall(Key(conn));
+  if (OnUnknownConn(conn, function)) Tracker::Get().BeginCall(Key(conn));
+}
+
+__attribute__((noinline)) void OnUnknownActivity(const PGconn* conn,
+                                                 uint32_t query,
+                                                 const char* function) {
+  ErrnoGuard errno_guard;
+  if (OnUnknownConn(conn, function) && query != 0) {
+    Tracker::Get().Touch(Key(conn), nullptr, nullptr, nullptr, query);
+  }
+}
+
+// Inline, as the tracker's common case is, which leaves errno alone.
+__attribute__((always_inline)) inline void OnCallStart(const PGconn* conn,
+                                                       const char* function) {
+  if (conn == nullptr) return;
+  if (!Tracker::Get().BeginCall(Key(conn))) [[unlikely]] {
+    OnUnknownCallStart(conn, function);
   }
 }
 
 // Activity; `query` (0 = none) becomes the connection's last query.
-// With `function`, a call on a closed connection is reported.
-void OnActivity(const PGconn* conn, uint32_t query = 0,
-                const char* function = nullptr) {
+// With `function`, a call on a closed connection is reported. Inline, as
+// OnCallStart.
+__attribute__((always_inline)) inline void OnActivity(
+    const PGconn* conn, uint32_t query = 0, const char* function = nullptr) {
   if (conn == nullptr) return;
-  ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   bool found = query != 0
                    ? tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query)
                    : tracker.TouchActivity(Key(conn));
-  if (!found && function != nullptr && OnUnknownConn(conn, function) &&
-      query != 0) {
-    tracker.Touch(Key(conn), nullptr, nullptr, nullptr, query);
+  if (!found && function != nullptr) [[unlikely]] {
+    OnUnknownActivity(conn, query, function);
   }
 }
 
@@ -167,12 +183,18 @@ void OnPoll(PGconn* conn, PostgresPollingStatusType status) {
 __attribute__((always_inline)) inline AcquireInfo OnHandleFromConn(
     const KindDesc* kind, const void* handle, const PGconn* conn,
     uint32_t query = 0) {
-  ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   AcquireInfo info;
-  if (handle != nullptr) {
-    info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  if (handle == nullptr) {
+    // Activity alone: the tracker's inline way, which leaves errno alone.
+    info.query_id = query;
+    if (conn != nullptr) {
+      tracker.TouchAt(NowNs(), Key(conn), nullptr, nullptr, nullptr, query);
+    }
+    return info;
   }
+  ErrnoGuard errno_guard;
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   info.acquired_ns = NowNs();
   if (conn != nullptr) {
     info.parent = Key(conn);
@@ -182,7 +204,7 @@ __attribute__((always_inline)) inline AcquireInfo OnHandleFromConn(
                     &info.query_id, query);
   }
   if (info.query_id == 0) info.query_id = query;
-  if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
+  tracker.Acquire(kind, Key(handle), info);
   return info;
 }
 

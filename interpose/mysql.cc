@@ -196,11 +196,24 @@ __attribute__((always_inline)) inline void OnAcquireConn(MYSQL* mysql) {
 
 // Before a blocking call; with `function`, a call on a closed connection is
 // reported.
-void OnCallStart(const void* conn, const char* function = nullptr) {
+__attribute__((noinline)) void OnUnknownCallStart(const void* conn,
+                                                  const char* function);
+
+// Inline, as the tracker's common case is, which leaves errno alone.
+__attribute__((always_inline)) inline void OnCallStart(
+    const void* conn, const char* function = nullptr) {
   if (conn == nullptr) return;
+  if (!Tracker::Get().BeginCall(Key(conn)) && function != nullptr)
+      [[unlikely]] {
+    OnUnknownCallStart(conn, function);
+  }
+}
+
+// OnCallStart on a connection the tracker does not know.
+void OnUnknownCallStart(const void* conn, const char* function) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  if (!tracker.BeginCall(Key(conn)) && function != nullptr) {
+  {
     if (tracker.CheckUseMisuse(Key(conn), &kMysqlConn, function) ||
         !tracker.InSession()) {
       return;
@@ -222,17 +235,19 @@ void OnCallStart(const void* conn, const char* function = nullptr) {
 // Activity on a connection; after a query, also notices a reconnect (the
 // server's connection id changed) and refreshes the identity. `query` (0 =
 // none) becomes the connection's last query.
+// Errno is saved only where the identity changes: the rest leaves it alone.
 void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
   if (mysql == nullptr) return;
-  ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  Identity identity;
-  if (!tracker.Touch(Key(mysql), &identity, nullptr, nullptr, query) ||
-      !after_query) {
+  if (!after_query) {
+    tracker.Touch(Key(mysql), nullptr, nullptr, nullptr, query);
     return;
   }
+  Identity identity;
+  if (!tracker.Touch(Key(mysql), &identity, nullptr, nullptr, query)) return;
   uint32_t id = ServerConnectionId(mysql);
   if (id != 0 && identity.detail != 0 && id != identity.detail) {
+    ErrnoGuard errno_guard;
     identity.detail = id;
     tracker.SetIdentity(Key(mysql), identity);
   }
@@ -243,12 +258,15 @@ void OnActivity(MYSQL* mysql, bool after_query, uint32_t query = 0) {
 __attribute__((always_inline)) inline void OnHandleFromParent(
     const KindDesc* kind, const void* handle, const void* parent,
     uint16_t flags) {
-  ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
-  AcquireInfo info;
-  if (handle != nullptr) {
-    info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
+  if (handle == nullptr) {
+    // Activity alone: the tracker's inline way, which leaves errno alone.
+    if (parent != nullptr) tracker.Touch(Key(parent), nullptr);
+    return;
   }
+  ErrnoGuard errno_guard;
+  AcquireInfo info;
+  info.stack_id = tracker.CaptureStackIdAt(LW_HOOK_ANCHOR());
   info.flags = flags;
   info.acquired_ns = NowNs();
   if (parent != nullptr) {
@@ -257,7 +275,7 @@ __attribute__((always_inline)) inline void OnHandleFromParent(
     tracker.TouchAt(info.acquired_ns, Key(parent), &info.identity, nullptr,
                     &info.query_id, 0);
   }
-  if (handle != nullptr) tracker.Acquire(kind, Key(handle), info);
+  tracker.Acquire(kind, Key(handle), info);
 }
 
 // A statement call: the statement and its connection are active; a prepare
@@ -282,7 +300,6 @@ void OnStatementActivity(MYSQL_STMT* stmt, bool starting, uint32_t query = 0) {
 // recorded by the execute).
 void OnStatementFetch(MYSQL_STMT* stmt) {
   if (stmt == nullptr) return;
-  ErrnoGuard errno_guard;
   Tracker::Get().TouchActivity(Key(stmt));
 }
 

@@ -59,61 +59,49 @@ void WriteStderr(const std::string& line) {
 
 }  // namespace
 
+namespace tracker_internal {
+
+__attribute__((tls_model("initial-exec"))) __thread HotEntry t_hot[kHotEntries];
+__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
+__attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns = 0;
+__attribute__((tls_model("initial-exec"))) __thread uint32_t t_touched_query =
+    0;
+
+}  // namespace tracker_internal
+
 namespace {
 
-// This thread's cache of the records it recorded activity on: key -> the
-// record in the table (records never move, and their memory is never
-// unmapped), so that activity on a connection this thread uses is recorded
-// without the shard's lock (Tracker::UseRecord). An entry is only a hint: the
-// record's key is checked at each use. Keys are kept complemented, so that
-// the reachability scan (which reads every thread's TLS) never takes one for
-// a pointer to the handle.
-struct HotEntry {
-  uintptr_t disguised_key;  // ~key; 0 = empty
-  Record* record;
-};
-constexpr unsigned kHotEntries = 8;
-__attribute__((tls_model("initial-exec"))) __thread HotEntry t_hot[kHotEntries];
-inline uintptr_t Disguise(uintptr_t key) { return ~key; }
-inline HotEntry& HotSlot(uintptr_t key) {
-  return t_hot[((key >> 4) ^ (key >> 12)) & (kHotEntries - 1)];
-}
-
-// The record of `key` if this thread's cache has it and it still holds `key`.
-inline Record* HotRecord(uintptr_t key) {
-  HotEntry& e = HotSlot(key);
-  if (e.disguised_key != Disguise(key)) return nullptr;
-  Record* r = e.record;
-  return __atomic_load_n(&r->key, __ATOMIC_RELAXED) == key ? r : nullptr;
-}
+using tracker_internal::Disguise;
+using tracker_internal::HotRecord;
+using tracker_internal::HotSlot;
+using tracker_internal::t_touched_key;
+using tracker_internal::t_touched_ns;
+using tracker_internal::t_touched_query;
 
 inline void RememberHot(uintptr_t key, Record* r) {
-  HotEntry& e = HotSlot(key);
+  tracker_internal::HotEntry& e = HotSlot(key);
   RewriteCacheEntry(e.disguised_key, Disguise(key), [&] { e.record = r; });
 }
 
 inline void ForgetHot(uintptr_t key) {
-  HotEntry& e = HotSlot(key);
+  tracker_internal::HotEntry& e = HotSlot(key);
   if (e.disguised_key == Disguise(key)) e.disguised_key = 0;
 }
-
-// The last activity this thread recorded (TouchAt), for TouchActivity: the
-// handle (complemented, as above) and the time then. Cleared by BeginCall
-// and by a release of it.
-__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
-__attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns = 0;
 
 }  // namespace
 
 std::atomic<Tracker*> Tracker::instance_{nullptr};
 
 Tracker& Tracker::Create() {
+  // Errno is kept: the hooks' inline paths call Get() without saving it.
+  const int saved_errno = errno;
   pthread_once(&g_once, [] {
     g_tracker = new (g_storage) Tracker();
     pthread_atfork(&Tracker::ForkPrepare, &Tracker::ForkParent,
                    &Tracker::ForkChild);
     instance_.store(g_tracker, std::memory_order_release);
   });
+  errno = saved_errno;
   return *g_tracker;
 }
 
@@ -791,47 +779,6 @@ bool Tracker::TakeReportedIdle(Record& r, Record* reported) {
   return !(r.flags & kInherited);
 }
 
-bool Tracker::TouchActivity(uintptr_t key) {
-  // At the same reading of the clock a second Touch would store the same
-  // time, and nothing else it does can be pending: no call was begun (that
-  // clears the memo), and the watchdog cannot have found the handle idle
-  // at the time it was last active.
-  const int64_t now = NowNs();
-  if (key != 0 && Disguise(key) == t_touched_key && now == t_touched_ns) {
-    return true;
-  }
-  return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
-}
-
-inline __attribute__((always_inline)) bool Tracker::MarkActiveLockFree(
-    Record& r, int64_t now) const {
-  // What needs the lock goes the locked way: a note to write (reported
-  // live), a reuse to learn (a gap), a verdict to reset (lost).
-  if ((LoadFlags(r) & kReportedLive) ||
-      __atomic_load_n(&r.reach, __ATOMIC_RELAXED) >=
-          static_cast<uint8_t>(Reach::kLost) ||
-      now - __atomic_load_n(&r.active_ns, __ATOMIC_RELAXED) >=
-          reuse_gap_floor_ns_) {
-    return false;
-  }
-  __atomic_store_n(&r.active_ns, now, __ATOMIC_RELAXED);
-  return true;
-}
-
-inline __attribute__((always_inline)) Record* Tracker::UseLockFree(
-    uintptr_t key, int64_t now) {
-  // A record this thread used before, with no shutdown, no tentative
-  // release, nothing that needs the lock: no lock. Another thread's
-  // activity on the same record at the same time is another store of the
-  // same kind; the watchdog's verdicts are atomic changes of the flags.
-  if (tentative_count_.load(std::memory_order_relaxed) != 0 ||
-      shutdown_begun_.load(std::memory_order_relaxed)) {
-    return nullptr;
-  }
-  Record* hot = HotRecord(key);
-  return hot != nullptr && MarkActiveLockFree(*hot, now) ? hot : nullptr;
-}
-
 template <typename Fn>
 bool Tracker::UseRecord(uintptr_t key, int64_t now, Fn&& fn) {
   // The common case: no shutdown, no tentative release, the record not
@@ -902,45 +849,32 @@ inline __attribute__((always_inline)) void ReadUse(const Record& r,
 
 }  // namespace
 
-bool Tracker::TouchAt(int64_t now, uintptr_t key, Identity* identity,
-                      uintptr_t* parent, uint32_t* query_id,
-                      uint32_t set_query_id) {
-  if (key == 0) return false;
-  if (Record* r = UseLockFree(key, now)) [[likely]] {
-    EndUse(*r, set_query_id);
-    ReadUse(*r, identity, parent, query_id);
-  } else if (!TouchSlow(now, key, identity, parent, query_id, set_query_id)) {
-    return false;
-  }
-  t_touched_key = Disguise(key);
-  t_touched_ns = now;
-  return true;
-}
-
 bool Tracker::TouchSlow(int64_t now, uintptr_t key, Identity* identity,
                         uintptr_t* parent, uint32_t* query_id,
                         uint32_t set_query_id) {
-  return UseRecord(key, now, [&](Record& r, bool use) {
+  const int saved_errno = errno;
+  uint32_t query_now = 0;
+  const bool found = UseRecord(key, now, [&](Record& r, bool use) {
     if (use) EndUse(r, set_query_id);
     ReadUse(r, identity, parent, query_id);
+    query_now = __atomic_load_n(&r.query_id, __ATOMIC_RELAXED);
   });
-}
-
-bool Tracker::BeginCall(uintptr_t key) {
-  if (key == 0) return false;
-  t_touched_key = 0;
-  const int64_t now = NowNs();
-  if (Record* r = UseLockFree(key, now)) [[likely]] {
-    if (!(LoadFlags(*r) & kInCall)) SetFlags(*r, kInCall);
-    return true;
+  if (found) {
+    t_touched_key = Disguise(key);
+    t_touched_ns = now;
+    t_touched_query = query_now;
   }
-  return BeginCallSlow(key, now);
+  errno = saved_errno;
+  return found;
 }
 
 bool Tracker::BeginCallSlow(uintptr_t key, int64_t now) {
-  return UseRecord(key, now, [](Record& r, bool use) {
+  const int saved_errno = errno;
+  const bool found = UseRecord(key, now, [](Record& r, bool use) {
     if (use && !(LoadFlags(r) & kInCall)) SetFlags(r, kInCall);
   });
+  errno = saved_errno;
+  return found;
 }
 
 void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {

@@ -258,6 +258,46 @@ struct AcquireInfo {
 // not tracked.
 bool StartAgentThread(pthread_t* thread, void* (*fn)(void*), void* arg);
 
+namespace tracker_internal {
+
+// This thread's cache of the records it recorded activity on: key -> the
+// record in the table (records never move, and their memory is never
+// unmapped), so that activity on a connection this thread uses is recorded
+// without the shard's lock (Tracker::UseLockFree). An entry is only a hint:
+// the record's key is checked at each use. Keys are kept complemented, so
+// that the reachability scan (which reads every thread's TLS) never takes
+// one for a pointer to the handle.
+struct HotEntry {
+  uintptr_t disguised_key;  // ~key; 0 = empty
+  Record* record;
+};
+inline constexpr unsigned kHotEntries = 8;
+extern __attribute__((
+    tls_model("initial-exec"))) __thread HotEntry t_hot[kHotEntries];
+// The last activity this thread recorded (TouchAt), for the skip in
+// TouchAt and TouchActivity: the handle (complemented, as above), the time
+// then and the query it set (0 = none). Cleared by BeginCall and by a
+// release of it.
+extern
+    __attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key;
+extern __attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns;
+extern __attribute__((
+    tls_model("initial-exec"))) __thread uint32_t t_touched_query;
+
+inline uintptr_t Disguise(uintptr_t key) { return ~key; }
+inline HotEntry& HotSlot(uintptr_t key) {
+  return t_hot[((key >> 4) ^ (key >> 12)) & (kHotEntries - 1)];
+}
+// The record of `key` if this thread's cache has it and it still holds `key`.
+inline Record* HotRecord(uintptr_t key) {
+  HotEntry& e = HotSlot(key);
+  if (e.disguised_key != Disguise(key)) return nullptr;
+  Record* r = e.record;
+  return __atomic_load_n(&r->key, __ATOMIC_RELAXED) == key ? r : nullptr;
+}
+
+}  // namespace tracker_internal
+
 class Tracker {
  public:
   // The one instance; created on first call (parses the options and prints a
@@ -490,25 +530,83 @@ class Tracker {
   // loop: many calls a millisecond). Then returns true without looking, so a
   // use after close by another thread within that tick goes unnoticed.
   // Hook-safe.
-  bool TouchActivity(uintptr_t key);
+  __attribute__((always_inline)) bool TouchActivity(uintptr_t key) {
+    // At the same reading of the clock a second Touch would store the same
+    // time, and nothing else it does can be pending: no call was begun
+    // (that clears the memo), and the watchdog cannot have found the
+    // handle idle at the time it was last active.
+    const int64_t now = NowNs();
+    if (key != 0 &&
+        tracker_internal::Disguise(key) == tracker_internal::t_touched_key &&
+        now == tracker_internal::t_touched_ns) {
+      return true;
+    }
+    return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
+  }
 
   // Marks activity on a handle (connections: resets idle time) and ends a
   // call begun with BeginCall. Stores its identity in `*identity`, its
   // parent in `*parent` and its query in `*query_id` where non-null (before
   // `set_query_id`, if nonzero, becomes its query). Returns false if not
   // tracked. Hook-safe.
-  bool Touch(uintptr_t key, Identity* identity, uintptr_t* parent = nullptr,
-             uint32_t* query_id = nullptr, uint32_t set_query_id = 0) {
+  __attribute__((always_inline)) bool Touch(uintptr_t key, Identity* identity,
+                                            uintptr_t* parent = nullptr,
+                                            uint32_t* query_id = nullptr,
+                                            uint32_t set_query_id = 0) {
     return TouchAt(NowNs(), key, identity, parent, query_id, set_query_id);
   }
   // Touch with the time (NowNs()) read by the caller.
-  bool TouchAt(int64_t now, uintptr_t key, Identity* identity,
-               uintptr_t* parent, uint32_t* query_id, uint32_t set_query_id);
+  // The common case is inline, lock-free and leaves errno alone (a hook
+  // calls it without saving errno); so does the rest.
+  __attribute__((always_inline)) bool TouchAt(int64_t now, uintptr_t key,
+                                              Identity* identity,
+                                              uintptr_t* parent,
+                                              uint32_t* query_id,
+                                              uint32_t set_query_id) {
+    namespace ti = tracker_internal;
+    if (key == 0) return false;
+    // Nothing to read, and what this thread stored at this reading of the
+    // clock is still there (TouchActivity's reasoning, and the same query).
+    if (identity == nullptr && parent == nullptr && query_id == nullptr &&
+        ti::Disguise(key) == ti::t_touched_key && now == ti::t_touched_ns &&
+        (set_query_id == 0 || set_query_id == ti::t_touched_query)) {
+      return true;
+    }
+    Record* r = UseLockFree(key, now);
+    if (r == nullptr) [[unlikely]] {
+      return TouchSlow(now, key, identity, parent, query_id, set_query_id);
+    }
+    if (LoadFlags(*r) & kInCall) ClearFlags(*r, kInCall);
+    if (set_query_id != 0) {
+      __atomic_store_n(&r->query_id, set_query_id, __ATOMIC_RELAXED);
+    }
+    if (identity != nullptr) *identity = r->identity;
+    if (parent != nullptr) *parent = r->parent;
+    if (query_id != nullptr) {
+      *query_id = __atomic_load_n(&r->query_id, __ATOMIC_RELAXED);
+    }
+    ti::t_touched_key = ti::Disguise(key);
+    ti::t_touched_ns = now;
+    ti::t_touched_query = set_query_id != 0
+                              ? set_query_id
+                              : __atomic_load_n(&r->query_id, __ATOMIC_RELAXED);
+    return true;
+  }
 
   // Marks the start of a blocking call on a handle (a query that may run for
   // longer than the threshold): until the next Touch the handle is in use, not
   // idle. Returns false if not tracked. Hook-safe.
-  bool BeginCall(uintptr_t key);
+  __attribute__((always_inline)) bool BeginCall(uintptr_t key) {
+    if (key == 0) return false;
+    tracker_internal::t_touched_key = 0;
+    const int64_t now = NowNs();
+    Record* r = UseLockFree(key, now);
+    if (r == nullptr) [[unlikely]] {
+      return BeginCallSlow(key, now);
+    }
+    if (!(LoadFlags(*r) & kInCall)) SetFlags(*r, kInCall);
+    return true;
+  }
 
   // Threads. A thread's record lives from its creation until it is joined,
   // or, if detached, until it exits; all hook-safe, false if not tracked.
@@ -654,11 +752,36 @@ class Tracker {
   // MarkActive without the record's lock, if nothing but the time changes
   // (no gap to learn, no note, no verdict to reset): true, else false and
   // nothing done.
-  bool MarkActiveLockFree(Record& r, int64_t now) const;
+  __attribute__((always_inline)) bool MarkActiveLockFree(Record& r,
+                                                         int64_t now) const {
+    // What needs the lock goes the locked way: a note to write (reported
+    // live), a reuse to learn (a gap), a verdict to reset (lost).
+    if ((LoadFlags(r) & kReportedLive) ||
+        __atomic_load_n(&r.reach, __ATOMIC_RELAXED) >=
+            static_cast<uint8_t>(Reach::kLost) ||
+        now - __atomic_load_n(&r.active_ns, __ATOMIC_RELAXED) >=
+            reuse_gap_floor_ns_) {
+      return false;
+    }
+    __atomic_store_n(&r.active_ns, now, __ATOMIC_RELAXED);
+    return true;
+  }
   // The record of `key` marked active at `now` without its lock (this
   // thread's cache of records, MarkActiveLockFree), or null: the caller
   // takes the locked way.
-  Record* UseLockFree(uintptr_t key, int64_t now);
+  __attribute__((always_inline)) Record* UseLockFree(uintptr_t key,
+                                                     int64_t now) {
+    // A record this thread used before, with no shutdown, no tentative
+    // release, nothing that needs the lock: no lock. Another thread's
+    // activity on the same record at the same time is another store of the
+    // same kind; the watchdog's verdicts are atomic changes of the flags.
+    if (tentative_count_.load(std::memory_order_relaxed) != 0 ||
+        shutdown_begun_.load(std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    Record* hot = tracker_internal::HotRecord(key);
+    return hot != nullptr && MarkActiveLockFree(*hot, now) ? hot : nullptr;
+  }
   // TouchAt and BeginCall when UseLockFree could not (out of line: the fast
   // path keeps a small frame).
   __attribute__((noinline)) bool TouchSlow(int64_t now, uintptr_t key,
