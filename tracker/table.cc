@@ -1,5 +1,6 @@
 #include "tracker/table.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 
@@ -29,6 +30,348 @@ void DeleteSlots(uint64_t* slots, size_t size) {
   } else {
     munmap(slots, size * sizeof(uint64_t));
   }
+}
+
+}  // namespace
+
+// --- Young records -----------------------------------------------------------
+
+namespace {
+
+// A release from a young slot, readable by other threads (FindReleased):
+// `seq` is odd while the owner rewrites the entry.
+struct YoungReleased {
+  std::atomic<uint32_t> seq{0};
+  ReleasedRecord r;
+};
+
+constexpr int kYoungReleased = 4;
+
+struct alignas(64) YoungSlot {
+  std::atomic<uintptr_t> state{0};  // 0 empty, 1 being moved, else ~key
+  Record record;
+  YoungReleased released[kYoungReleased];
+  uint32_t next_evict = 0;
+  uint32_t next_free = 0;  // free list (slot + 1), under g_young_mu
+  bool owned = false;      // under g_young_mu
+  uint64_t acquired[kMaxKinds] = {};
+  uint64_t released_count[kMaxKinds] = {};
+};
+
+// Threads beyond this many use the index alone.
+constexpr uint32_t kYoungSlots = 1024;
+constinit YoungSlot g_young[kYoungSlots];
+// Slots ever handed out (the others were never touched).
+std::atomic<uint32_t> g_young_used{0};
+// Held to move or take another thread's young record, to hand out or free
+// a slot, and across a fork.
+ShardLock g_young_mu;
+uint32_t g_young_free = 0;  // slot + 1 of the first free one
+pthread_key_t g_young_key;
+bool g_young_key_ok = false;
+pthread_once_t g_young_once = PTHREAD_ONCE_INIT;
+ShardedTable* g_young_table = nullptr;
+
+// The calling thread's slot (null: none yet, or none to be had).
+__attribute__((tls_model("initial-exec"))) __thread YoungSlot* t_young =
+    nullptr;
+__attribute__((tls_model("initial-exec"))) __thread bool t_young_none = false;
+
+constexpr uintptr_t kMoving = 1;
+inline uintptr_t YoungState(uintptr_t key) { return ~key; }
+
+void FreeYoungSlot(void* arg);
+
+YoungSlot* TakeYoungSlot() {
+  pthread_once(&g_young_once, [] {
+    g_young_key_ok = pthread_key_create(&g_young_key, &FreeYoungSlot) == 0;
+  });
+  if (!g_young_key_ok) return nullptr;
+  YoungSlot* y = nullptr;
+  g_young_mu.Lock();
+  if (g_young_free != 0) {
+    y = &g_young[g_young_free - 1];
+    g_young_free = y->next_free;
+  } else {
+    uint32_t used = g_young_used.load(std::memory_order_relaxed);
+    if (used < kYoungSlots) {
+      y = &g_young[used];
+      g_young_used.store(used + 1, std::memory_order_release);
+    }
+  }
+  if (y != nullptr) y->owned = true;
+  g_young_mu.Unlock();
+  if (y != nullptr && pthread_setspecific(g_young_key, y) != 0) {
+    g_young_mu.Lock();
+    y->owned = false;
+    y->next_free = g_young_free;
+    g_young_free = static_cast<uint32_t>(y - g_young) + 1;
+    g_young_mu.Unlock();
+    y = nullptr;
+  }
+  return y;
+}
+
+}  // namespace
+
+void ShardedTable::EnableYoung() {
+  g_young_table = this;
+  young_ = true;
+}
+
+void ShardedTable::InsertMoved(const Record& record) {
+  uint32_t tag = static_cast<uint32_t>(Hash(record.key));
+  Shard& shard = ShardFor(record.key);
+  shard.mu.Lock();
+  bool found = false;
+  size_t i = 0;
+  if (shard.slots != nullptr) i = Probe(shard, record.key, tag, &found);
+  if (found) {
+    Record& old = RecordAt(shard, SlotRecord(shard.slots[i]));
+    if (old.kind != nullptr) Bump(shard.replaced[old.kind->index]);
+    old = record;
+    shard.mu.Unlock();
+    return;
+  }
+  uint32_t n;
+  bool grow = shard.slots == nullptr || (shard.count + uint64_t{1}) * 4 >
+                                            (shard.slot_mask + uint64_t{1}) * 3;
+  if ((grow && !GrowSlotsLocked(shard)) || !TakeRecordLocked(shard, &n)) {
+    shard.mu.Unlock();
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (grow) i = Probe(shard, record.key, tag, &found);
+  shard.slots[i] = Slot(tag, n);
+  RecordAt(shard, n) = record;
+  ++shard.count;
+  NotePresent(shard, record.key, 1);
+  shard.mu.Unlock();
+}
+
+namespace {
+
+// Moves slot `y`'s record into `table` if it holds one (g_young_mu held).
+template <typename Move>
+bool MoveSlotLocked(YoungSlot& y, Move&& move) {
+  uintptr_t state = y.state.load(std::memory_order_acquire);
+  if (state == 0 || state == kMoving) return false;
+  if (!y.state.compare_exchange_strong(state, kMoving,
+                                       std::memory_order_acq_rel)) {
+    return false;  // the owner took it back first
+  }
+  Record r = y.record;
+  move(r);
+  y.state.store(0, std::memory_order_release);
+  return true;
+}
+
+}  // namespace
+
+bool ShardedTable::InsertYoung(const Record& record) {
+  if (!young_ || t_young_none) return false;
+  YoungSlot* y = t_young;
+  if (y == nullptr) {
+    y = TakeYoungSlot();
+    if (y == nullptr) {
+      t_young_none = true;
+      return false;
+    }
+    t_young = y;
+  }
+  if (MayBePresent(record.key)) [[unlikely]] {
+    // A record of the key in the index: replaced there, as Insert does.
+    Insert(record, nullptr);
+    return true;
+  }
+  if (y->state.load(std::memory_order_acquire) != 0) {
+    // The one before is still held: into the index with it.
+    g_young_mu.Lock();
+    MoveSlotLocked(*y, [this](const Record& r) { InsertMoved(r); });
+    g_young_mu.Unlock();
+  }
+  y->record = record;
+  if (record.kind != nullptr) Bump(y->acquired[record.kind->index]);
+  y->state.store(YoungState(record.key), std::memory_order_release);
+  return true;
+}
+
+void ShardedTable::RememberLocked(Shard& shard,
+                                  const ReleasedRecord& released) {
+  // In place of an earlier release of the same key, else of the set's
+  // least recent; then this way becomes the set's most recent.
+  const uintptr_t key = released.key;
+  int s = RecentSetOf(key);
+  ReleasedRecord* set = &shard.recent[s * kRecentWays];
+  uint32_t order = shard.recent_order[s];
+  uint32_t way = 0;
+  while (way < kRecentWays && set[way].key != key) ++way;
+  if (way < kRecentWays && set[way].released_ns > released.released_ns) {
+    return;  // a later release of the key is there already
+  }
+  if (way == kRecentWays) way = order >> (2 * (kRecentWays - 1));
+  set[way] = released;
+  uint32_t rank = 0;
+  while (((order >> (2 * rank)) & 3) != way) ++rank;
+  uint32_t newer = order & ((1u << (2 * rank)) - 1);
+  uint32_t older = order & ~((1u << (2 * rank + 2)) - 1);
+  shard.recent_order[s] = static_cast<uint8_t>(older | newer << 2 | way);
+}
+
+bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
+                                 uint32_t release_stack_id,
+                                 uint32_t released_by, int64_t now_ns) {
+  YoungSlot* y = t_young;
+  if (y == nullptr) return false;
+  uintptr_t want = YoungState(key);
+  const uintptr_t state = y->state.load(std::memory_order_acquire);
+  const Record r = y->record;
+  if (state != want ||
+      !y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
+    // Being moved into the index by another thread (this key's record or
+    // the one before): the caller looks there once the move is done.
+    while (y->state.load(std::memory_order_acquire) == kMoving) sched_yield();
+    return false;
+  }
+  if (removed != nullptr) *removed = r;
+  if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
+  if (!remember) return true;
+  const ReleasedRecord released{
+      r.key,       r.kind,        r.stack_id, release_stack_id,
+      released_by, r.acquired_ns, now_ns};
+  // In place of an earlier release of the same key, else in place of the
+  // oldest, which goes to its shard's recently released.
+  int way = 0;
+  while (way < kYoungReleased && y->released[way].r.key != key) ++way;
+  if (way == kYoungReleased) {
+    way = static_cast<int>(y->next_evict++ % kYoungReleased);
+    const ReleasedRecord& old = y->released[way].r;
+    if (old.key != 0) {
+      Shard& shard = ShardFor(old.key);
+      shard.mu.Lock();
+      RememberLocked(shard, old);
+      shard.mu.Unlock();
+    }
+  }
+  YoungReleased& entry = y->released[way];
+  const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
+  entry.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  entry.r = released;
+  entry.seq.store(seq + 2, std::memory_order_release);
+  return true;
+}
+
+bool ShardedTable::MoveYoungIn(uintptr_t key) {
+  if (!young_ || g_young_used.load(std::memory_order_acquire) == 0) {
+    return false;
+  }
+  const uintptr_t want = YoungState(key);
+  const uint32_t used = g_young_used.load(std::memory_order_acquire);
+  bool moved = false;
+  g_young_mu.Lock();
+  for (uint32_t i = 0; i < used && !moved; ++i) {
+    if (g_young[i].state.load(std::memory_order_relaxed) != want) continue;
+    moved =
+        MoveSlotLocked(g_young[i], [this](const Record& r) { InsertMoved(r); });
+  }
+  g_young_mu.Unlock();
+  // Under young_mu_ no move is half done: a record that was being moved
+  // when the caller looked is in the index now. So the caller looks again,
+  // whether or not one was moved here.
+  return true;
+}
+
+void ShardedTable::FindYoungReleased(uintptr_t key, ReleasedRecord* out,
+                                     bool* found) const {
+  const uint32_t used = g_young_used.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < used; ++i) {
+    for (const YoungReleased& entry : g_young[i].released) {
+      if (__atomic_load_n(&entry.r.key, __ATOMIC_RELAXED) != key) continue;
+      // A consistent copy: the same even sequence before and after.
+      for (int attempt = 0; attempt < 100; ++attempt) {
+        const uint32_t seq = entry.seq.load(std::memory_order_acquire);
+        if (seq & 1) continue;
+        ReleasedRecord copy = entry.r;
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (entry.seq.load(std::memory_order_relaxed) != seq) continue;
+        if (copy.key == key &&
+            (!*found || copy.released_ns > out->released_ns)) {
+          *out = copy;
+          *found = true;
+        }
+        break;
+      }
+    }
+  }
+}
+
+bool ShardedTable::FlushYoung(int64_t deadline_ns,
+                              const std::atomic<bool>* give_up) {
+  if (!young_) return true;
+  const uint32_t used = g_young_used.load(std::memory_order_acquire);
+  bool any = false;
+  for (uint32_t i = 0; i < used && !any; ++i) {
+    any = g_young[i].state.load(std::memory_order_relaxed) != 0;
+  }
+  if (!any) return true;
+  bool locked;
+  if (deadline_ns > 0) {
+    locked =
+        g_young_mu.LockBefore(std::max(deadline_ns, WallClockNs() + 20000000));
+  } else if (give_up != nullptr) {
+    locked = g_young_mu.LockUnlessGivenUp(*give_up);
+  } else {
+    g_young_mu.Lock();
+    locked = true;
+  }
+  if (!locked) return false;
+  for (uint32_t i = 0; i < used; ++i) {
+    MoveSlotLocked(g_young[i], [this](const Record& r) { InsertMoved(r); });
+  }
+  g_young_mu.Unlock();
+  return true;
+}
+
+void ShardedTable::AdoptYoungAfterFork() {
+  if (!young_) return;
+  // The other threads are gone: their records are the child's copies of
+  // what they held, and their slots are free.
+  const uint32_t used = g_young_used.load(std::memory_order_relaxed);
+  g_young_free = 0;
+  for (uint32_t i = used; i-- > 0;) {
+    YoungSlot& y = g_young[i];
+    if (&y == t_young) continue;
+    MoveSlotLocked(y, [this](const Record& r) { InsertMoved(r); });
+    for (YoungReleased& released : y.released) {
+      if (released.r.key == 0) continue;
+      Shard& shard = ShardFor(released.r.key);
+      shard.mu.Lock();
+      RememberLocked(shard, released.r);
+      shard.mu.Unlock();
+      released.r = ReleasedRecord();
+    }
+    y.owned = false;
+    y.next_free = g_young_free;
+    g_young_free = i + 1;
+  }
+}
+
+namespace {
+
+// A thread's exit (its key's destructor): its young record into the index,
+// its slot free for another thread.
+void FreeYoungSlot(void* arg) {
+  auto* y = static_cast<YoungSlot*>(arg);
+  if (t_young == y) t_young = nullptr;
+  t_young_none = false;
+  if (g_young_table == nullptr) return;
+  g_young_mu.Lock();
+  MoveSlotLocked(*y, [](const Record& r) { g_young_table->InsertMoved(r); });
+  y->owned = false;
+  y->next_free = g_young_free;
+  g_young_free = static_cast<uint32_t>(y - g_young) + 1;
+  g_young_mu.Unlock();
 }
 
 }  // namespace
@@ -108,6 +451,7 @@ bool ShardedTable::Insert(const Record& record, Record* replaced,
     shard.slots[i] = Slot(tag, n);
     RecordAt(shard, n) = record;
     ++shard.count;
+    NotePresent(shard, record.key, 1);
   }
   if (record.kind != nullptr) Bump(shard.acquired[record.kind->index]);
   shard.mu.Unlock();
@@ -121,6 +465,7 @@ bool ShardedTable::Erase(uintptr_t key, Record* removed) {
 void ShardedTable::EraseSlotLocked(Shard& shard, size_t i) {
   uint32_t n = SlotRecord(shard.slots[i]);
   Record& r = RecordAt(shard, n);
+  NotePresent(shard, r.key, -1);
   r.key = 0;
   r.parent = shard.free_head;
   shard.free_head = n + 1;
@@ -154,32 +499,31 @@ bool ShardedTable::EraseAndRemember(uintptr_t key, Record* removed,
 bool ShardedTable::EraseImpl(uintptr_t key, Record* removed, bool remember,
                              uint32_t release_stack_id, uint32_t released_by,
                              int64_t now_ns) {
+  if (young_ && EraseOwnYoung(key, removed, remember, release_stack_id,
+                              released_by, now_ns)) {
+    return true;
+  }
   Shard& shard = ShardFor(key);
   size_t slot;
   shard.mu.Lock();
   Record* r = FindLocked(shard, key, &slot);
   if (r == nullptr) {
     shard.mu.Unlock();
-    return false;
+    // Another thread's young record (released here, or moved in a moment
+    // ago): once in the index, erased from there.
+    if (!MoveYoungIn(key)) return false;
+    shard.mu.Lock();
+    r = FindLocked(shard, key, &slot);
+    if (r == nullptr) {
+      shard.mu.Unlock();
+      return false;
+    }
   }
   if (removed != nullptr) *removed = *r;
   if (remember) {
-    // In place of an earlier release of the same key, else of the set's
-    // least recent; then this way becomes the set's most recent.
-    int s = RecentSetOf(key);
-    ReleasedRecord* set = &shard.recent[s * kRecentWays];
-    uint32_t order = shard.recent_order[s];
-    uint32_t way = 0;
-    while (way < kRecentWays && set[way].key != key) ++way;
-    if (way == kRecentWays) way = order >> (2 * (kRecentWays - 1));
-    set[way] = ReleasedRecord{
-        r->key,      r->kind,        r->stack_id, release_stack_id,
-        released_by, r->acquired_ns, now_ns};
-    uint32_t rank = 0;
-    while (((order >> (2 * rank)) & 3) != way) ++rank;
-    uint32_t newer = order & ((1u << (2 * rank)) - 1);
-    uint32_t older = order & ~((1u << (2 * rank + 2)) - 1);
-    shard.recent_order[s] = static_cast<uint8_t>(older | newer << 2 | way);
+    RememberLocked(
+        shard, ReleasedRecord{r->key, r->kind, r->stack_id, release_stack_id,
+                              released_by, r->acquired_ns, now_ns});
   }
   if (r->kind != nullptr) Bump(shard.released[r->kind->index]);
   EraseSlotLocked(shard, slot);
@@ -199,6 +543,7 @@ bool ShardedTable::FindReleased(uintptr_t key, ReleasedRecord* out) {
     }
   }
   shard.mu.Unlock();
+  if (young_) FindYoungReleased(key, out, &found);
   return found;
 }
 
@@ -246,6 +591,9 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
                           int64_t lock_deadline_ns,
                           const std::atomic<bool>* give_up) {
   int skipped = 0;
+  // The young records are visited in the index (those not yet moved when
+  // the lock could not be had are not visited).
+  if (!FlushYoung(lock_deadline_ns, give_up)) ++skipped;
   for (Shard& shard : shards_) {
     bool locked;
     if (lock_deadline_ns > 0) {
@@ -277,6 +625,21 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
 }
 
 void ShardedTable::Clear() {
+  if (young_) {
+    g_young_mu.Lock();
+    const uint32_t used = g_young_used.load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < used; ++i) {
+      MoveSlotLocked(g_young[i], [](const Record&) {});
+      for (YoungReleased& released : g_young[i].released) {
+        const uint32_t seq = released.seq.load(std::memory_order_relaxed);
+        released.seq.store(seq + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);
+        released.r = ReleasedRecord();
+        released.seq.store(seq + 2, std::memory_order_release);
+      }
+    }
+    g_young_mu.Unlock();
+  }
   for (Shard& shard : shards_) {
     shard.mu.Lock();
     for (size_t i = 0; shard.slots != nullptr && i <= shard.slot_mask; ++i) {
@@ -289,6 +652,7 @@ void ShardedTable::Clear() {
       shard.slots[i] = 0;
     }
     shard.count = 0;
+    for (uint32_t& n : shard.present) __atomic_store_n(&n, 0, __ATOMIC_RELAXED);
     for (ReleasedRecord& released : shard.recent) released = ReleasedRecord();
     shard.mu.Unlock();
   }
@@ -309,12 +673,30 @@ ShardedTable::Totals ShardedTable::GetTotals() {
           __atomic_load_n(&shard.replaced[k], __ATOMIC_RELAXED);
     }
   }
+  if (young_) {
+    const uint32_t used = g_young_used.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < used; ++i) {
+      for (int k = 0; k < kMaxKinds; ++k) {
+        totals.acquired[k] +=
+            __atomic_load_n(&g_young[i].acquired[k], __ATOMIC_RELAXED);
+        totals.released[k] +=
+            __atomic_load_n(&g_young[i].released_count[k], __ATOMIC_RELAXED);
+      }
+    }
+  }
   return totals;
 }
 
 size_t ShardedTable::size() const {
   size_t n = 0;
   for (const Shard& shard : shards_) n += shard.count;
+  if (young_) {
+    const uint32_t used = g_young_used.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < used; ++i) {
+      const uintptr_t state = g_young[i].state.load(std::memory_order_relaxed);
+      if (state != 0 && state != kMoving) ++n;
+    }
+  }
   return n;
 }
 
@@ -414,11 +796,13 @@ size_t ShardedTable::Shrink() {
 }
 
 void ShardedTable::LockAllForFork() {
+  if (young_) g_young_mu.Lock();
   for (Shard& shard : shards_) shard.mu.Lock();
 }
 
 void ShardedTable::UnlockAllAfterFork() {
   for (Shard& shard : shards_) shard.mu.Unlock();
+  if (young_) g_young_mu.Unlock();
 }
 
 void ShardedTable::ForEachRecordMapping(void (*fn)(uintptr_t, uintptr_t, void*),

@@ -211,6 +211,7 @@ class ShardedTable {
   static constexpr int kRecentSets = 16;
   static constexpr int kRecentPerShard = kRecentWays * kRecentSets;
 
+  static constexpr int kPresentBuckets = 256;
   static constexpr int kShardBits = 6;
   static constexpr int kShards = 1 << kShardBits;
   // Keys in one aligned 2^kGranuleBits-byte range share a shard.
@@ -232,6 +233,39 @@ class ShardedTable {
   // reused after a release that has not reached the table yet).
   bool Insert(const Record& record, Record* replaced,
               bool replace_is_release = false);
+
+  // --- Young records --------------------------------------------------------
+  // One table (the tracker's: EnableYoung) keeps each thread's newest
+  // record of a short-lived kind (results) outside the index, in a slot of
+  // the thread's own (a global array, not thread-local storage, so that
+  // other threads can see it): most results are released by the thread
+  // that got them before it gets the next one, and then neither the insert
+  // nor the erase takes a lock or touches the index. The release is still
+  // remembered (in the slot's own recently released, which pass to the
+  // shard's when pushed out), and still counted (in the slot's counters,
+  // summed by GetTotals).
+  //
+  // Every other way into the table sees young records as if they were in
+  // the index: ForEach (scans, reports), Clear and a fork move them all in
+  // first; Update, Mutate and an erase that miss look in the other threads'
+  // slots (moving a record found there in); size and GetTotals count them.
+  // (A young record does not replace a stale record of the same key in the
+  // index, as Insert would: a key is reused only after a release we saw.)
+  //
+  // Thread safety: a slot's state word is 0 (empty), 1 (being moved by
+  // another thread, which holds young_mu_) or ~key (the complement: the
+  // reachability scan reads the agent's memory, not this). The owner fills
+  // an empty slot and publishes the key; it empties its slot with a CAS;
+  // another thread moves or takes a record with a CAS to 1, under
+  // young_mu_.
+  void EnableYoung();
+  // Inserts `record` as the calling thread's young record (the one before
+  // it, if still there, goes into the index). False if this table keeps no
+  // young records or the thread has no slot: then Insert.
+  bool InsertYoung(const Record& record);
+  // Inserts a record that was young into the index, not counted again (it
+  // was counted as it became young).
+  void InsertMoved(const Record& record);
 
   // Removes the record for `key`; copies it to `*removed` and returns true if
   // it was present.
@@ -323,6 +357,9 @@ class ShardedTable {
   // fork(): lock every shard in index order before, unlock after.
   void LockAllForFork();
   void UnlockAllAfterFork();
+  // In the child, after UnlockAllAfterFork: the other threads' young
+  // records move into the index, and their slots are free again.
+  void AdoptYoungAfterFork();
 
  private:
   // Chunk k holds records [ChunkBase(k), ChunkBase(k) + ChunkRecords(k)).
@@ -372,10 +409,50 @@ class ShardedTable {
     // lists its ways from the most recently written (bits 1..0) to the least
     // (bits 7..6).
     ReleasedRecord recent[kRecentPerShard];
+    // Live records per PresentBucket (under mu; read without it by
+    // MayBePresent): a young record needs no look in the index when its
+    // bucket is empty.
+    uint32_t present[kPresentBuckets] = {};
     uint8_t recent_order[kRecentSets] = {0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
                                          0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
                                          0xe4, 0xe4, 0xe4, 0xe4};
   };
+
+  // Young records (see EnableYoung): for a miss, moves `key`'s young record
+  // from another thread's slot into the index, and waits for a move under
+  // way; true if the caller is to look in the index again (young records
+  // are in use).
+  bool MoveYoungIn(uintptr_t key);
+  // The calling thread's erase of its own young record `key`: true if it
+  // was there (copied to `*removed`, remembered if `remember`, counted).
+  bool EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
+                     uint32_t release_stack_id, uint32_t released_by,
+                     int64_t now_ns);
+  // Every young record into the index (false if young_mu_ could not be had
+  // by the CLOCK_REALTIME `deadline_ns` (> 0) or before `*give_up`).
+  bool FlushYoung(int64_t deadline_ns, const std::atomic<bool>* give_up);
+  // The latest release of `key` among the young slots' recently released,
+  // if later than `*out` (or if !*found).
+  void FindYoungReleased(uintptr_t key, ReleasedRecord* out, bool* found) const;
+  // Remembers `released` among the shard's recently released (under the
+  // shard's lock), unless the shard has a later release of its key.
+  void RememberLocked(Shard& shard, const ReleasedRecord& released);
+  bool young_ = false;
+
+  static int PresentBucket(uintptr_t key) {
+    return static_cast<int>(Hash(key) >> 40) & (kPresentBuckets - 1);
+  }
+  static void NotePresent(Shard& shard, uintptr_t key, int delta) {
+    uint32_t& n = shard.present[PresentBucket(key)];
+    __atomic_store_n(&n, n + static_cast<uint32_t>(delta), __ATOMIC_RELAXED);
+  }
+  // False if the index has no record of `key` (its bucket is empty: no
+  // lock needed, since only the key's own acquisition, this one, could be
+  // adding it now); true if it may.
+  bool MayBePresent(uintptr_t key) {
+    return __atomic_load_n(&ShardFor(key).present[PresentBucket(key)],
+                           __ATOMIC_RELAXED) != 0;
+  }
 
   // ++counter for a per-kind total of a shard whose mu is held.
   static void Bump(uint64_t& counter) {
@@ -453,12 +530,14 @@ class ShardedTable {
 template <typename Fn>
 bool ShardedTable::Update(uintptr_t key, Fn&& fn) {
   Shard& shard = ShardFor(key);
-  size_t slot;
-  shard.mu.Lock();
-  Record* r = FindLocked(shard, key, &slot);
-  if (r != nullptr) fn(*r);
-  shard.mu.Unlock();
-  return r != nullptr;
+  for (int round = 0;; ++round) {
+    size_t slot;
+    shard.mu.Lock();
+    Record* r = FindLocked(shard, key, &slot);
+    if (r != nullptr) fn(*r);
+    shard.mu.Unlock();
+    if (r != nullptr || round > 0 || !MoveYoungIn(key)) return r != nullptr;
+  }
 }
 
 template <typename Fn>
@@ -469,6 +548,12 @@ bool ShardedTable::Mutate(uintptr_t key, Fn&& fn, Record* removed,
   *erased = false;
   shard.mu.Lock();
   Record* r = FindLocked(shard, key, &slot);
+  if (r == nullptr) {
+    shard.mu.Unlock();
+    if (!MoveYoungIn(key)) return false;
+    shard.mu.Lock();
+    r = FindLocked(shard, key, &slot);
+  }
   if (r != nullptr && fn(*r)) {
     if (removed != nullptr) *removed = *r;
     if (r->kind != nullptr) Bump(shard.released[r->kind->index]);

@@ -123,6 +123,7 @@ Tracker::Tracker()
       stacks_(g_stacks.value),
       strings_(g_strings.value) {
   int saved_errno = errno;
+  table_.EnableYoung();
   if (g_given_options != nullptr) {
     Configure(*g_given_options);  // tracking nothing until BeginSession
   } else {
@@ -266,7 +267,11 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   // detached and exited): an old record still there is one whose join is on
   // its way (the joiner removes it after the real join returns).
   if (kind->family != Family::kThread) {
-    table_.Insert(r, nullptr);
+    // Results are mostly released by the thread that got them before it
+    // gets the next: young (see ShardedTable::InsertYoung).
+    if (kind->family != Family::kResult || !table_.InsertYoung(r)) {
+      table_.Insert(r, nullptr);
+    }
     return;
   }
   Record replaced;
@@ -1985,6 +1990,7 @@ void Tracker::ForkChild() {
   t.reach_mu_.Unlock();
   pthread_mutex_unlock(&t.scan_mu_);
   t.table_.UnlockAllAfterFork();
+  t.table_.AdoptYoungAfterFork();
   t.strings_.UnlockAfterFork();
   t.stacks_.UnlockAfterFork();
   t.notes_.clear();

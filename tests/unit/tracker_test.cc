@@ -1603,3 +1603,166 @@ TEST(ScriptStackTest, LibraryScriptsAreTheInterpretersAndPackages) {
 
 }  // namespace
 }  // namespace leakwatch
+
+namespace leakwatch {
+namespace {
+
+// --- Young records (ShardedTable::InsertYoung): a thread's newest result
+// kept outside the index. Every way into the table must see it. ------------
+
+TEST(TrackerYoungTest, ReleasedByAnotherThreadWhileItsOwnerLives) {
+  const uintptr_t key = NewKey();
+  const ShardedTable::Totals before = T().table().GetTotals();
+  std::atomic<bool> acquired{false}, done{false};
+  std::thread owner([&] {
+    T().Acquire(&kTestResult, key, {});
+    acquired = true;
+    while (!done) std::this_thread::yield();
+  });
+  while (!acquired) std::this_thread::yield();
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_FALSE(T().Release(key));
+  Record r;
+  EXPECT_FALSE(GetRecord(key, &r));
+  done = true;
+  owner.join();
+  const ShardedTable::Totals after = T().table().GetTotals();
+  const int k = kTestResult.index;
+  EXPECT_EQ(after.acquired[k] - before.acquired[k], 1u);
+  EXPECT_EQ(after.released[k] - before.released[k], 1u);
+}
+
+TEST(TrackerYoungTest, SeenByLookupsAndCountedWhileYoung) {
+  const uintptr_t key = NewKey();
+  const size_t size_before = T().table().size();
+  AcquireInfo info;
+  info.identity.detail = 7;
+  T().Acquire(&kTestResult, key, info);
+  EXPECT_EQ(T().table().size(), size_before + 1);
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));  // moved into the index to be read
+  EXPECT_EQ(r.identity.detail, 7u);
+  EXPECT_TRUE(T().Ignore(key));
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_TRUE(r.flags & kIgnored);
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_EQ(T().table().size(), size_before);
+}
+
+TEST(TrackerYoungTest, SecondReleaseIsFoundAfterManyOthers) {
+  // The first release stays in the thread's slot, then goes to its shard's
+  // recently released when other releases push it out.
+  const uintptr_t first = NewKey();
+  T().Acquire(&kTestResult, first, {});
+  ASSERT_TRUE(T().Release(first));
+  for (int i = 0; i < 20; ++i) {
+    // Not in the first's set of its shard's recently released, which its
+    // own releases would push it out of (as they would without young
+    // records).
+    uintptr_t other = NewKey();
+    while (ShardedTable::RecentSetOf(other) ==
+           ShardedTable::RecentSetOf(first)) {
+      other = NewKey();
+    }
+    T().Acquire(&kTestResult, other, {});
+    ASSERT_TRUE(T().Release(other));
+  }
+  const uint64_t misuses = T().misuse_count();
+  EXPECT_FALSE(T().Release(first));
+  EXPECT_TRUE(T().CheckReleaseMisuse(first, &kTestResult, "test_release"));
+  EXPECT_EQ(T().misuse_count(), misuses + 1);
+  // And from another thread, for a release still in this thread's slot.
+  const uintptr_t last = NewKey();
+  T().Acquire(&kTestResult, last, {});
+  ASSERT_TRUE(T().Release(last));
+  bool found = false;
+  std::thread other([&] {
+    found = !T().Release(last) &&
+            T().CheckReleaseMisuse(last, &kTestResult, "test_release");
+  });
+  other.join();
+  EXPECT_TRUE(found);
+}
+
+TEST(TrackerYoungTest, HeldByAnExitedThreadIsStillHeld) {
+  // Thread after thread takes a result and exits without releasing it:
+  // each is in the table afterwards, and the threads' slots are reused.
+  std::vector<uintptr_t> keys(300);
+  for (uintptr_t& key : keys) {
+    key = NewKey();
+    std::thread([key] { T().Acquire(&kTestResult, key, {}); }).join();
+  }
+  size_t seen = 0;
+  T().table().ForEach([&](Record& r) {
+    seen += std::find(keys.begin(), keys.end(), r.key) != keys.end();
+  });
+  EXPECT_EQ(seen, keys.size());
+  for (uintptr_t key : keys) EXPECT_TRUE(T().Release(key));
+}
+
+TEST(TrackerYoungTest, MoreThreadsThanSlots) {
+  // 1,100 threads alive at once, each holding a result: those without a
+  // slot use the index; all are released by the main thread.
+  constexpr int kThreads = 1100;
+  std::vector<uintptr_t> keys(kThreads);
+  for (uintptr_t& key : keys) key = NewKey();
+  const ShardedTable::Totals before = T().table().GetTotals();
+  std::atomic<int> acquired{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      T().Acquire(&kTestResult, keys[i], {});
+      ++acquired;
+      while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+  }
+  while (acquired < kThreads) std::this_thread::yield();
+  int released = 0;
+  for (uintptr_t key : keys) released += T().Release(key);
+  done = true;
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(released, kThreads);
+  const ShardedTable::Totals after = T().table().GetTotals();
+  const int k = kTestResult.index;
+  EXPECT_EQ(after.acquired[k] - before.acquired[k], uint64_t{kThreads});
+  EXPECT_EQ(after.released[k] - before.released[k], uint64_t{kThreads});
+}
+
+TEST(TrackerYoungTest, ReleasesRacingTheWatchdogsMoves) {
+  // Four threads acquire and release as fast as they can while scans move
+  // young records into the index: every release finds its record, none is
+  // left over, and the counts add up.
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 20000;
+  const ShardedTable::Totals before = T().table().GetTotals();
+  std::atomic<int> lost{0};
+  std::atomic<bool> done{false};
+  std::vector<uintptr_t> last(kThreads);
+  std::thread scanner([&] {
+    while (!done) T().table().ForEach([](Record&) {});
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const uintptr_t key = NewKey();
+        T().Acquire(&kTestResult, key, {});
+        if (!T().Release(key)) ++lost;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  done = true;
+  scanner.join();
+  EXPECT_EQ(lost.load(), 0);
+  const ShardedTable::Totals after = T().table().GetTotals();
+  const int k = kTestResult.index;
+  EXPECT_EQ(after.acquired[k] - before.acquired[k],
+            uint64_t{kThreads * kRounds});
+  EXPECT_EQ(after.released[k] - before.released[k],
+            uint64_t{kThreads * kRounds});
+}
+
+}  // namespace
+}  // namespace leakwatch
