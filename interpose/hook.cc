@@ -4,9 +4,8 @@ namespace leakwatch {
 
 __attribute__((tls_model("initial-exec"))) __thread int t_hook_depth = 0;
 
-void OnRelease(const void* handle, const KindDesc* kind, const char* function,
-               const void* caller) {
-  if (handle == nullptr) return;
+void OnReleaseSlow(const void* handle, const KindDesc* kind,
+                   const char* function, const void* caller) {
   ErrnoGuard errno_guard;
   Tracker& tracker = Tracker::Get();
   const bool tentative =

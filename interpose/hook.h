@@ -150,8 +150,18 @@ inline uintptr_t Key(pthread_t thread) {
 // the release stack. A release of a handle released recently is reported as
 // a misuse now, before the real call, which may abort the process. Errno is
 // preserved.
-void OnRelease(const void* handle, const KindDesc* kind, const char* function,
-               const void* caller);
+// Inline for the common case (Tracker::ReleaseYoung), which leaves errno
+// alone; OnReleaseSlow otherwise.
+void OnReleaseSlow(const void* handle, const KindDesc* kind,
+                   const char* function, const void* caller);
+__attribute__((always_inline)) inline void OnRelease(const void* handle,
+                                                     const KindDesc* kind,
+                                                     const char* function,
+                                                     const void* caller) {
+  if (handle == nullptr) return;
+  if (Tracker::Get().ReleaseYoung(Key(handle), caller)) return;
+  OnReleaseSlow(handle, kind, function, caller);
+}
 
 // Gives the tracker its test for a script interpreter's shutdown
 // (interpose/interpreter.cc; Tracker::SetShutdownProbe).

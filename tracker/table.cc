@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <new>
 
 #include "tracker/clock.h"
@@ -168,31 +169,40 @@ bool MoveSlotLocked(YoungSlot& y, Move&& move) {
 
 }  // namespace
 
-bool ShardedTable::InsertYoung(const Record& record) {
-  if (!young_ || t_young_none) return false;
+Record* ShardedTable::BeginYoung(uintptr_t key) {
+  if (!young_ || t_young_none) return nullptr;
   YoungSlot* y = t_young;
   if (y == nullptr) {
     y = TakeYoungSlot();
     if (y == nullptr) {
       t_young_none = true;
-      return false;
+      return nullptr;
     }
     t_young = y;
   }
-  if (MayBePresent(record.key)) [[unlikely]] {
-    // A record of the key in the index: replaced there, as Insert does.
-    Insert(record, nullptr);
-    return true;
-  }
+  // A record of the key in the index: replaced there, by Insert.
+  if (MayBePresent(key)) [[unlikely]]
+    return nullptr;
   if (y->state.load(std::memory_order_acquire) != 0) {
     // The one before is still held: into the index with it.
     g_young_mu.Lock();
     MoveSlotLocked(*y, [this](const Record& r) { InsertMoved(r); });
     g_young_mu.Unlock();
   }
-  y->record = record;
-  if (record.kind != nullptr) Bump(y->acquired[record.kind->index]);
-  y->state.store(YoungState(record.key), std::memory_order_release);
+  return &y->record;
+}
+
+void ShardedTable::PublishYoung() {
+  YoungSlot* y = t_young;
+  if (y->record.kind != nullptr) Bump(y->acquired[y->record.kind->index]);
+  y->state.store(YoungState(y->record.key), std::memory_order_release);
+}
+
+bool ShardedTable::InsertYoung(const Record& record) {
+  Record* young = BeginYoung(record.key);
+  if (young == nullptr) return false;
+  *young = record;
+  PublishYoung();
   return true;
 }
 
@@ -220,20 +230,25 @@ void ShardedTable::RememberLocked(Shard& shard,
 
 bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
                                  uint32_t release_stack_id,
-                                 uint32_t released_by, int64_t now_ns) {
+                                 uint32_t released_by, int64_t now_ns,
+                                 uint16_t* flags, const KindDesc** kind) {
   YoungSlot* y = t_young;
   if (y == nullptr) return false;
   uintptr_t want = YoungState(key);
-  const uintptr_t state = y->state.load(std::memory_order_acquire);
-  const Record r = y->record;
-  if (state != want ||
+  if (y->state.load(std::memory_order_acquire) != want ||
       !y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
     // Being moved into the index by another thread (this key's record or
     // the one before): the caller looks there once the move is done.
     while (y->state.load(std::memory_order_acquire) == kMoving) sched_yield();
     return false;
   }
+  // The slot is empty now, and only this thread fills it (a hook in a
+  // signal handler during this one records nothing): the record is still
+  // there to read.
+  const Record& r = y->record;
   if (removed != nullptr) *removed = r;
+  if (flags != nullptr) *flags = r.flags;
+  if (kind != nullptr) *kind = r.kind;
   if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
   if (!remember) return true;
   const ReleasedRecord released{
@@ -247,10 +262,12 @@ bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
     way = static_cast<int>(y->next_evict++ % kYoungReleased);
     const ReleasedRecord& old = y->released[way].r;
     if (old.key != 0) {
+      const int saved_errno = errno;  // a contended lock may nap
       Shard& shard = ShardFor(old.key);
       shard.mu.Lock();
       RememberLocked(shard, old);
       shard.mu.Unlock();
+      errno = saved_errno;
     }
   }
   YoungReleased& entry = y->released[way];

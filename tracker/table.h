@@ -263,6 +263,22 @@ class ShardedTable {
   // it, if still there, goes into the index). False if this table keeps no
   // young records or the thread has no slot: then Insert.
   bool InsertYoung(const Record& record);
+  // InsertYoung in two steps, the record written in place: the calling
+  // thread's slot's record, to be filled in whole for `key` and then
+  // published by PublishYoung, nothing else in between; or null, and the
+  // record goes into the index (Insert).
+  Record* BeginYoung(uintptr_t key);
+  void PublishYoung();
+  // The release of the calling thread's young record `key`, if it is
+  // there: remembered with `release_stack_id`, counted, its flags copied
+  // to `*flags` and its kind to `*kind`. Takes no lock (unless an older
+  // release goes to its shard), leaves errno alone.
+  bool ReleaseOwnYoung(uintptr_t key, uint32_t release_stack_id,
+                       uint32_t released_by, int64_t now_ns, uint16_t* flags,
+                       const KindDesc** kind) {
+    return young_ && EraseOwnYoung(key, nullptr, true, release_stack_id,
+                                   released_by, now_ns, flags, kind);
+  }
   // Inserts a record that was young into the index, not counted again (it
   // was counted as it became young).
   void InsertMoved(const Record& record);
@@ -427,7 +443,8 @@ class ShardedTable {
   // was there (copied to `*removed`, remembered if `remember`, counted).
   bool EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
                      uint32_t release_stack_id, uint32_t released_by,
-                     int64_t now_ns);
+                     int64_t now_ns, uint16_t* flags = nullptr,
+                     const KindDesc** kind = nullptr);
   // Every young record into the index (false if young_mu_ could not be had
   // by the CLOCK_REALTIME `deadline_ns` (> 0) or before `*give_up`).
   bool FlushYoung(int64_t deadline_ns, const std::atomic<bool>* give_up);

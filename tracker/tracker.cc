@@ -24,10 +24,6 @@
 namespace leakwatch {
 namespace {
 
-// Kernel tid of this thread, 0 until first asked. Plain data, initial-exec:
-// safe to touch from a hook in a preloaded object.
-__attribute__((tls_model("initial-exec"))) __thread uint32_t t_tid = 0;
-
 // Storage for the one Tracker: constructed in place, never destroyed.
 alignas(Tracker) unsigned char g_storage[sizeof(Tracker)];
 
@@ -66,6 +62,8 @@ __attribute__((tls_model("initial-exec"))) __thread uintptr_t t_touched_key = 0;
 __attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns = 0;
 __attribute__((tls_model("initial-exec"))) __thread uint32_t t_touched_query =
     0;
+// Plain data, initial-exec: safe to touch from a hook in a preloaded object.
+__attribute__((tls_model("initial-exec"))) __thread uint32_t t_tid = 0;
 
 }  // namespace tracker_internal
 
@@ -225,7 +223,8 @@ bool Tracker::Adopt(const KindDesc* kind, uintptr_t key, AcquireInfo info) {
 
 void Tracker::DemandReport() { ReportHeldNow(&EventSink::OnDemand); }
 
-uint32_t Tracker::CurrentTid() {
+uint32_t Tracker::CurrentTidSlow() {
+  using tracker_internal::t_tid;
   if (t_tid == 0) t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
   return t_tid;
 }
@@ -249,29 +248,41 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
   if (kinds_[kind->index].load(std::memory_order_relaxed) == nullptr) {
     kinds_[kind->index].store(kind, std::memory_order_relaxed);
   }
-  Record r;
+  const uint32_t stack_id =
+      info.stack_id != 0 ? info.stack_id : CaptureStackId();
+  const uint32_t tid = info.tid != 0 ? info.tid : CurrentTid();
+  const int64_t acquired_ns =
+      info.acquired_ns != 0 ? info.acquired_ns : NowNs();
+  // Results are mostly released by the thread that got them before it
+  // gets the next: young (see ShardedTable::BeginYoung), written in place.
+  Record* young =
+      kind->family == Family::kResult ? table_.BeginYoung(key) : nullptr;
+  Record local;
+  Record& r = young != nullptr ? *young : local;
   r.key = key;
   r.kind = kind;
-  r.acquired_ns = info.acquired_ns != 0 ? info.acquired_ns : NowNs();
-  r.active_ns = r.acquired_ns;
+  r.acquired_ns = acquired_ns;
+  r.active_ns = acquired_ns;
   r.parent = info.parent;
   r.identity = info.identity;
-  r.tid = info.tid != 0 ? info.tid : CurrentTid();
+  r.tid = tid;
   r.flags = info.flags & (kPinsParent | kExited | kDetached | kAdopted);
   r.code = info.code;
   r.serial = info.serial;
   r.query_id = info.query_id;
   if (r.flags & kExited) r.active_ns = info.exited_ns;
-  r.stack_id = info.stack_id != 0 ? info.stack_id : CaptureStackId();
+  r.stack_id = stack_id;
+  r.reach = 0;
+  r.gap_code = 0;
+  if (young != nullptr) {
+    table_.PublishYoung();
+    return;
+  }
   // A thread's pthread_t is reused only once the old thread was joined (or
   // detached and exited): an old record still there is one whose join is on
   // its way (the joiner removes it after the real join returns).
   if (kind->family != Family::kThread) {
-    // Results are mostly released by the thread that got them before it
-    // gets the next: young (see ShardedTable::InsertYoung).
-    if (kind->family != Family::kResult || !table_.InsertYoung(r)) {
-      table_.Insert(r, nullptr);
-    }
+    table_.Insert(r, nullptr);
     return;
   }
   Record replaced;
@@ -648,17 +659,31 @@ uint32_t Tracker::CaptureReleaseStack(const void* caller) {
     };
     constexpr size_t kSites = kReleaseSiteCacheBytes / sizeof(SiteId);
     unsigned char* block = ThreadBlock();
-    if (block == nullptr) return stacks_.Put(&site, 1);
-    auto* sites = reinterpret_cast<SiteId*>(block + kReleaseSiteCacheOffset);
-    SiteId& entry = sites[(site ^ (site >> 9)) % kSites];
-    if (entry.site == site) return entry.id;
-    uint32_t id = stacks_.Put(&site, 1);
-    RewriteCacheEntry(entry.site, site, [&] { entry.id = id; });
-    return id;
+    if (block != nullptr) {
+      auto* sites = reinterpret_cast<SiteId*>(block + kReleaseSiteCacheOffset);
+      SiteId& entry = sites[(site ^ (site >> 9)) % kSites];
+      if (entry.site == site) return entry.id;
+      // Errno is kept (Tracker::ReleaseYoung's callers rely on it, and
+      // ThreadBlock keeps it too).
+      const int saved_errno = errno;
+      uint32_t id = stacks_.Put(&site, 1);
+      RewriteCacheEntry(entry.site, site, [&] { entry.id = id; });
+      errno = saved_errno;
+      return id;
+    }
   }
-  uintptr_t frames[kMaxFrames];
-  int n = CaptureStack(frames, release_stack_depth_);
-  return stacks_.Put(frames, static_cast<uint32_t>(n));
+  const int saved_errno = errno;
+  uint32_t id;
+  if (release_stack_depth_ == 1) {
+    uintptr_t site = reinterpret_cast<uintptr_t>(caller);
+    id = stacks_.Put(&site, 1);
+  } else {
+    uintptr_t frames[kMaxFrames];
+    int n = CaptureStack(frames, release_stack_depth_);
+    id = stacks_.Put(frames, static_cast<uint32_t>(n));
+  }
+  errno = saved_errno;
+  return id;
 }
 
 namespace {
@@ -1980,7 +2005,7 @@ void Tracker::ForkParent() {
 
 void Tracker::ForkChild() {
   Tracker& t = *g_tracker;
-  t_tid = 0;
+  tracker_internal::t_tid = 0;
   // A scan the parent's watchdog was running does not go on here.
   pthread_mutex_init(&t.scan_run_mu_, nullptr);
   t.shutdown_released_.clear();  // the parent's

@@ -283,6 +283,8 @@ extern
 extern __attribute__((tls_model("initial-exec"))) __thread int64_t t_touched_ns;
 extern __attribute__((
     tls_model("initial-exec"))) __thread uint32_t t_touched_query;
+// Kernel tid of this thread, 0 until first asked (Tracker::CurrentTid).
+extern __attribute__((tls_model("initial-exec"))) __thread uint32_t t_tid;
 
 inline uintptr_t Disguise(uintptr_t key) { return ~key; }
 inline HotEntry& HotSlot(uintptr_t key) {
@@ -509,6 +511,32 @@ class Tracker {
   // costs no unwinding. Hook-safe.
   uint32_t CaptureReleaseStack(const void* caller);
 
+  // Release's common case, for a hook: `key` is the calling thread's young
+  // record (ShardedTable::BeginYoung) and no interpreter shutdown is to be
+  // asked about. Inline, no lock, errno left alone; false (nothing done):
+  // the caller takes Release's way.
+  __attribute__((always_inline)) bool ReleaseYoung(uintptr_t key,
+                                                   const void* caller) {
+    if (shutdown_probe_.load(std::memory_order_relaxed) != nullptr ||
+        shutdown_begun_.load(std::memory_order_relaxed) ||
+        tentative_count_.load(std::memory_order_relaxed) != 0) {
+      return false;
+    }
+    uint16_t flags = 0;
+    const KindDesc* kind = nullptr;
+    if (!table_.ReleaseOwnYoung(key, CaptureReleaseStack(caller), CurrentTid(),
+                                NowNs(), &flags, &kind)) {
+      return false;
+    }
+    if (tracker_internal::Disguise(key) == tracker_internal::t_touched_key) {
+      tracker_internal::t_touched_key = 0;
+    }
+    if ((flags & kAdopted) && kind != nullptr) [[unlikely]] {
+      adopted_released_[kind->index].fetch_add(1, std::memory_order_relaxed);
+    }
+    return true;
+  }
+
   // The misuse path, for a hook whose release (or use) found no live record:
   // if `key` was released recently as a `kind`, the misuse is reported to the
   // sink now, synchronously; otherwise an unknown release is counted. Returns
@@ -697,7 +725,11 @@ class Tracker {
   }
 
   // Kernel id of the calling thread (cached per thread). Hook-safe.
-  static uint32_t CurrentTid();
+  static uint32_t CurrentTid() {
+    uint32_t tid = tracker_internal::t_tid;
+    return tid != 0 ? tid : CurrentTidSlow();
+  }
+  static uint32_t CurrentTidSlow();
 
  private:
   Tracker();

@@ -1649,12 +1649,13 @@ TEST(TrackerYoungTest, SeenByLookupsAndCountedWhileYoung) {
   EXPECT_EQ(T().table().size(), size_before);
 }
 
-TEST(TrackerYoungTest, SecondReleaseIsFoundAfterManyOthers) {
+// In a child process: the misuse reports would stay in this one's totals.
+void SecondReleaseChild() {
   // The first release stays in the thread's slot, then goes to its shard's
   // recently released when other releases push it out.
   const uintptr_t first = NewKey();
   T().Acquire(&kTestResult, first, {});
-  ASSERT_TRUE(T().Release(first));
+  CHILD_CHECK(T().Release(first));
   for (int i = 0; i < 20; ++i) {
     // Not in the first's set of its shard's recently released, which its
     // own releases would push it out of (as they would without young
@@ -1665,23 +1666,32 @@ TEST(TrackerYoungTest, SecondReleaseIsFoundAfterManyOthers) {
       other = NewKey();
     }
     T().Acquire(&kTestResult, other, {});
-    ASSERT_TRUE(T().Release(other));
+    CHILD_CHECK(T().Release(other));
   }
   const uint64_t misuses = T().misuse_count();
-  EXPECT_FALSE(T().Release(first));
-  EXPECT_TRUE(T().CheckReleaseMisuse(first, &kTestResult, "test_release"));
-  EXPECT_EQ(T().misuse_count(), misuses + 1);
+  CHILD_CHECK(!T().Release(first));
+  CHILD_CHECK(T().CheckReleaseMisuse(first, &kTestResult, "test_release"));
+  CHILD_CHECK(T().misuse_count() == misuses + 1);
   // And from another thread, for a release still in this thread's slot.
   const uintptr_t last = NewKey();
   T().Acquire(&kTestResult, last, {});
-  ASSERT_TRUE(T().Release(last));
+  CHILD_CHECK(T().Release(last));
   bool found = false;
   std::thread other([&] {
     found = !T().Release(last) &&
             T().CheckReleaseMisuse(last, &kTestResult, "test_release");
   });
   other.join();
-  EXPECT_TRUE(found);
+  CHILD_CHECK(found);
+  std::fprintf(stderr, "second-release-ok\n");
+  std::fflush(stderr);
+  _exit(0);
+}
+
+TEST(TrackerYoungDeathTest, SecondReleaseIsFoundAfterManyOthers) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(SecondReleaseChild(), testing::ExitedWithCode(0),
+              "second-release-ok");
 }
 
 TEST(TrackerYoungTest, HeldByAnExitedThreadIsStillHeld) {
