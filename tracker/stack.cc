@@ -39,11 +39,6 @@ struct CursorApi {
 CursorApi g_cursor;
 std::atomic<bool> g_cursor_ready{false};
 
-// The calling thread's stack, [lo, hi); both 0 until asked, lo = hi = 1 if
-// it cannot be known.
-__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_lo = 0;
-__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_hi = 0;
-
 int GlibcBacktrace(void** buffer, int size) { return backtrace(buffer, size); }
 
 }  // namespace
@@ -159,7 +154,14 @@ int CaptureStackWithSlots(uintptr_t anchor, uintptr_t* frames,
   return found ? n : -1;
 }
 
-bool CurrentStackBounds(uintptr_t* lo, uintptr_t* hi) {
+namespace stack_internal {
+
+// The calling thread's stack, [lo, hi); both 0 until asked, lo = hi = 1 if
+// it cannot be known.
+__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_lo = 0;
+__attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_hi = 0;
+
+bool FindStackBounds(uintptr_t* lo, uintptr_t* hi) {
   if (t_stack_hi == 0) {
     t_stack_lo = t_stack_hi = 1;  // unknown, unless found below
     pthread_attr_t attr;
@@ -177,5 +179,7 @@ bool CurrentStackBounds(uintptr_t* lo, uintptr_t* hi) {
   *hi = t_stack_hi;
   return t_stack_hi > t_stack_lo;
 }
+
+}  // namespace stack_internal
 
 }  // namespace leakwatch

@@ -79,7 +79,19 @@ int CaptureStackWithSlots(uintptr_t anchor, uintptr_t* frames,
 
 // The calling thread's stack as [lo, hi), found once per thread
 // (pthread_getattr_np); false if it cannot be known.
-bool CurrentStackBounds(uintptr_t* lo, uintptr_t* hi);
+namespace stack_internal {
+extern __attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_lo;
+extern __attribute__((tls_model("initial-exec"))) __thread uintptr_t t_stack_hi;
+bool FindStackBounds(uintptr_t* lo, uintptr_t* hi);
+}  // namespace stack_internal
+inline bool CurrentStackBounds(uintptr_t* lo, uintptr_t* hi) {
+  if (stack_internal::t_stack_hi == 0) [[unlikely]] {
+    return stack_internal::FindStackBounds(lo, hi);
+  }
+  *lo = stack_internal::t_stack_lo;
+  *hi = stack_internal::t_stack_hi;
+  return *hi > *lo;
+}
 
 // Makes CaptureStack drop the leading frames that lie in the code of the
 // object containing `addr` (the agent calls it with one of its own functions;
