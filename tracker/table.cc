@@ -180,14 +180,16 @@ Record* ShardedTable::BeginYoung(uintptr_t key) {
     }
     t_young = y;
   }
-  // A record of the key in the index: replaced there, by Insert.
-  if (MayBePresent(key)) [[unlikely]]
-    return nullptr;
   if (y->state.load(std::memory_order_acquire) != 0) {
     // The one before is still held: into the index with it.
     g_young_mu.Lock();
     MoveSlotLocked(*y, [this](const Record& r) { InsertMoved(r); });
     g_young_mu.Unlock();
+  }
+  // A record of the key in the index (the one before, if it had this key:
+  // an address reused without a release we saw): replaced there, by Insert.
+  if (MayBePresent(key)) [[unlikely]] {
+    return nullptr;
   }
   return &y->record;
 }

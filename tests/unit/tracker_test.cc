@@ -1776,3 +1776,32 @@ TEST(TrackerYoungTest, ReleasesRacingTheWatchdogsMoves) {
 
 }  // namespace
 }  // namespace leakwatch
+
+namespace leakwatch {
+namespace {
+
+TEST(TrackerYoungTest, AcquiredAgainWithoutAReleaseReplacesTheYoungRecord) {
+  // An address reused without a release the agent saw: one record, the
+  // new one, counted as replaced (as in the index).
+  const uintptr_t key = NewKey();
+  const ShardedTable::Totals before = T().table().GetTotals();
+  AcquireInfo first;
+  first.identity.detail = 1;
+  T().Acquire(&kTestResult, key, first);
+  AcquireInfo second;
+  second.identity.detail = 2;
+  T().Acquire(&kTestResult, key, second);
+  Record r;
+  ASSERT_TRUE(GetRecord(key, &r));
+  EXPECT_EQ(r.identity.detail, 2u);
+  EXPECT_TRUE(T().Release(key));
+  EXPECT_FALSE(GetRecord(key, &r));
+  const ShardedTable::Totals after = T().table().GetTotals();
+  const int k = kTestResult.index;
+  EXPECT_EQ(after.acquired[k] - before.acquired[k], 2u);
+  EXPECT_EQ(after.replaced[k] - before.replaced[k], 1u);
+  EXPECT_EQ(after.released[k] - before.released[k], 1u);
+}
+
+}  // namespace
+}  // namespace leakwatch
