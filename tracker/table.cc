@@ -214,8 +214,9 @@ void ShardedTable::RememberLocked(Shard& shard,
   // least recent; then this way becomes the set's most recent.
   const uintptr_t key = released.key;
   int s = RecentSetOf(key);
-  ReleasedRecord* set = &shard.recent[s * kRecentWays];
-  uint32_t order = shard.recent_order[s];
+  ShardRecent& recent = RecentOf(shard);
+  ReleasedRecord* set = &recent.recent[s * kRecentWays];
+  uint32_t order = recent.order[s];
   uint32_t way = 0;
   while (way < kRecentWays && set[way].key != key) ++way;
   if (way < kRecentWays && set[way].released_ns > released.released_ns) {
@@ -227,7 +228,7 @@ void ShardedTable::RememberLocked(Shard& shard,
   while (((order >> (2 * rank)) & 3) != way) ++rank;
   uint32_t newer = order & ((1u << (2 * rank)) - 1);
   uint32_t older = order & ~((1u << (2 * rank + 2)) - 1);
-  shard.recent_order[s] = static_cast<uint8_t>(older | newer << 2 | way);
+  recent.order[s] = static_cast<uint8_t>(older | newer << 2 | way);
 }
 
 bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
@@ -552,7 +553,8 @@ bool ShardedTable::EraseImpl(uintptr_t key, Record* removed, bool remember,
 
 bool ShardedTable::FindReleased(uintptr_t key, ReleasedRecord* out) {
   Shard& shard = ShardFor(key);
-  const ReleasedRecord* set = &shard.recent[RecentSetOf(key) * kRecentWays];
+  const ReleasedRecord* set =
+      &RecentOf(shard).recent[RecentSetOf(key) * kRecentWays];
   bool found = false;
   shard.mu.Lock();
   for (int way = 0; way < kRecentWays && !found; ++way) {
@@ -671,8 +673,10 @@ void ShardedTable::Clear() {
       shard.slots[i] = 0;
     }
     shard.count = 0;
-    for (uint32_t& n : shard.present) __atomic_store_n(&n, 0, __ATOMIC_RELAXED);
-    for (ReleasedRecord& released : shard.recent) released = ReleasedRecord();
+    for (uint16_t& n : shard.present) __atomic_store_n(&n, 0, __ATOMIC_RELAXED);
+    for (ReleasedRecord& released : RecentOf(shard).recent) {
+      released = ReleasedRecord();
+    }
     shard.mu.Unlock();
   }
 }

@@ -211,7 +211,7 @@ class ShardedTable {
   static constexpr int kRecentSets = 16;
   static constexpr int kRecentPerShard = kRecentWays * kRecentSets;
 
-  static constexpr int kPresentBuckets = 256;
+  static constexpr int kPresentBuckets = 128;
   static constexpr int kShardBits = 6;
   static constexpr int kShards = 1 << kShardBits;
   // Keys in one aligned 2^kGranuleBits-byte range share a shard.
@@ -421,18 +421,27 @@ class ShardedTable {
     uint64_t acquired[kMaxKinds] = {};
     uint64_t released[kMaxKinds] = {};
     uint64_t replaced[kMaxKinds] = {};  // acquired again without a release
-    // Set s is [s * kRecentWays, (s + 1) * kRecentWays); recent_order[s]
-    // lists its ways from the most recently written (bits 1..0) to the least
-    // (bits 7..6).
-    ReleasedRecord recent[kRecentPerShard];
     // Live records per PresentBucket (under mu; read without it by
     // MayBePresent): a young record needs no look in the index when its
-    // bucket is empty.
-    uint32_t present[kPresentBuckets] = {};
-    uint8_t recent_order[kRecentSets] = {0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
-                                         0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
-                                         0xe4, 0xe4, 0xe4, 0xe4};
+    // bucket is empty. A count that reaches kPresentFull stays there (the
+    // bucket is taken as never empty again until Clear).
+    uint16_t present[kPresentBuckets] = {};
   };
+  // A shard's recently released (under its mu), apart from the shard: every
+  // scan touches every shard, and 64 shards of a few hundred bytes are a
+  // few pages, where with these in them they were one page each.
+  struct ShardRecent {
+    // Set s is [s * kRecentWays, (s + 1) * kRecentWays); order[s] lists its
+    // ways from the most recently written (bits 1..0) to the least (bits
+    // 7..6).
+    ReleasedRecord recent[kRecentPerShard];
+    uint8_t order[kRecentSets] = {0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
+                                  0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
+                                  0xe4, 0xe4, 0xe4, 0xe4};
+  };
+  ShardRecent& RecentOf(const Shard& shard) {
+    return recent_[&shard - shards_];
+  }
 
   // Young records (see EnableYoung): for a miss, moves `key`'s young record
   // from another thread's slot into the index, and waits for a move under
@@ -459,9 +468,11 @@ class ShardedTable {
   static int PresentBucket(uintptr_t key) {
     return static_cast<int>(Hash(key) >> 40) & (kPresentBuckets - 1);
   }
+  static constexpr uint16_t kPresentFull = UINT16_MAX;
   static void NotePresent(Shard& shard, uintptr_t key, int delta) {
-    uint32_t& n = shard.present[PresentBucket(key)];
-    __atomic_store_n(&n, n + static_cast<uint32_t>(delta), __ATOMIC_RELAXED);
+    uint16_t& n = shard.present[PresentBucket(key)];
+    if (n == kPresentFull) return;
+    __atomic_store_n(&n, static_cast<uint16_t>(n + delta), __ATOMIC_RELAXED);
   }
   // False if the index has no record of `key` (its bucket is empty: no
   // lock needed, since only the key's own acquisition, this one, could be
@@ -541,6 +552,7 @@ class ShardedTable {
   static void EraseSlotLocked(Shard& shard, size_t i);
 
   Shard shards_[kShards];
+  ShardRecent recent_[kShards];
   std::atomic<uint64_t> dropped_{0};
 };
 
