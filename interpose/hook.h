@@ -152,15 +152,19 @@ inline uintptr_t Key(pthread_t thread) {
 // preserved.
 // Inline for the common case (Tracker::ReleaseYoung), which leaves errno
 // alone; OnReleaseSlow otherwise.
+// (`release_stack`: the one Tracker::ReleaseYoung captured, or
+// Tracker::kStackNotCaptured.)
 void OnReleaseSlow(const void* handle, const KindDesc* kind,
-                   const char* function, const void* caller);
+                   const char* function, const void* caller,
+                   uint32_t release_stack);
 __attribute__((always_inline)) inline void OnRelease(const void* handle,
                                                      const KindDesc* kind,
                                                      const char* function,
                                                      const void* caller) {
   if (handle == nullptr) return;
-  if (Tracker::Get().ReleaseYoung(Key(handle), caller)) return;
-  OnReleaseSlow(handle, kind, function, caller);
+  uint32_t release_stack = Tracker::kStackNotCaptured;
+  if (Tracker::Get().ReleaseYoung(Key(handle), caller, &release_stack)) return;
+  OnReleaseSlow(handle, kind, function, caller, release_stack);
 }
 
 // Gives the tracker its test for a script interpreter's shutdown

@@ -25,6 +25,20 @@ uint64_t* NewSlots(size_t size) {
   return p == MAP_FAILED ? nullptr : static_cast<uint64_t*>(p);
 }
 
+// Locks `mu` for ForEach: unless `deadline_ns` (CLOCK_REALTIME, > 0) passes
+// or `*give_up` (if set) becomes true first. Once the deadline has passed
+// (an interrupted thread holds the lock), each lock still gets a short
+// grace: running threads let go within microseconds.
+bool LockForVisit(ShardLock& mu, int64_t deadline_ns,
+                  const std::atomic<bool>* give_up) {
+  if (deadline_ns > 0) {
+    return mu.LockBefore(std::max(deadline_ns, WallClockNs() + 20000000));
+  }
+  if (give_up != nullptr) return mu.LockUnlessGivenUp(*give_up);
+  mu.Lock();
+  return true;
+}
+
 void DeleteSlots(uint64_t* slots, size_t size) {
   if (size * sizeof(uint64_t) < 4096) {
     delete[] slots;
@@ -54,7 +68,6 @@ struct alignas(64) YoungSlot {
   YoungReleased released[kYoungReleased];
   uint32_t next_evict = 0;
   uint32_t next_free = 0;  // free list (slot + 1), under g_young_mu
-  bool owned = false;      // under g_young_mu
   uint64_t acquired[kMaxKinds] = {};
   uint64_t released_count[kMaxKinds] = {};
 };
@@ -83,6 +96,23 @@ inline uintptr_t YoungState(uintptr_t key) { return ~key; }
 
 void FreeYoungSlot(void* arg);
 
+// Puts `y` on the free list (g_young_mu held).
+void PushFreeLocked(YoungSlot& y) {
+  y.next_free = g_young_free;
+  g_young_free = static_cast<uint32_t>(&y - g_young) + 1;
+}
+
+// Rewrites a young slot's recently released `entry` (by its owner, or with
+// no other thread about), so that FindYoungReleased never copies it half
+// written.
+void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
+  const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
+  entry.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  entry.r = r;
+  entry.seq.store(seq + 2, std::memory_order_release);
+}
+
 YoungSlot* TakeYoungSlot() {
   pthread_once(&g_young_once, [] {
     g_young_key_ok = pthread_key_create(&g_young_key, &FreeYoungSlot) == 0;
@@ -100,13 +130,10 @@ YoungSlot* TakeYoungSlot() {
       g_young_used.store(used + 1, std::memory_order_release);
     }
   }
-  if (y != nullptr) y->owned = true;
   g_young_mu.Unlock();
   if (y != nullptr && pthread_setspecific(g_young_key, y) != 0) {
     g_young_mu.Lock();
-    y->owned = false;
-    y->next_free = g_young_free;
-    g_young_free = static_cast<uint32_t>(y - g_young) + 1;
+    PushFreeLocked(*y);
     g_young_mu.Unlock();
     y = nullptr;
   }
@@ -121,33 +148,7 @@ void ShardedTable::EnableYoung() {
 }
 
 void ShardedTable::InsertMoved(const Record& record) {
-  uint32_t tag = static_cast<uint32_t>(Hash(record.key));
-  Shard& shard = ShardFor(record.key);
-  shard.mu.Lock();
-  bool found = false;
-  size_t i = 0;
-  if (shard.slots != nullptr) i = Probe(shard, record.key, tag, &found);
-  if (found) {
-    Record& old = RecordAt(shard, SlotRecord(shard.slots[i]));
-    if (old.kind != nullptr) Bump(shard.replaced[old.kind->index]);
-    old = record;
-    shard.mu.Unlock();
-    return;
-  }
-  uint32_t n;
-  bool grow = shard.slots == nullptr || (shard.count + uint64_t{1}) * 4 >
-                                            (shard.slot_mask + uint64_t{1}) * 3;
-  if ((grow && !GrowSlotsLocked(shard)) || !TakeRecordLocked(shard, &n)) {
-    shard.mu.Unlock();
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  if (grow) i = Probe(shard, record.key, tag, &found);
-  shard.slots[i] = Slot(tag, n);
-  RecordAt(shard, n) = record;
-  ++shard.count;
-  NotePresent(shard, record.key, 1);
-  shard.mu.Unlock();
+  Insert(record, nullptr, /*replace_is_release=*/false, /*count=*/false);
 }
 
 namespace {
@@ -198,14 +199,6 @@ void ShardedTable::PublishYoung() {
   YoungSlot* y = t_young;
   if (y->record.kind != nullptr) Bump(y->acquired[y->record.kind->index]);
   y->state.store(YoungState(y->record.key), std::memory_order_release);
-}
-
-bool ShardedTable::InsertYoung(const Record& record) {
-  Record* young = BeginYoung(record.key);
-  if (young == nullptr) return false;
-  *young = record;
-  PublishYoung();
-  return true;
 }
 
 void ShardedTable::RememberLocked(Shard& shard,
@@ -273,12 +266,7 @@ bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
       errno = saved_errno;
     }
   }
-  YoungReleased& entry = y->released[way];
-  const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
-  entry.seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  entry.r = released;
-  entry.seq.store(seq + 2, std::memory_order_release);
+  WriteReleased(y->released[way], released);
   return true;
 }
 
@@ -335,17 +323,7 @@ bool ShardedTable::FlushYoung(int64_t deadline_ns,
     any = g_young[i].state.load(std::memory_order_relaxed) != 0;
   }
   if (!any) return true;
-  bool locked;
-  if (deadline_ns > 0) {
-    locked =
-        g_young_mu.LockBefore(std::max(deadline_ns, WallClockNs() + 20000000));
-  } else if (give_up != nullptr) {
-    locked = g_young_mu.LockUnlessGivenUp(*give_up);
-  } else {
-    g_young_mu.Lock();
-    locked = true;
-  }
-  if (!locked) return false;
+  if (!LockForVisit(g_young_mu, deadline_ns, give_up)) return false;
   for (uint32_t i = 0; i < used; ++i) {
     MoveSlotLocked(g_young[i], [this](const Record& r) { InsertMoved(r); });
   }
@@ -369,11 +347,9 @@ void ShardedTable::AdoptYoungAfterFork() {
       shard.mu.Lock();
       RememberLocked(shard, released.r);
       shard.mu.Unlock();
-      released.r = ReleasedRecord();
+      WriteReleased(released, ReleasedRecord());
     }
-    y.owned = false;
-    y.next_free = g_young_free;
-    g_young_free = i + 1;
+    PushFreeLocked(y);
   }
 }
 
@@ -388,9 +364,7 @@ void FreeYoungSlot(void* arg) {
   if (g_young_table == nullptr) return;
   g_young_mu.Lock();
   MoveSlotLocked(*y, [](const Record& r) { g_young_table->InsertMoved(r); });
-  y->owned = false;
-  y->next_free = g_young_free;
-  g_young_free = static_cast<uint32_t>(y - g_young) + 1;
+  PushFreeLocked(*y);
   g_young_mu.Unlock();
 }
 
@@ -440,7 +414,7 @@ bool ShardedTable::AddRecordLocked(Shard& shard, uint32_t* n) {
 }
 
 bool ShardedTable::Insert(const Record& record, Record* replaced,
-                          bool replace_is_release) {
+                          bool replace_is_release, bool count) {
   uint32_t tag = static_cast<uint32_t>(Hash(record.key));
   Shard& shard = ShardFor(record.key);
   shard.mu.Lock();
@@ -473,7 +447,9 @@ bool ShardedTable::Insert(const Record& record, Record* replaced,
     ++shard.count;
     NotePresent(shard, record.key, 1);
   }
-  if (record.kind != nullptr) Bump(shard.acquired[record.kind->index]);
+  if (count && record.kind != nullptr) {
+    Bump(shard.acquired[record.kind->index]);
+  }
   shard.mu.Unlock();
   return found;
 }
@@ -616,20 +592,7 @@ int ShardedTable::ForEach(const std::function<void(Record&)>& fn,
   // the lock could not be had are not visited).
   if (!FlushYoung(lock_deadline_ns, give_up)) ++skipped;
   for (Shard& shard : shards_) {
-    bool locked;
-    if (lock_deadline_ns > 0) {
-      // Once the deadline has passed (an interrupted thread holds a shard),
-      // each remaining shard still gets a short grace: running threads let
-      // go of a shard within microseconds.
-      locked = shard.mu.LockBefore(
-          std::max(lock_deadline_ns, WallClockNs() + 20000000));
-    } else if (give_up != nullptr) {
-      locked = shard.mu.LockUnlessGivenUp(*give_up);
-    } else {
-      shard.mu.Lock();
-      locked = true;
-    }
-    if (!locked) {
+    if (!LockForVisit(shard.mu, lock_deadline_ns, give_up)) {
       ++skipped;
       continue;
     }
@@ -652,11 +615,7 @@ void ShardedTable::Clear() {
     for (uint32_t i = 0; i < used; ++i) {
       MoveSlotLocked(g_young[i], [](const Record&) {});
       for (YoungReleased& released : g_young[i].released) {
-        const uint32_t seq = released.seq.load(std::memory_order_relaxed);
-        released.seq.store(seq + 1, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_release);
-        released.r = ReleasedRecord();
-        released.seq.store(seq + 2, std::memory_order_release);
+        WriteReleased(released, ReleasedRecord());
       }
     }
     g_young_mu.Unlock();

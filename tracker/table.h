@@ -231,8 +231,9 @@ class ShardedTable {
   // copied to `*replaced`, and true is returned; it is counted as replaced,
   // or as released if `replace_is_release` (the key can only have been
   // reused after a release that has not reached the table yet).
+  // (`count` false: not counted as acquired, for a young record moved in.)
   bool Insert(const Record& record, Record* replaced,
-              bool replace_is_release = false);
+              bool replace_is_release = false, bool count = true);
 
   // --- Young records --------------------------------------------------------
   // One table (the tracker's: EnableYoung) keeps each thread's newest
@@ -259,14 +260,11 @@ class ShardedTable {
   // another thread moves or takes a record with a CAS to 1, under
   // young_mu_.
   void EnableYoung();
-  // Inserts `record` as the calling thread's young record (the one before
-  // it, if still there, goes into the index). False if this table keeps no
-  // young records or the thread has no slot: then Insert.
-  bool InsertYoung(const Record& record);
-  // InsertYoung in two steps, the record written in place: the calling
-  // thread's slot's record, to be filled in whole for `key` and then
-  // published by PublishYoung, nothing else in between; or null, and the
-  // record goes into the index (Insert).
+  // The calling thread's slot's record, to be filled in whole for `key` and
+  // then published by PublishYoung, nothing else in between (the one before
+  // it, if still there, goes into the index); or null, and the record goes
+  // into the index (Insert): this table keeps no young records, the thread
+  // has no slot, or the index may hold `key`.
   Record* BeginYoung(uintptr_t key);
   void PublishYoung();
   // The release of the calling thread's young record `key`, if it is

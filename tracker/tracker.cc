@@ -854,39 +854,14 @@ bool Tracker::UseRecord(uintptr_t key, int64_t now, Fn&& fn) {
   return found;
 }
 
-namespace {
-
-// Touch's work on a record in use.
-inline __attribute__((always_inline)) void EndUse(Record& r,
-                                                  uint32_t set_query_id) {
-  if (LoadFlags(r) & kInCall) ClearFlags(r, kInCall);
-  if (set_query_id != 0) {
-    __atomic_store_n(&r.query_id, set_query_id, __ATOMIC_RELAXED);
-  }
-}
-
-// What Touch tells its caller about a record.
-inline __attribute__((always_inline)) void ReadUse(const Record& r,
-                                                   Identity* identity,
-                                                   uintptr_t* parent,
-                                                   uint32_t* query_id) {
-  if (identity != nullptr) *identity = r.identity;
-  if (parent != nullptr) *parent = r.parent;
-  if (query_id != nullptr) {
-    *query_id = __atomic_load_n(&r.query_id, __ATOMIC_RELAXED);
-  }
-}
-
-}  // namespace
-
 bool Tracker::TouchSlow(int64_t now, uintptr_t key, Identity* identity,
                         uintptr_t* parent, uint32_t* query_id,
                         uint32_t set_query_id) {
   const int saved_errno = errno;
   uint32_t query_now = 0;
   const bool found = UseRecord(key, now, [&](Record& r, bool use) {
-    if (use) EndUse(r, set_query_id);
-    ReadUse(r, identity, parent, query_id);
+    if (use) tracker_internal::EndUse(r, set_query_id);
+    tracker_internal::ReadUse(r, identity, parent, query_id);
     query_now = __atomic_load_n(&r.query_id, __ATOMIC_RELAXED);
   });
   if (found) {

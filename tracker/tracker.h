@@ -298,6 +298,28 @@ inline Record* HotRecord(uintptr_t key) {
   return __atomic_load_n(&r->key, __ATOMIC_RELAXED) == key ? r : nullptr;
 }
 
+// Touch's work on a record in use: the call it was in (if any) is over,
+// and `set_query_id` (if nonzero) becomes its query.
+__attribute__((always_inline)) inline void EndUse(Record& r,
+                                                  uint32_t set_query_id) {
+  if (LoadFlags(r) & kInCall) ClearFlags(r, kInCall);
+  if (set_query_id != 0) {
+    __atomic_store_n(&r.query_id, set_query_id, __ATOMIC_RELAXED);
+  }
+}
+
+// What Touch tells its caller about a record (where the pointer is set).
+__attribute__((always_inline)) inline void ReadUse(const Record& r,
+                                                   Identity* identity,
+                                                   uintptr_t* parent,
+                                                   uint32_t* query_id) {
+  if (identity != nullptr) *identity = r.identity;
+  if (parent != nullptr) *parent = r.parent;
+  if (query_id != nullptr) {
+    *query_id = __atomic_load_n(&r.query_id, __ATOMIC_RELAXED);
+  }
+}
+
 }  // namespace tracker_internal
 
 class Tracker {
@@ -514,18 +536,22 @@ class Tracker {
   // Release's common case, for a hook: `key` is the calling thread's young
   // record (ShardedTable::BeginYoung) and no interpreter shutdown is to be
   // asked about. Inline, no lock, errno left alone; false (nothing done):
-  // the caller takes Release's way.
+  // the caller takes Release's way, with the release stack if it was
+  // captured here (`*release_stack`, else left kStackNotCaptured).
+  static constexpr uint32_t kStackNotCaptured = UINT32_MAX;
   __attribute__((always_inline)) bool ReleaseYoung(uintptr_t key,
-                                                   const void* caller) {
+                                                   const void* caller,
+                                                   uint32_t* release_stack) {
     if (shutdown_probe_.load(std::memory_order_relaxed) != nullptr ||
         shutdown_begun_.load(std::memory_order_relaxed) ||
         tentative_count_.load(std::memory_order_relaxed) != 0) {
       return false;
     }
+    *release_stack = CaptureReleaseStack(caller);
     uint16_t flags = 0;
     const KindDesc* kind = nullptr;
-    if (!table_.ReleaseOwnYoung(key, CaptureReleaseStack(caller), CurrentTid(),
-                                NowNs(), &flags, &kind)) {
+    if (!table_.ReleaseOwnYoung(key, *release_stack, CurrentTid(), NowNs(),
+                                &flags, &kind)) {
       return false;
     }
     if (tracker_internal::Disguise(key) == tracker_internal::t_touched_key) {
@@ -604,15 +630,8 @@ class Tracker {
     if (r == nullptr) [[unlikely]] {
       return TouchSlow(now, key, identity, parent, query_id, set_query_id);
     }
-    if (LoadFlags(*r) & kInCall) ClearFlags(*r, kInCall);
-    if (set_query_id != 0) {
-      __atomic_store_n(&r->query_id, set_query_id, __ATOMIC_RELAXED);
-    }
-    if (identity != nullptr) *identity = r->identity;
-    if (parent != nullptr) *parent = r->parent;
-    if (query_id != nullptr) {
-      *query_id = __atomic_load_n(&r->query_id, __ATOMIC_RELAXED);
-    }
+    ti::EndUse(*r, set_query_id);
+    ti::ReadUse(*r, identity, parent, query_id);
     ti::t_touched_key = ti::Disguise(key);
     ti::t_touched_ns = now;
     ti::t_touched_query = set_query_id != 0

@@ -1601,13 +1601,8 @@ TEST(ScriptStackTest, LibraryScriptsAreTheInterpretersAndPackages) {
   EXPECT_FALSE(IsLibraryScript("/home/u/libstuff/app.rb"));
 }
 
-}  // namespace
-}  // namespace leakwatch
 
-namespace leakwatch {
-namespace {
-
-// --- Young records (ShardedTable::InsertYoung): a thread's newest result
+// --- Young records (ShardedTable::BeginYoung): a thread's newest result
 // kept outside the index. Every way into the table must see it. ------------
 
 TEST(TrackerYoungTest, ReleasedByAnotherThreadWhileItsOwnerLives) {
@@ -1774,11 +1769,6 @@ TEST(TrackerYoungTest, ReleasesRacingTheWatchdogsMoves) {
             uint64_t{kThreads * kRounds});
 }
 
-}  // namespace
-}  // namespace leakwatch
-
-namespace leakwatch {
-namespace {
 
 TEST(TrackerYoungTest, AcquiredAgainWithoutAReleaseReplacesTheYoungRecord) {
   // An address reused without a release the agent saw: one record, the
