@@ -95,16 +95,27 @@ void ForgetUnloadedLibraries() {
     }
     library->code_lo.store(0, std::memory_order_relaxed);
     library->code_hi.store(0, std::memory_order_relaxed);
-    library->generation.fetch_add(1, std::memory_order_acq_rel);
+    for (RealSlot* slot = library->resolved.load(std::memory_order_acquire);
+         slot != nullptr; slot = slot->next.load(std::memory_order_relaxed)) {
+      slot->ptr.store(nullptr, std::memory_order_release);
+    }
   }
 }
 
 void* ResolveReal(const char* name, ClientLibrary* library,
-                  std::atomic<bool>* warned) {
+                  std::atomic<bool>* warned, RealSlot* slot) {
   int saved_errno = errno;
   void* p = Find(name, library);
   if (p != nullptr) {
     RememberCodeRange(p, library);
+    slot->ptr.store(p, std::memory_order_release);
+    if (!slot->listed.exchange(true, std::memory_order_acq_rel)) {
+      RealSlot* head = library->resolved.load(std::memory_order_relaxed);
+      do {
+        slot->next.store(head, std::memory_order_relaxed);
+      } while (!library->resolved.compare_exchange_weak(
+          head, slot, std::memory_order_release, std::memory_order_relaxed));
+    }
   } else if (!warned->exchange(true)) {
     WriteToStderr(std::string("leakwatch: cannot find the real ") + name +
                   " (" + library->label +

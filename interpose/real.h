@@ -23,6 +23,15 @@
 
 namespace leakwatch {
 
+// Where a RealFunction keeps its pointer (null: to be resolved on the next
+// call), listed in its library once resolved, so that an unload can clear
+// it.
+struct RealSlot {
+  std::atomic<void*> ptr{nullptr};
+  std::atomic<RealSlot*> next{nullptr};
+  std::atomic<bool> listed{false};
+};
+
 // A client library: its sonames and, once a symbol was resolved in it, the
 // address range of its code.
 struct ClientLibrary {
@@ -30,9 +39,10 @@ struct ClientLibrary {
   const char* const* sonames;  // nullptr-terminated
   std::atomic<uintptr_t> code_lo{0};
   std::atomic<uintptr_t> code_hi{0};
-  // Bumped when the library is unloaded (dlclose): real functions resolved
-  // before are stale and are looked up again on their next call.
-  std::atomic<uint32_t> generation{1};
+  // The real functions resolved in it (a list only ever pushed to): when
+  // the library is unloaded (dlclose), their pointers are cleared, and each
+  // is looked up again on its next call.
+  std::atomic<RealSlot*> resolved{nullptr};
 
   // True if `pc` lies in the library's code (a call the library made itself).
   bool Contains(const void* pc) const {
@@ -58,10 +68,11 @@ void ForgetUnloadedLibraries();
 // from the interpose layer); errors are ignored.
 void WriteToStderr(const std::string& text);
 
-// The slow path: resolves `name` in `library`; nullptr if not found (said once
-// per symbol on stderr when `*warned` is false).
+// The slow path: resolves `name` in `library` into `slot` (listed in the
+// library) and returns it; nullptr if not found (said once per symbol on
+// stderr when `*warned` is false).
 void* ResolveReal(const char* name, ClientLibrary* library,
-                  std::atomic<bool>* warned);
+                  std::atomic<bool>* warned, RealSlot* slot);
 
 template <typename Fn>
 class RealFunction {
@@ -74,14 +85,11 @@ class RealFunction {
   RealFunction(const RealFunction&) = delete;
   RealFunction& operator=(const RealFunction&) = delete;
 
+  // One load once resolved.
   Fn Get() {
-    void* p = ptr_.load(std::memory_order_acquire);
-    uint32_t generation = library_->generation.load(std::memory_order_acquire);
-    if (p == nullptr ||
-        resolved_in_.load(std::memory_order_relaxed) != generation) {
-      p = ResolveReal(name_, library_, &warned_);
-      resolved_in_.store(generation, std::memory_order_relaxed);
-      ptr_.store(p, std::memory_order_release);
+    void* p = slot_.ptr.load(std::memory_order_acquire);
+    if (p == nullptr) [[unlikely]] {
+      p = ResolveReal(name_, library_, &warned_, &slot_);
     }
     return reinterpret_cast<Fn>(p);
   }
@@ -90,8 +98,7 @@ class RealFunction {
  private:
   const char* name_;
   ClientLibrary* library_;
-  std::atomic<void*> ptr_{nullptr};
-  std::atomic<uint32_t> resolved_in_{0};  // the library generation of ptr_
+  RealSlot slot_;
   std::atomic<bool> warned_{false};
 };
 

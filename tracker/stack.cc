@@ -147,6 +147,9 @@ int CaptureStackWithSlots(uintptr_t anchor, uintptr_t* frames,
       found = true;
     }
     if (slot < anchor || slot - anchor > UINT32_MAX) break;
+    // Each slot lies above the one before (the cache checks the last one
+    // against the stack's end for all).
+    if (n > 0 && slot - anchor <= offsets[n - 1]) break;
     frames[n] = static_cast<uintptr_t>(ip);
     offsets[n] = static_cast<uint32_t>(slot - anchor);
     ++n;

@@ -70,10 +70,10 @@ __attribute__((always_inline)) inline int CaptureStack(uintptr_t* frames,
 // Captures the stack from the frame that returns to the address stored at
 // `anchor` (the stack slot holding a hook's return address) outward: up to
 // `max_frames` return addresses in `frames`, and in `offsets` where each was
-// stored, as a distance above `anchor`. Returns the number of frames, or -1
-// if libunwind's cursor interface is missing or no frame matched `anchor`.
-// Slower than CaptureStack; it feeds a cache that validates a stack by
-// reading those slots (Tracker::CaptureStackIdAt).
+// stored, as a distance above `anchor` (increasing). Returns the number of
+// frames, or -1 if libunwind's cursor interface is missing or no frame matched
+// `anchor`. Slower than CaptureStack; it feeds a cache that validates a stack
+// by reading those slots (Tracker::CaptureStackIdAt).
 int CaptureStackWithSlots(uintptr_t anchor, uintptr_t* frames,
                           uint32_t* offsets, int max_frames);
 

@@ -51,26 +51,18 @@ void DeleteSlots(uint64_t* slots, size_t size) {
 
 // --- Young records -----------------------------------------------------------
 
+namespace young_internal {
+__attribute__((tls_model("initial-exec"))) __thread YoungSlot* t_young =
+    nullptr;
+}  // namespace young_internal
+
+using young_internal::kYoungReleased;
+using young_internal::t_young;
+using young_internal::WriteReleased;
+using young_internal::YoungReleased;
+using young_internal::YoungSlot;
+
 namespace {
-
-// A release from a young slot, readable by other threads (FindReleased):
-// `seq` is odd while the owner rewrites the entry.
-struct YoungReleased {
-  std::atomic<uint32_t> seq{0};
-  ReleasedRecord r;
-};
-
-constexpr int kYoungReleased = 4;
-
-struct alignas(64) YoungSlot {
-  std::atomic<uintptr_t> state{0};  // 0 empty, 1 being moved, else ~key
-  Record record;
-  YoungReleased released[kYoungReleased];
-  uint32_t next_evict = 0;
-  uint32_t next_free = 0;  // free list (slot + 1), under g_young_mu
-  uint64_t acquired[kMaxKinds] = {};
-  uint64_t released_count[kMaxKinds] = {};
-};
 
 // Threads beyond this many use the index alone.
 constexpr uint32_t kYoungSlots = 1024;
@@ -86,9 +78,6 @@ bool g_young_key_ok = false;
 pthread_once_t g_young_once = PTHREAD_ONCE_INIT;
 ShardedTable* g_young_table = nullptr;
 
-// The calling thread's slot (null: none yet, or none to be had).
-__attribute__((tls_model("initial-exec"))) __thread YoungSlot* t_young =
-    nullptr;
 __attribute__((tls_model("initial-exec"))) __thread bool t_young_none = false;
 
 constexpr uintptr_t kMoving = 1;
@@ -105,13 +94,6 @@ void PushFreeLocked(YoungSlot& y) {
 // Rewrites a young slot's recently released `entry` (by its owner, or with
 // no other thread about), so that FindYoungReleased never copies it half
 // written.
-void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
-  const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
-  entry.seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  entry.r = r;
-  entry.seq.store(seq + 2, std::memory_order_release);
-}
 
 YoungSlot* TakeYoungSlot() {
   pthread_once(&g_young_once, [] {
@@ -195,12 +177,6 @@ Record* ShardedTable::BeginYoung(uintptr_t key) {
   return &y->record;
 }
 
-void ShardedTable::PublishYoung() {
-  YoungSlot* y = t_young;
-  if (y->record.kind != nullptr) Bump(y->acquired[y->record.kind->index]);
-  y->state.store(YoungState(y->record.key), std::memory_order_release);
-}
-
 void ShardedTable::RememberLocked(Shard& shard,
                                   const ReleasedRecord& released) {
   // In place of an earlier release of the same key, else of the set's
@@ -250,24 +226,24 @@ bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
   const ReleasedRecord released{
       r.key,       r.kind,        r.stack_id, release_stack_id,
       released_by, r.acquired_ns, now_ns};
-  // In place of an earlier release of the same key, else in place of the
-  // oldest, which goes to its shard's recently released.
-  int way = 0;
-  while (way < kYoungReleased && y->released[way].r.key != key) ++way;
-  if (way == kYoungReleased) {
-    way = static_cast<int>(y->next_evict++ % kYoungReleased);
-    const ReleasedRecord& old = y->released[way].r;
-    if (old.key != 0) {
-      const int saved_errno = errno;  // a contended lock may nap
-      Shard& shard = ShardFor(old.key);
-      shard.mu.Lock();
-      RememberLocked(shard, old);
-      shard.mu.Unlock();
-      errno = saved_errno;
-    }
-  }
-  WriteReleased(y->released[way], released);
+  if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
   return true;
+}
+
+void ShardedTable::RememberYoungRelease(YoungSlot& y,
+                                        const ReleasedRecord& released) {
+  // In place of the oldest, which goes to its shard's recently released.
+  const int way = static_cast<int>(y.next_evict++ % kYoungReleased);
+  const ReleasedRecord& old = y.released[way].r;
+  if (old.key != 0) {
+    const int saved_errno = errno;  // a contended lock may nap
+    Shard& shard = ShardFor(old.key);
+    shard.mu.Lock();
+    RememberLocked(shard, old);
+    shard.mu.Unlock();
+    errno = saved_errno;
+  }
+  WriteReleased(y.released[way], released);
 }
 
 bool ShardedTable::MoveYoungIn(uintptr_t key) {

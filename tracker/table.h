@@ -196,6 +196,63 @@ class ShardLock {
   std::atomic<uint8_t> held_{0};
 };
 
+// A thread's young slot (ShardedTable's young records; the slots are
+// table.cc's global array, and only the owning thread fills its own).
+namespace young_internal {
+
+// A release from a young slot, readable by other threads (FindReleased):
+// `seq` is odd while the owner rewrites the entry.
+struct YoungReleased {
+  std::atomic<uint32_t> seq{0};
+  ReleasedRecord r;
+};
+
+inline constexpr int kYoungReleased = 4;
+
+// Rewrites `entry` (the slot's owner only) as a seqlock writer does.
+inline void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
+  const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
+  entry.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  // Field by field: a whole-struct copy becomes a `rep movs`.
+  entry.r.key = r.key;
+  entry.r.kind = r.kind;
+  entry.r.acquire_stack_id = r.acquire_stack_id;
+  entry.r.release_stack_id = r.release_stack_id;
+  entry.r.released_by = r.released_by;
+  entry.r.acquired_ns = r.acquired_ns;
+  entry.r.released_ns = r.released_ns;
+  entry.seq.store(seq + 2, std::memory_order_release);
+}
+
+struct alignas(64) YoungSlot {
+  std::atomic<uintptr_t> state{0};  // 0 empty, 1 being moved, else ~key
+  Record record;
+  YoungReleased released[kYoungReleased];
+  uint32_t next_evict = 0;
+  uint32_t next_free = 0;  // free list (slot + 1), under g_young_mu
+  uint64_t acquired[kMaxKinds] = {};
+  uint64_t released_count[kMaxKinds] = {};
+
+  // Remembers `r` in place of an earlier release of the same key among
+  // this slot's recently released (an address the program reuses); false
+  // if there is none (ShardedTable::RememberYoungRelease then).
+  bool RememberSameKey(const ReleasedRecord& r) {
+    for (YoungReleased& entry : released) {
+      if (entry.r.key == r.key) {
+        WriteReleased(entry, r);
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// The calling thread's slot (null: none yet, or none to be had).
+extern __attribute__((tls_model("initial-exec"))) __thread YoungSlot* t_young;
+
+}  // namespace young_internal
+
 class ShardedTable {
  public:
   // Recently released records kept per shard (4,096 in all), in kRecentSets
@@ -266,17 +323,62 @@ class ShardedTable {
   // into the index (Insert): this table keeps no young records, the thread
   // has no slot, or the index may hold `key`.
   Record* BeginYoung(uintptr_t key);
-  void PublishYoung();
+  // BeginYoung's common case, inline and with no side effect: the slot's
+  // record if the thread has a slot, it is empty and the index surely has
+  // no record of `key`; else null (then BeginYoung decides).
+  __attribute__((always_inline)) Record* BeginYoungFast(uintptr_t key) {
+    young_internal::YoungSlot* y = young_internal::t_young;
+    if (!young_ || y == nullptr ||
+        y->state.load(std::memory_order_acquire) != 0 || MayBePresent(key)) {
+      return nullptr;
+    }
+    return &y->record;
+  }
+  __attribute__((always_inline)) void PublishYoung() {
+    young_internal::YoungSlot* y = young_internal::t_young;
+    if (y->record.kind != nullptr) Bump(y->acquired[y->record.kind->index]);
+    y->state.store(~y->record.key, std::memory_order_release);
+  }
   // The release of the calling thread's young record `key`, if it is
   // there: remembered with `release_stack_id`, counted, its flags copied
   // to `*flags` and its kind to `*kind`. Takes no lock (unless an older
   // release goes to its shard), leaves errno alone.
-  bool ReleaseOwnYoung(uintptr_t key, uint32_t release_stack_id,
-                       uint32_t released_by, int64_t now_ns, uint16_t* flags,
-                       const KindDesc** kind) {
-    return young_ && EraseOwnYoung(key, nullptr, true, release_stack_id,
-                                   released_by, now_ns, flags, kind);
+  // Inline for the common case: the slot holds `key` and an earlier
+  // release of the same address is remembered there.
+  __attribute__((always_inline)) bool ReleaseOwnYoung(
+      uintptr_t key, uint32_t release_stack_id, uint32_t released_by,
+      int64_t now_ns, uint16_t* flags, const KindDesc** kind) {
+    young_internal::YoungSlot* y = young_internal::t_young;
+    if (!young_ || y == nullptr) return false;
+    uintptr_t want = ~key;
+    const uintptr_t state = y->state.load(std::memory_order_acquire);
+    if (state != want) {
+      // Another key's record, or none: not young. Being moved (1): the
+      // slow way waits for the move.
+      return state == 1 && EraseOwnYoung(key, nullptr, true, release_stack_id,
+                                         released_by, now_ns, flags, kind);
+    }
+    if (!y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
+      return EraseOwnYoung(key, nullptr, true, release_stack_id, released_by,
+                           now_ns, flags, kind);
+    }
+    // The slot is empty now, and only this thread fills it: the record is
+    // still there to read.
+    const Record& r = y->record;
+    *flags = r.flags;
+    *kind = r.kind;
+    if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
+    const ReleasedRecord released{
+        key,         r.kind,        r.stack_id, release_stack_id,
+        released_by, r.acquired_ns, now_ns};
+    if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
+    return true;
   }
+  // The release `released` of slot `y`'s record (its owner, no earlier
+  // release of the key there): in place of the slot's oldest, which goes to
+  // its shard's recently released. Keeps errno.
+  void RememberYoungRelease(young_internal::YoungSlot& y,
+                            const ReleasedRecord& released);
   // Inserts a record that was young into the index, not counted again (it
   // was counted as it became young).
   void InsertMoved(const Record& record);
@@ -481,7 +583,7 @@ class ShardedTable {
   }
 
   // ++counter for a per-kind total of a shard whose mu is held.
-  static void Bump(uint64_t& counter) {
+  __attribute__((always_inline)) static void Bump(uint64_t& counter) {
     __atomic_store_n(&counter, __atomic_load_n(&counter, __ATOMIC_RELAXED) + 1,
                      __ATOMIC_RELAXED);
   }

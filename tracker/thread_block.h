@@ -32,6 +32,22 @@ inline constexpr size_t kQueryCacheBytes = 2048;
 inline constexpr size_t kScriptFrameCacheOffset = 4096;
 inline constexpr size_t kScriptFrameCacheBytes = 4096;
 
+// An entry of the release-site cache (Tracker::CaptureReleaseStack with
+// LEAKWATCH_RELEASE_STACK_DEPTH=1): a call site and its stack-depot id.
+struct ReleaseSiteEntry {
+  uintptr_t site;  // 0 = empty
+  uint32_t id;
+};
+inline constexpr size_t kReleaseSites =
+    kReleaseSiteCacheBytes / sizeof(ReleaseSiteEntry);
+
+// The release-site cache's entry for `site` in `block`.
+inline ReleaseSiteEntry& ReleaseSiteFor(unsigned char* block, uintptr_t site) {
+  auto* sites =
+      reinterpret_cast<ReleaseSiteEntry*>(block + kReleaseSiteCacheOffset);
+  return sites[(site ^ (site >> 9)) % kReleaseSites];
+}
+
 namespace thread_block_internal {
 extern
     __attribute__((tls_model("initial-exec"))) __thread unsigned char* t_block;

@@ -229,8 +229,7 @@ uint32_t Tracker::CurrentTidSlow() {
   return t_tid;
 }
 
-void Tracker::EnsureStarted() {
-  if (started_.load(std::memory_order_acquire)) return;
+void Tracker::StartOnce() {
   pthread_mutex_lock(&start_mu_);
   if (!started_.load(std::memory_order_relaxed)) {
     if (stack_depth_ > 0 || release_stack_depth_ > 1) InitStackCapture();
@@ -240,8 +239,8 @@ void Tracker::EnsureStarted() {
   pthread_mutex_unlock(&start_mu_);
 }
 
-void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
-                      const AcquireInfo& info) {
+void Tracker::AcquireSlow(const KindDesc* kind, uintptr_t key,
+                          const AcquireInfo& info) {
   if (key == 0 || kind == nullptr || kind->index >= kMaxKinds) return;
   NoteScriptActivity();
   EnsureStarted();
@@ -259,21 +258,7 @@ void Tracker::Acquire(const KindDesc* kind, uintptr_t key,
       kind->family == Family::kResult ? table_.BeginYoung(key) : nullptr;
   Record local;
   Record& r = young != nullptr ? *young : local;
-  r.key = key;
-  r.kind = kind;
-  r.acquired_ns = acquired_ns;
-  r.active_ns = acquired_ns;
-  r.parent = info.parent;
-  r.identity = info.identity;
-  r.tid = tid;
-  r.flags = info.flags & (kPinsParent | kExited | kDetached | kAdopted);
-  r.code = info.code;
-  r.serial = info.serial;
-  r.query_id = info.query_id;
-  if (r.flags & kExited) r.active_ns = info.exited_ns;
-  r.stack_id = stack_id;
-  r.reach = 0;
-  r.gap_code = 0;
+  FillRecord(r, kind, key, info, stack_id, tid, acquired_ns);
   if (young != nullptr) {
     table_.PublishYoung();
     return;
@@ -329,15 +314,23 @@ uint32_t Tracker::CaptureNativeStackIdAt(uintptr_t anchor) {
   if (cached.return_address == ret) {
     // The same stack if every return address is where it was: the reads
     // stay inside this thread's stack, above the hook's frame.
-    Depot<uintptr_t>::View stack = stacks_.Get(cached.stack_id);
-    bool same =
-        stack.size == cached.frames && stack.size > 0 && stack.data[0] == ret;
-    for (uint32_t i = 1; same && i < cached.frames; ++i) {
-      uintptr_t slot = anchor + cached.offsets[i];
-      same = slot + sizeof(uintptr_t) <= hi &&
-             *reinterpret_cast<const uintptr_t*>(slot) == stack.data[i];
-    }
-    if (same) return cached.stack_id;
+    // The slots are in increasing order: the last one bounds them all.
+    auto same = [&] {
+      const Depot<uintptr_t>::View stack = stacks_.Get(cached.stack_id);
+      const uint32_t frames = cached.frames;
+      if (stack.size != frames || frames == 0 || stack.data[0] != ret ||
+          anchor + cached.offsets[frames - 1] + sizeof(uintptr_t) > hi) {
+        return false;
+      }
+      for (uint32_t i = 1; i < frames; ++i) {
+        const uintptr_t slot = anchor + cached.offsets[i];
+        if (*reinterpret_cast<const uintptr_t*>(slot) != stack.data[i]) {
+          return false;
+        }
+      }
+      return true;
+    };
+    if (same()) return cached.stack_id;
   }
   uintptr_t frames[kCachedStackDepth];
   uint32_t offsets[kCachedStackDepth];
@@ -647,21 +640,15 @@ void Tracker::PromoteTentative() {
   pthread_mutex_unlock(&shutdown_mu_);
 }
 
-uint32_t Tracker::CaptureReleaseStack(const void* caller) {
+uint32_t Tracker::CaptureReleaseStackSlow(const void* caller) {
   if (release_stack_depth_ <= 0) return 0;
   if (release_stack_depth_ == 1) {
     uintptr_t site = reinterpret_cast<uintptr_t>(caller);
     if (site == 0) return 0;
     // Release sites are few: a per-thread cache spares the depot lookup.
-    struct SiteId {
-      uintptr_t site;
-      uint32_t id;
-    };
-    constexpr size_t kSites = kReleaseSiteCacheBytes / sizeof(SiteId);
     unsigned char* block = ThreadBlock();
     if (block != nullptr) {
-      auto* sites = reinterpret_cast<SiteId*>(block + kReleaseSiteCacheOffset);
-      SiteId& entry = sites[(site ^ (site >> 9)) % kSites];
+      ReleaseSiteEntry& entry = ReleaseSiteFor(block, site);
       if (entry.site == site) return entry.id;
       // Errno is kept (Tracker::ReleaseYoung's callers rely on it, and
       // ThreadBlock keeps it too).

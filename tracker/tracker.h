@@ -33,6 +33,7 @@
 #include "tracker/scrub.h"
 #include "tracker/stack.h"
 #include "tracker/table.h"
+#include "tracker/thread_block.h"
 
 namespace leakwatch {
 
@@ -469,7 +470,51 @@ class Tracker {
 
   // Records a new handle: captures the caller's stack, the time and the
   // thread. A key still present is replaced (counted, not reported). Hook-safe.
-  void Acquire(const KindDesc* kind, uintptr_t key, const AcquireInfo& info);
+  // Inline for a result's common case (the stack and the time given, the
+  // thread's young slot free: written there in place, no call); the rest is
+  // AcquireSlow's.
+  __attribute__((always_inline)) void Acquire(const KindDesc* kind,
+                                              uintptr_t key,
+                                              const AcquireInfo& info) {
+    if (kind != nullptr && kind->family == Family::kResult && key != 0 &&
+        kind->index < kMaxKinds && info.acquired_ns != 0 &&
+        (info.stack_id != 0 ||
+         (stack_depth_ <= 0 &&
+          script_reader_.load(std::memory_order_relaxed) == nullptr)) &&
+        tentative_count_.load(std::memory_order_relaxed) == 0 &&
+        started_.load(std::memory_order_acquire) &&
+        kinds_[kind->index].load(std::memory_order_relaxed) != nullptr) {
+      if (Record* young = table_.BeginYoungFast(key)) {
+        FillRecord(*young, kind, key, info, info.stack_id,
+                   info.tid != 0 ? info.tid : CurrentTid(), info.acquired_ns);
+        table_.PublishYoung();
+        return;
+      }
+    }
+    AcquireSlow(kind, key, info);
+  }
+  void AcquireSlow(const KindDesc* kind, uintptr_t key,
+                   const AcquireInfo& info);
+  // A new record, all of it, for Acquire.
+  __attribute__((always_inline)) static void FillRecord(
+      Record& r, const KindDesc* kind, uintptr_t key, const AcquireInfo& info,
+      uint32_t stack_id, uint32_t tid, int64_t acquired_ns) {
+    r.key = key;
+    r.kind = kind;
+    r.acquired_ns = acquired_ns;
+    r.active_ns = acquired_ns;
+    r.parent = info.parent;
+    r.identity = info.identity;
+    r.tid = tid;
+    r.flags = info.flags & (kPinsParent | kExited | kDetached | kAdopted);
+    r.code = info.code;
+    r.serial = info.serial;
+    r.query_id = info.query_id;
+    if (r.flags & kExited) r.active_ns = info.exited_ns;
+    r.stack_id = stack_id;
+    r.reach = 0;
+    r.gap_code = 0;
+  }
 
   // Captures the caller's stack and interns it (0 if stacks are off), for an
   // Acquire made later or on another thread, or for AcquireInfo::stack_id.
@@ -531,7 +576,19 @@ class Tracker {
   // as frequent as acquisitions, so by default only `caller` (the return
   // address of the hooked release call: the program's call site), which
   // costs no unwinding. Hook-safe.
-  uint32_t CaptureReleaseStack(const void* caller);
+  // Inline: a site this thread's cache has is one lookup; the rest is
+  // CaptureReleaseStackSlow's.
+  __attribute__((always_inline)) uint32_t CaptureReleaseStack(
+      const void* caller) {
+    const uintptr_t site = reinterpret_cast<uintptr_t>(caller);
+    unsigned char* block = thread_block_internal::t_block;
+    if (release_stack_depth_ == 1 && site != 0 && block != nullptr) {
+      const ReleaseSiteEntry& entry = ReleaseSiteFor(block, site);
+      if (entry.site == site) return entry.id;
+    }
+    return CaptureReleaseStackSlow(caller);
+  }
+  uint32_t CaptureReleaseStackSlow(const void* caller);
 
   // Release's common case, for a hook: `key` is the calling thread's young
   // record (ShardedTable::BeginYoung) and no interpreter shutdown is to be
@@ -854,7 +911,13 @@ class Tracker {
   template <typename Fn>
   bool UseRecord(uintptr_t key, int64_t now, Fn&& fn);
   static bool TakeReportedIdle(Record& r, Record* reported);
-  void EnsureStarted();  // stack capture and watchdog, on first acquire
+  // Stack capture and watchdog, on first acquire.
+  void EnsureStarted() {
+    if (!started_.load(std::memory_order_acquire)) [[unlikely]] {
+      StartOnce();
+    }
+  }
+  void StartOnce();
   // The parts of Scan: phase 1 (per record, under its shard lock), phase 2
   // (the candidates, one lock at a time), growth, metrics.
   void CollectForScan(const Record& r, ScanPass* pass);

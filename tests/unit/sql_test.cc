@@ -4,6 +4,8 @@
 #include "tracker/tracker.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -131,6 +133,71 @@ TEST(QueryIdTest, CachedAnswersAlwaysEqualMasking) {
     }
   }
   EXPECT_GT(cached_pairs, 500);  // the digit-variant path was exercised
+}
+
+// The cache is looked up before the text is measured: a NUL-terminated
+// text is compared with a cached one up to its NUL. Random texts, each sent
+// with its length and NUL-terminated, with digits changed and cut short
+// (a prefix of a cached text, whose NUL sits where the cached one goes on):
+// every id's text equals MaskSql of what was sent.
+TEST(QueryIdTest, NulTerminatedTextsAndPrefixesOfCachedOnesEqualMasking) {
+  const char* pieces[] = {"SELECT ", " ", "'", "\"", "$a$", "E'", "1",
+                          "23",      "t", "x9", "=", "\n", "0x1F", "abcdefgh"};
+  const int kPieces = sizeof pieces / sizeof pieces[0];
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&seed]() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    int count = 1 + static_cast<int>(next() % 40);
+    for (int i = 0; i < count; ++i) text += pieces[next() % kPieces];
+    ASSERT_EQ(QueryText(QueryId(text.data(), static_cast<long>(text.size()))),
+              Mask(text));
+    for (int variant = 0; variant < 4; ++variant) {
+      std::string sent = text;
+      for (char& ch : sent) {
+        if (ch >= '0' && ch <= '9' && next() % 2 == 0) {
+          ch = static_cast<char>('0' + next() % 10);
+        }
+      }
+      if (variant == 3) sent.resize(next() % (sent.size() + 1));
+      ASSERT_EQ(QueryText(QueryId(sent.c_str(), -1)), Mask(sent))
+          << "sent: " << sent;
+    }
+  }
+}
+
+// A text that ends at the end of a readable page (the next one is not) is
+// never read past: NUL-terminated or with its length, whatever the cache
+// holds (here: longer texts with the same beginning).
+TEST(QueryIdTest, TextsEndingAtAnUnreadablePageAreReadNoFurther) {
+  const long page = sysconf(_SC_PAGESIZE);
+  void* map = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  char* end = static_cast<char*>(map) + page;
+  ASSERT_EQ(mprotect(end, page, PROT_NONE), 0);
+  const std::string longest =
+      "SELECT abalance FROM pgbench_accounts WHERE aid = 4242 AND bid = 7;";
+  for (int round = 0; round < 2; ++round) {
+    for (size_t n = 0; n <= longest.size(); ++n) {
+      // Cached first: the whole text, so that a prefix finds a longer entry.
+      QueryId(longest.c_str(), -1);
+      const std::string text = longest.substr(0, n);
+      char* nul_terminated = end - (n + 1);
+      std::memcpy(nul_terminated, text.c_str(), n + 1);
+      ASSERT_EQ(QueryText(QueryId(nul_terminated, -1)), Mask(text)) << n;
+      char* counted = end - n;
+      std::memcpy(counted, text.data(), n);
+      ASSERT_EQ(QueryText(QueryId(counted, static_cast<long>(n))), Mask(text))
+          << n;
+    }
+  }
+  munmap(map, 2 * page);
 }
 
 // DEALLOCATE and DISCARD ALL, as the libpq hooks read them.
