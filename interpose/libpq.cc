@@ -141,11 +141,13 @@ __attribute__((noinline)) void OnUnknownActivity(const PGconn* conn,
   }
 }
 
-// Inline, as the tracker's common case is, which leaves errno alone.
+// Inline, as the tracker's common case is, which leaves errno alone. Every
+// call it begins ends within its hook, whose Touch after the real call ends
+// it (Tracker::BeginCallInHook).
 __attribute__((always_inline)) inline void OnCallStart(const PGconn* conn,
                                                        const char* function) {
   if (conn == nullptr) return;
-  if (!Tracker::Get().BeginCall(Key(conn))) [[unlikely]] {
+  if (!Tracker::Get().BeginCallInHook(Key(conn))) [[unlikely]] {
     OnUnknownCallStart(conn, function);
   }
 }

@@ -200,11 +200,15 @@ __attribute__((noinline)) void OnUnknownCallStart(const void* conn,
                                                   const char* function);
 
 // Inline, as the tracker's common case is, which leaves errno alone.
+// `in_hook`: the call ends within this hook, whose Touch after it ends it
+// (Tracker::BeginCallInHook); a non-blocking call goes on after its hook.
 __attribute__((always_inline)) inline void OnCallStart(
-    const void* conn, const char* function = nullptr) {
+    const void* conn, const char* function = nullptr, bool in_hook = false) {
   if (conn == nullptr) return;
-  if (!Tracker::Get().BeginCall(Key(conn)) && function != nullptr)
-      [[unlikely]] {
+  Tracker& tracker = Tracker::Get();
+  const bool tracked = in_hook ? tracker.BeginCallInHook(Key(conn))
+                               : tracker.BeginCall(Key(conn));
+  if (!tracked && function != nullptr) [[unlikely]] {
     OnUnknownCallStart(conn, function);
   }
 }
@@ -381,12 +385,12 @@ using leakwatch::kLibMysql;
 // The hooks of this file (see hook.h).
 #define LW_MYSQL_HOOK(type, name, fail, params, args, before, after) \
   LW_HOOK(g_mysql, kLibMysql, type, name, fail, params, args, before, after)
-// Blocking calls on the connection `mysql`: in use while they run;
-// `function` (null: none) names a call on a closed connection in a misuse
-// report.
+// Blocking calls on the connection `mysql`: in use while they run (`after`
+// touches the connection, which ends the call); `function` (null: none)
+// names a call on a closed connection in a misuse report.
 #define LW_BLOCKING_HOOK(type, name, fail, params, args, function, after) \
   LW_MYSQL_HOOK(type, name, fail, params, args,                           \
-                leakwatch::OnCallStart(mysql, function), after)
+                leakwatch::OnCallStart(mysql, function, true), after)
 // Non-blocking calls (_start/_cont), done when they return 0, with their
 // result in *ret; `fail` is the *ret of a failure. `result` is the status.
 #define LW_ASYNC_HOOK(name, fail, params, args, after)                       \

@@ -85,7 +85,8 @@ bool Tracker::WantsReach(const Record& r, int64_t now_ns, bool at_exit) const {
   if (threshold <= 0) return false;
   const int64_t since =
       FamilyUsesIdleTime(r.kind->family) ? r.active_ns : r.acquired_ns;
-  return now_ns - since >= threshold;
+  // In a call noted in a thread's young slot: as kInCall.
+  return now_ns - since >= threshold && !table_.InCallOnAnyThread(r.key);
 }
 
 void Tracker::ReachPass(bool at_exit) {

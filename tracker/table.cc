@@ -87,6 +87,7 @@ void FreeYoungSlot(void* arg);
 
 // Puts `y` on the free list (g_young_mu held).
 void PushFreeLocked(YoungSlot& y) {
+  y.in_call.store(0, std::memory_order_release);  // its thread is gone
   y.next_free = g_young_free;
   g_young_free = static_cast<uint32_t>(&y - g_young) + 1;
 }
@@ -264,6 +265,26 @@ bool ShardedTable::MoveYoungIn(uintptr_t key) {
   // when the caller looked is in the index now. So the caller looks again,
   // whether or not one was moved here.
   return true;
+}
+
+void ShardedTable::KeysInCall(ScrubbedVector<uintptr_t>* keys) const {
+  keys->clear();
+  if (!young_) return;
+  const uint32_t used = g_young_used.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < used; ++i) {
+    const uintptr_t key = g_young[i].in_call.load(std::memory_order_acquire);
+    if (key != 0) keys->push_back(key);
+  }
+  std::sort(keys->begin(), keys->end());
+}
+
+bool ShardedTable::InCallOnAnyThread(uintptr_t key) const {
+  if (!young_ || key == 0) return false;
+  const uint32_t used = g_young_used.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < used; ++i) {
+    if (g_young[i].in_call.load(std::memory_order_acquire) == key) return true;
+  }
+  return false;
 }
 
 void ShardedTable::FindYoungReleased(uintptr_t key, ReleasedRecord* out,

@@ -45,6 +45,7 @@
 #include <numeric>
 
 #include "tracker/kinds.h"
+#include "tracker/scrub.h"
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -227,6 +228,10 @@ inline void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
 
 struct alignas(64) YoungSlot {
   std::atomic<uintptr_t> state{0};  // 0 empty, 1 being moved, else ~key
+  // The handle whose blocking call the owning thread is in, begun and ended
+  // within one hook (Tracker::BeginCallInHook), or 0: read by the watchdog
+  // as that record's kInCall (ShardedTable::KeysInCall).
+  std::atomic<uintptr_t> in_call{0};
   Record record;
   YoungReleased released[kYoungReleased];
   uint32_t next_evict = 0;
@@ -374,6 +379,17 @@ class ShardedTable {
     if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
     return true;
   }
+  // The keys of the handles that a thread is inside a blocking call on,
+  // according to the young slots (BeginCallInHook), sorted: each as if its
+  // record had kInCall. For the watchdog.
+  void KeysInCall(ScrubbedVector<uintptr_t>* keys) const;
+  // True if a young slot says a thread is inside a call on `key`.
+  bool InCallOnAnyThread(uintptr_t key) const;
+  // The calling thread's slot, if it has one.
+  static young_internal::YoungSlot* OwnSlot() {
+    return young_internal::t_young;
+  }
+
   // The release `released` of slot `y`'s record (its owner, no earlier
   // release of the key there): in place of the slot's oldest, which goes to
   // its shard's recently released. Keeps errno.

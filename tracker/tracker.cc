@@ -872,7 +872,7 @@ bool Tracker::BeginCallSlow(uintptr_t key, int64_t now) {
 void Tracker::NoteReuse(Record& r, int64_t gap_ns) const {
   const Family family = r.kind->family;
   if (!(FamilyUsesIdleTime(family) || r.kind->judged_by_growth) ||
-      (r.flags & kInCall)) {
+      (r.flags & kInCall) || table_.InCallOnAnyThread(r.key)) {
     return;
   }
   const int64_t threshold = threshold_ns_[static_cast<int>(family)];
@@ -1230,6 +1230,9 @@ struct Tracker::ScanPass {
   ScrubbedVector<Record> results;
   // Every connection, with the finding of its rule (JudgeConnections).
   ScrubbedHashMap<uintptr_t, Finding> conn_findings;
+  // Handles a thread is in a call on by its young slot (KeysInCall), sorted:
+  // collected as if their records had kInCall.
+  ScrubbedVector<uintptr_t> in_call;
 };
 
 void Tracker::Scan() {
@@ -1251,6 +1254,7 @@ void Tracker::Scan() {
   // Notes first: they are about handles reported in earlier scans, so none of
   // them can refer to a warning that this scan has yet to pass on.
   events.notes = TakeNotes(&events.notes_dropped);
+  table_.KeysInCall(&pass.in_call);
   table_.ForEach([&](Record& r) { CollectForScan(r, &pass); }, 0, &exiting_);
   JudgeConnections(&pass, &events.growing);
   JudgeResults(&pass);
@@ -1282,6 +1286,13 @@ void Tracker::Scan() {
 // Phase 1, under the record's shard lock.
 void Tracker::CollectForScan(const Record& r, ScanPass* pass) {
   if (r.flags & kInherited) return;  // the parent process's business
+  if (!pass->in_call.empty() && !(r.flags & kInCall) &&
+      std::binary_search(pass->in_call.begin(), pass->in_call.end(), r.key)) {
+    Record in_call = r;
+    in_call.flags |= kInCall;
+    CollectForScan(in_call, pass);
+    return;
+  }
   const bool has_parent = HasParent(r);
   const bool conn = FamilyUsesIdleTime(r.kind->family);
   if (pass->want_metrics || pass->want_sample) {
@@ -1773,6 +1784,8 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
   const int64_t now = snapshot->now_ns;
   std::optional<SiteCounter> sample_sites;
   if (sample_for != nullptr) sample_sites.emplace(*sample_for);
+  ScrubbedVector<uintptr_t> in_call;
+  table_.KeysInCall(&in_call);
   snapshot->shards_skipped = table_.ForEach(
       [&](Record& r) {
         keys.emplace(r.key, Parent{r.acquired_ns, r.reach});
@@ -1789,6 +1802,10 @@ void Tracker::TakeSnapshot(ExitSnapshot* snapshot, bool past_threshold_only,
           return;
         }
         held.push_back(r);
+        if (!in_call.empty() &&
+            std::binary_search(in_call.begin(), in_call.end(), r.key)) {
+          held.back().flags |= kInCall;  // noted in a thread's young slot
+        }
       },
       lock_deadline_ns, &exiting_);
   if (shutdown_begun_.load(std::memory_order_acquire)) {

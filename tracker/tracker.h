@@ -299,6 +299,15 @@ inline Record* HotRecord(uintptr_t key) {
   return __atomic_load_n(&r->key, __ATOMIC_RELAXED) == key ? r : nullptr;
 }
 
+// Ends this thread's call on `key` noted in its young slot
+// (Tracker::BeginCallInHook), if that is the call it is in.
+__attribute__((always_inline)) inline void EndCallInHook(uintptr_t key) {
+  young_internal::YoungSlot* y = young_internal::t_young;
+  if (y != nullptr && y->in_call.load(std::memory_order_relaxed) == key) {
+    y->in_call.store(0, std::memory_order_release);
+  }
+}
+
 // Touch's work on a record in use: the call it was in (if any) is over,
 // and `set_query_id` (if nonzero) becomes its query.
 __attribute__((always_inline)) inline void EndUse(Record& r,
@@ -643,13 +652,15 @@ class Tracker {
   // Hook-safe.
   __attribute__((always_inline)) bool TouchActivity(uintptr_t key) {
     // At the same reading of the clock a second Touch would store the same
-    // time, and nothing else it does can be pending: no call was begun
-    // (that clears the memo), and the watchdog cannot have found the
-    // handle idle at the time it was last active.
+    // time, and nothing else it does can be pending: no call was begun on
+    // the record (BeginCall clears the memo; a call noted in the thread's
+    // slot by BeginCallInHook ends here), and the watchdog cannot have
+    // found the handle idle at the time it was last active.
     const int64_t now = NowNs();
     if (key != 0 &&
         tracker_internal::Disguise(key) == tracker_internal::t_touched_key &&
         now == tracker_internal::t_touched_ns) {
+      tracker_internal::EndCallInHook(key);
       return true;
     }
     return TouchAt(now, key, nullptr, nullptr, nullptr, 0);
@@ -681,11 +692,15 @@ class Tracker {
     if (identity == nullptr && parent == nullptr && query_id == nullptr &&
         ti::Disguise(key) == ti::t_touched_key && now == ti::t_touched_ns &&
         (set_query_id == 0 || set_query_id == ti::t_touched_query)) {
+      ti::EndCallInHook(key);
       return true;
     }
     Record* r = UseLockFree(key, now);
     if (r == nullptr) [[unlikely]] {
-      return TouchSlow(now, key, identity, parent, query_id, set_query_id);
+      const bool found =
+          TouchSlow(now, key, identity, parent, query_id, set_query_id);
+      ti::EndCallInHook(key);
+      return found;
     }
     ti::EndUse(*r, set_query_id);
     ti::ReadUse(*r, identity, parent, query_id);
@@ -694,6 +709,9 @@ class Tracker {
     ti::t_touched_query = set_query_id != 0
                               ? set_query_id
                               : __atomic_load_n(&r->query_id, __ATOMIC_RELAXED);
+    // After the record's activity: the watchdog that sees the call over
+    // sees the time it ended.
+    ti::EndCallInHook(key);
     return true;
   }
 
@@ -701,9 +719,28 @@ class Tracker {
   // longer than the threshold): until the next Touch the handle is in use, not
   // idle. Returns false if not tracked. Hook-safe.
   __attribute__((always_inline)) bool BeginCall(uintptr_t key) {
+    return BeginCallAt(NowNs(), key);
+  }
+  // BeginCall for a call that ends within the same hook, whose Touch after
+  // the real call ends it. If this thread marked `key` active at this
+  // reading of the clock (the memo: tracked, active now), the call is only
+  // noted in the thread's young slot, where the watchdog reads it as the
+  // record's kInCall (ShardedTable::KeysInCall): no record is looked up or
+  // changed. Otherwise, or for a thread with no slot, BeginCall.
+  __attribute__((always_inline)) bool BeginCallInHook(uintptr_t key) {
+    namespace ti = tracker_internal;
+    const int64_t now = NowNs();
+    young_internal::YoungSlot* y = ShardedTable::OwnSlot();
+    if (y != nullptr && key != 0 && ti::Disguise(key) == ti::t_touched_key &&
+        now == ti::t_touched_ns) {
+      y->in_call.store(key, std::memory_order_release);
+      return true;
+    }
+    return BeginCallAt(now, key);
+  }
+  __attribute__((always_inline)) bool BeginCallAt(int64_t now, uintptr_t key) {
     if (key == 0) return false;
     tracker_internal::t_touched_key = 0;
-    const int64_t now = NowNs();
     Record* r = UseLockFree(key, now);
     if (r == nullptr) [[unlikely]] {
       return BeginCallSlow(key, now);

@@ -99,6 +99,17 @@ TEST(QueryIdTest, DigitsThatMaskingKeepsAreNeverConfused) {
   EXPECT_EQ(QueryText(QueryId("SELECT $2, \"c4\"", -1)), "SELECT $2, \"c4\"");
 }
 
+// A reproducible stream of pseudo-random numbers (xorshift64).
+struct XorShift {
+  uint64_t seed;
+  uint64_t operator()() {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  }
+};
+
 // Random texts over SQL's awkward pieces, each followed by variants with
 // random digits changed: every id's text equals MaskSql of what was sent.
 TEST(QueryIdTest, CachedAnswersAlwaysEqualMasking) {
@@ -106,13 +117,7 @@ TEST(QueryIdTest, CachedAnswersAlwaysEqualMasking) {
                           "$$", "E'", "e", "\\", "1", "23", ".", "t", "_",
                           "x9", "(", ",", "=", "\n", "--", "0x1F", "1e5"};
   const int kPieces = sizeof pieces / sizeof pieces[0];
-  uint64_t seed = 0x2545f4914f6cdd1dull;
-  auto next = [&seed]() {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-  };
+  XorShift next{0x2545f4914f6cdd1dull};
   int cached_pairs = 0;
   for (int round = 0; round < 2000; ++round) {
     std::string text;
@@ -135,22 +140,14 @@ TEST(QueryIdTest, CachedAnswersAlwaysEqualMasking) {
   EXPECT_GT(cached_pairs, 500);  // the digit-variant path was exercised
 }
 
-// The cache is looked up before the text is measured: a NUL-terminated
-// text is compared with a cached one up to its NUL. Random texts, each sent
-// with its length and NUL-terminated, with digits changed and cut short
-// (a prefix of a cached text, whose NUL sits where the cached one goes on):
-// every id's text equals MaskSql of what was sent.
+// Random texts, each sent with its length, then NUL-terminated with digits
+// changed or cut short (a prefix of a cached text, whose NUL sits where the
+// cached one goes on): every id's text equals MaskSql of what was sent.
 TEST(QueryIdTest, NulTerminatedTextsAndPrefixesOfCachedOnesEqualMasking) {
   const char* pieces[] = {"SELECT ", " ", "'", "\"", "$a$", "E'", "1",
                           "23",      "t", "x9", "=", "\n", "0x1F", "abcdefgh"};
   const int kPieces = sizeof pieces / sizeof pieces[0];
-  uint64_t seed = 0x9e3779b97f4a7c15ull;
-  auto next = [&seed]() {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-  };
+  XorShift next{0x9e3779b97f4a7c15ull};
   for (int round = 0; round < 2000; ++round) {
     std::string text;
     int count = 1 + static_cast<int>(next() % 40);

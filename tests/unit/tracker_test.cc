@@ -740,6 +740,70 @@ TEST(TrackerTest, ConnectionInACallIsNotIdle) {
   EXPECT_TRUE(T().Release(key));
 }
 
+// Gives the calling thread a young slot (its first result), for
+// BeginCallInHook's way.
+void TakeAYoungSlot() {
+  uintptr_t result = NewKey();
+  T().Acquire(&kTestResult, result, {});
+  ASSERT_TRUE(T().Release(result));
+}
+
+// Touch then BeginCallInHook at one reading of the clock: the call noted in
+// the thread's young slot, not on the record (retried until both fall in
+// one tick). True if it was.
+bool BeginCallInTheSlot(uintptr_t key) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    if (!T().Touch(key, nullptr) || !T().BeginCallInHook(key)) return false;
+    Record r;
+    if (!GetRecord(key, &r)) return false;
+    if (!(r.flags & kInCall)) return true;
+    T().Touch(key, nullptr);  // the record's call ends; again
+  }
+  return false;
+}
+
+// A call begun in a hook just after activity on its connection is noted in
+// the thread's young slot alone (no record is changed); the watchdog reads
+// it there: the connection inside it is in use, not idle, and the Touch
+// that ends the call starts the idle clock.
+TEST(TrackerTest, ConnectionInACallNotedInTheThreadsSlotIsNotIdle) {
+  TakeAYoungSlot();
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  ASSERT_TRUE(BeginCallInTheSlot(key));
+  EXPECT_FALSE(T().BeginCallInHook(NewKey()));
+  const int64_t call_start = NowNs();
+  while (NowNs() - call_start < 2 * kConnThresholdMs * kMs) {
+    WaitForASentinelReport();
+  }
+  EXPECT_EQ(Sink().OverdueCount(key), 0u) << "reported idle inside a call";
+
+  const int64_t touch_time = NowNs();
+  ASSERT_TRUE(T().Touch(key, nullptr));
+  ASSERT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }));
+  RecordingSink::Overdue report = Sink().OverdueFor(key).front();
+  EXPECT_GE(report.record.active_ns, touch_time);
+  EXPECT_GE(report.now_ns - touch_time, kConnThresholdMs * kMs);
+  EXPECT_TRUE(T().Release(key));
+}
+
+// A thread that ends inside such a call (it exits, its slot goes back) does
+// not leave the connection in use for ever: it is found idle.
+TEST(TrackerTest, CallNotedInTheSlotOfAThreadThatExitedIsOver) {
+  uintptr_t key = NewKey();
+  T().Acquire(&kTestConn, key, {});
+  bool begun = false;
+  std::thread caller([&] {
+    TakeAYoungSlot();
+    begun = BeginCallInTheSlot(key);
+  });
+  caller.join();
+  ASSERT_TRUE(begun);
+  EXPECT_TRUE(WaitFor([&] { return Sink().OverdueCount(key) >= 1; }))
+      << "still in a call after its thread exited";
+  EXPECT_TRUE(T().Release(key));
+}
+
 // Calls are about idle time: a result (hold-time rule) is reported when held
 // past its threshold whether or not a call on it is in progress. (Scan's
 // first pass skips in-call records only for idle-time families; its second
