@@ -56,11 +56,13 @@ __attribute__((tls_model("initial-exec"))) __thread YoungSlot* t_young =
     nullptr;
 }  // namespace young_internal
 
+using young_internal::kMoving;
 using young_internal::kYoungReleased;
 using young_internal::t_young;
 using young_internal::WriteReleased;
 using young_internal::YoungReleased;
 using young_internal::YoungSlot;
+using young_internal::YoungState;
 
 namespace {
 
@@ -79,9 +81,6 @@ pthread_once_t g_young_once = PTHREAD_ONCE_INIT;
 ShardedTable* g_young_table = nullptr;
 
 __attribute__((tls_model("initial-exec"))) __thread bool t_young_none = false;
-
-constexpr uintptr_t kMoving = 1;
-inline uintptr_t YoungState(uintptr_t key) { return ~key; }
 
 void FreeYoungSlot(void* arg);
 

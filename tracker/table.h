@@ -226,8 +226,13 @@ inline void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
   entry.seq.store(seq + 2, std::memory_order_release);
 }
 
+// A slot's state: 0 (empty), kMoving (its record being moved into the
+// index by another thread) or YoungState(key) (holding `key`'s record).
+inline constexpr uintptr_t kMoving = 1;
+inline uintptr_t YoungState(uintptr_t key) { return ~key; }
+
 struct alignas(64) YoungSlot {
-  std::atomic<uintptr_t> state{0};  // 0 empty, 1 being moved, else ~key
+  std::atomic<uintptr_t> state{0};  // 0, kMoving or YoungState(key)
   // The handle whose blocking call the owning thread is in, begun and ended
   // within one hook (Tracker::BeginCallInHook), or 0: read by the watchdog
   // as that record's kInCall (ShardedTable::KeysInCall).
@@ -342,7 +347,8 @@ class ShardedTable {
   __attribute__((always_inline)) void PublishYoung() {
     young_internal::YoungSlot* y = young_internal::t_young;
     if (y->record.kind != nullptr) Bump(y->acquired[y->record.kind->index]);
-    y->state.store(~y->record.key, std::memory_order_release);
+    y->state.store(young_internal::YoungState(y->record.key),
+                   std::memory_order_release);
   }
   // The release of the calling thread's young record `key`, if it is
   // there: remembered with `release_stack_id`, counted, its flags copied
@@ -355,13 +361,14 @@ class ShardedTable {
       int64_t now_ns, uint16_t* flags, const KindDesc** kind) {
     young_internal::YoungSlot* y = young_internal::t_young;
     if (!young_ || y == nullptr) return false;
-    uintptr_t want = ~key;
+    uintptr_t want = young_internal::YoungState(key);
     const uintptr_t state = y->state.load(std::memory_order_acquire);
     if (state != want) {
-      // Another key's record, or none: not young. Being moved (1): the
-      // slow way waits for the move.
-      return state == 1 && EraseOwnYoung(key, nullptr, true, release_stack_id,
-                                         released_by, now_ns, flags, kind);
+      // Another key's record, or none: not young. Being moved: the slow
+      // way waits for the move.
+      return state == young_internal::kMoving &&
+             EraseOwnYoung(key, nullptr, true, release_stack_id, released_by,
+                           now_ns, flags, kind);
     }
     if (!y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
       return EraseOwnYoung(key, nullptr, true, release_stack_id, released_by,
