@@ -200,34 +200,8 @@ void ShardedTable::RememberLocked(Shard& shard,
   recent.order[s] = static_cast<uint8_t>(older | newer << 2 | way);
 }
 
-bool ShardedTable::EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
-                                 uint32_t release_stack_id,
-                                 uint32_t released_by, int64_t now_ns,
-                                 uint16_t* flags, const KindDesc** kind) {
-  YoungSlot* y = t_young;
-  if (y == nullptr) return false;
-  uintptr_t want = YoungState(key);
-  if (y->state.load(std::memory_order_acquire) != want ||
-      !y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
-    // Being moved into the index by another thread (this key's record or
-    // the one before): the caller looks there once the move is done.
-    while (y->state.load(std::memory_order_acquire) == kMoving) sched_yield();
-    return false;
-  }
-  // The slot is empty now, and only this thread fills it (a hook in a
-  // signal handler during this one records nothing): the record is still
-  // there to read.
-  const Record& r = y->record;
-  if (removed != nullptr) *removed = r;
-  if (flags != nullptr) *flags = r.flags;
-  if (kind != nullptr) *kind = r.kind;
-  if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
-  if (!remember) return true;
-  const ReleasedRecord released{
-      r.key,       r.kind,        r.stack_id, release_stack_id,
-      released_by, r.acquired_ns, now_ns};
-  if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
-  return true;
+void ShardedTable::WaitWhileMoved(const YoungSlot& y) {
+  while (y.state.load(std::memory_order_acquire) == kMoving) sched_yield();
 }
 
 void ShardedTable::RememberYoungRelease(YoungSlot& y,

@@ -354,37 +354,13 @@ class ShardedTable {
   // there: remembered with `release_stack_id`, counted, its flags copied
   // to `*flags` and its kind to `*kind`. Takes no lock (unless an older
   // release goes to its shard), leaves errno alone.
-  // Inline for the common case: the slot holds `key` and an earlier
-  // release of the same address is remembered there.
+  // Inline (EraseOwnYoung) for the common case: the slot holds `key` and an
+  // earlier release of the same address is remembered there.
   __attribute__((always_inline)) bool ReleaseOwnYoung(
       uintptr_t key, uint32_t release_stack_id, uint32_t released_by,
       int64_t now_ns, uint16_t* flags, const KindDesc** kind) {
-    young_internal::YoungSlot* y = young_internal::t_young;
-    if (!young_ || y == nullptr) return false;
-    uintptr_t want = young_internal::YoungState(key);
-    const uintptr_t state = y->state.load(std::memory_order_acquire);
-    if (state != want) {
-      // Another key's record, or none: not young. Being moved: the slow
-      // way waits for the move.
-      return state == young_internal::kMoving &&
-             EraseOwnYoung(key, nullptr, true, release_stack_id, released_by,
-                           now_ns, flags, kind);
-    }
-    if (!y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
-      return EraseOwnYoung(key, nullptr, true, release_stack_id, released_by,
-                           now_ns, flags, kind);
-    }
-    // The slot is empty now, and only this thread fills it: the record is
-    // still there to read.
-    const Record& r = y->record;
-    *flags = r.flags;
-    *kind = r.kind;
-    if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
-    const ReleasedRecord released{
-        key,         r.kind,        r.stack_id, release_stack_id,
-        released_by, r.acquired_ns, now_ns};
-    if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
-    return true;
+    return young_ && EraseOwnYoung(key, nullptr, true, release_stack_id,
+                                   released_by, now_ns, flags, kind);
   }
   // The keys of the handles that a thread is inside a blocking call on,
   // according to the young slots (BeginCallInHook), sorted: each as if its
@@ -573,10 +549,38 @@ class ShardedTable {
   bool MoveYoungIn(uintptr_t key);
   // The calling thread's erase of its own young record `key`: true if it
   // was there (copied to `*removed`, remembered if `remember`, counted).
-  bool EraseOwnYoung(uintptr_t key, Record* removed, bool remember,
-                     uint32_t release_stack_id, uint32_t released_by,
-                     int64_t now_ns, uint16_t* flags = nullptr,
-                     const KindDesc** kind = nullptr);
+  // Inline: one CAS; a new address's release goes to RememberYoungRelease.
+  __attribute__((always_inline)) bool EraseOwnYoung(
+      uintptr_t key, Record* removed, bool remember, uint32_t release_stack_id,
+      uint32_t released_by, int64_t now_ns, uint16_t* flags = nullptr,
+      const KindDesc** kind = nullptr) {
+    young_internal::YoungSlot* y = young_internal::t_young;
+    if (y == nullptr) return false;
+    uintptr_t want = young_internal::YoungState(key);
+    if (y->state.load(std::memory_order_acquire) != want ||
+        !y->state.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) {
+      // Being moved into the index by another thread (this key's record or
+      // the one before): the caller looks there once the move is done.
+      WaitWhileMoved(*y);
+      return false;
+    }
+    // The slot is empty now, and only this thread fills it (a hook in a
+    // signal handler during this one records nothing): the record is
+    // still there to read.
+    const Record& r = y->record;
+    if (removed != nullptr) *removed = r;
+    if (flags != nullptr) *flags = r.flags;
+    if (kind != nullptr) *kind = r.kind;
+    if (r.kind != nullptr) Bump(y->released_count[r.kind->index]);
+    if (!remember) return true;
+    const ReleasedRecord released{
+        key,         r.kind,        r.stack_id, release_stack_id,
+        released_by, r.acquired_ns, now_ns};
+    if (!y->RememberSameKey(released)) RememberYoungRelease(*y, released);
+    return true;
+  }
+  // Returns once slot `y` is not being moved (out of line: it may yield).
+  static void WaitWhileMoved(const young_internal::YoungSlot& y);
   // Every young record into the index (false if young_mu_ could not be had
   // by the CLOCK_REALTIME `deadline_ns` (> 0) or before `*give_up`).
   bool FlushYoung(int64_t deadline_ns, const std::atomic<bool>* give_up);
