@@ -20,6 +20,7 @@
 #include <link.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "interpose/attach.h"
@@ -92,10 +93,21 @@ const char* BuiltInClientLibrary(void* handle) {
 // The objects loaded now, by dynamic section (at most kMaxObjects).
 constexpr size_t kMaxObjects = 1024;
 struct ObjectList {
-  LoadedObject objects[kMaxObjects];
+  // Not initialized before Take fills them: a LoadedObject's `name = ""`
+  // would put 1,024 pointers per list in the agent's initialized data, for
+  // the loader to relocate at start-up, which writes all 40 KiB of it into
+  // resident memory. Zeros stay in .bss, not resident until a deep-bound
+  // load uses them.
+  union Entry {
+    constexpr Entry() : unused() {}
+    char unused;
+    LoadedObject object;
+  };
+  Entry entries[kMaxObjects];
   size_t count = 0;
   bool complete = true;
 
+  const LoadedObject& operator[](size_t i) const { return entries[i].object; }
   void Take() {
     count = 0;
     complete = true;
@@ -104,13 +116,13 @@ struct ObjectList {
         complete = false;
         return false;
       }
-      objects[count++] = object;
+      std::construct_at(&entries[count++].object, object);
       return true;
     });
   }
   bool Has(const LoadedObject& object) const {
     for (size_t i = 0; i < count; ++i) {
-      if (objects[i].dynamic == object.dynamic) return true;
+      if ((*this)[i].dynamic == object.dynamic) return true;
     }
     return false;
   }
@@ -143,8 +155,8 @@ __attribute__((noinline)) void* DlopenDeepbind(const char* file, int mode) {
   if (handle != nullptr && g_before.complete) {
     g_after.Take();
     for (size_t i = 0; i < g_after.count; ++i) {
-      if (!g_before.Has(g_after.objects[i])) {
-        RewriteImportSlots(g_after.objects[i], &failed);
+      if (!g_before.Has(g_after[i])) {
+        RewriteImportSlots(g_after[i], &failed);
       }
     }
   }

@@ -185,7 +185,7 @@ void ShardedTable::RememberLocked(Shard& shard,
   int s = RecentSetOf(key);
   ShardRecent& recent = RecentOf(shard);
   ReleasedRecord* set = &recent.recent[s * kRecentWays];
-  uint32_t order = recent.order[s];
+  uint32_t order = recent.order[s] ^ ShardRecent::kInitialOrder;
   uint32_t way = 0;
   while (way < kRecentWays && set[way].key != key) ++way;
   if (way < kRecentWays && set[way].released_ns > released.released_ns) {
@@ -197,7 +197,8 @@ void ShardedTable::RememberLocked(Shard& shard,
   while (((order >> (2 * rank)) & 3) != way) ++rank;
   uint32_t newer = order & ((1u << (2 * rank)) - 1);
   uint32_t older = order & ~((1u << (2 * rank + 2)) - 1);
-  recent.order[s] = static_cast<uint8_t>(older | newer << 2 | way);
+  recent.order[s] = static_cast<uint8_t>((older | newer << 2 | way) ^
+                                         ShardRecent::kInitialOrder);
 }
 
 void ShardedTable::WaitWhileMoved(const YoungSlot& y) {

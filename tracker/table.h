@@ -530,13 +530,14 @@ class ShardedTable {
   // scan touches every shard, and 64 shards of a few hundred bytes are a
   // few pages, where with these in them they were one page each.
   struct ShardRecent {
-    // Set s is [s * kRecentWays, (s + 1) * kRecentWays); order[s] lists its
-    // ways from the most recently written (bits 1..0) to the least (bits
-    // 7..6).
+    // Set s is [s * kRecentWays, (s + 1) * kRecentWays); order[s] ^
+    // kInitialOrder lists its ways from the most recently written (bits
+    // 1..0) to the least (bits 7..6). Stored that way, the initial order (3,
+    // 2, 1, 0) is zero: the table is all zeros before it is used, in .bss,
+    // and none of its pages is resident until written.
+    static constexpr uint8_t kInitialOrder = 0xe4;
     ReleasedRecord recent[kRecentPerShard];
-    uint8_t order[kRecentSets] = {0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
-                                  0xe4, 0xe4, 0xe4, 0xe4, 0xe4, 0xe4,
-                                  0xe4, 0xe4, 0xe4, 0xe4};
+    uint8_t order[kRecentSets] = {};
   };
   ShardRecent& RecentOf(const Shard& shard) {
     return recent_[&shard - shards_];
