@@ -532,9 +532,10 @@ class ShardedTable {
   struct ShardRecent {
     // Set s is [s * kRecentWays, (s + 1) * kRecentWays); order[s] ^
     // kInitialOrder lists its ways from the most recently written (bits
-    // 1..0) to the least (bits 7..6). Stored that way, the initial order (3,
-    // 2, 1, 0) is zero: the table is all zeros before it is used, in .bss,
-    // and none of its pages is resident until written.
+    // 1..0) to the least (bits 7..6). Stored that way, the initial order
+    // (way 0 the most recent, way 3 the least: 0xe4) is zero: the table is
+    // all zeros before it is used, in .bss, and none of its pages is
+    // resident until written.
     static constexpr uint8_t kInitialOrder = 0xe4;
     ReleasedRecord recent[kRecentPerShard];
     uint8_t order[kRecentSets] = {};
