@@ -91,10 +91,6 @@ void PushFreeLocked(YoungSlot& y) {
   g_young_free = static_cast<uint32_t>(&y - g_young) + 1;
 }
 
-// Rewrites a young slot's recently released `entry` (by its owner, or with
-// no other thread about), so that FindYoungReleased never copies it half
-// written.
-
 YoungSlot* TakeYoungSlot() {
   pthread_once(&g_young_once, [] {
     g_young_key_ok = pthread_key_create(&g_young_key, &FreeYoungSlot) == 0;

@@ -210,7 +210,8 @@ struct YoungReleased {
 
 inline constexpr int kYoungReleased = 4;
 
-// Rewrites `entry` (the slot's owner only) as a seqlock writer does.
+// Rewrites `entry` (by the slot's owner, or with no other thread about) as a
+// seqlock writer does, so that FindYoungReleased never copies it half written.
 inline void WriteReleased(YoungReleased& entry, const ReleasedRecord& r) {
   const uint32_t seq = entry.seq.load(std::memory_order_relaxed);
   entry.seq.store(seq + 1, std::memory_order_relaxed);

@@ -642,28 +642,20 @@ void Tracker::PromoteTentative() {
 
 uint32_t Tracker::CaptureReleaseStackSlow(const void* caller) {
   if (release_stack_depth_ <= 0) return 0;
-  if (release_stack_depth_ == 1) {
-    uintptr_t site = reinterpret_cast<uintptr_t>(caller);
-    if (site == 0) return 0;
-    // Release sites are few: a per-thread cache spares the depot lookup.
-    unsigned char* block = ThreadBlock();
-    if (block != nullptr) {
-      ReleaseSiteEntry& entry = ReleaseSiteFor(block, site);
-      if (entry.site == site) return entry.id;
-      // Errno is kept (Tracker::ReleaseYoung's callers rely on it, and
-      // ThreadBlock keeps it too).
-      const int saved_errno = errno;
-      uint32_t id = stacks_.Put(&site, 1);
-      RewriteCacheEntry(entry.site, site, [&] { entry.id = id; });
-      errno = saved_errno;
-      return id;
-    }
-  }
+  const uintptr_t site = reinterpret_cast<uintptr_t>(caller);
+  if (release_stack_depth_ == 1 && site == 0) return 0;
+  // Errno is kept (Tracker::ReleaseYoung's callers rely on it, and
+  // ThreadBlock keeps it too).
   const int saved_errno = errno;
   uint32_t id;
   if (release_stack_depth_ == 1) {
-    uintptr_t site = reinterpret_cast<uintptr_t>(caller);
     id = stacks_.Put(&site, 1);
+    // Release sites are few: the thread's cache, which CaptureReleaseStack
+    // looked in, spares the depot lookup next time.
+    if (unsigned char* block = ThreadBlock()) {
+      ReleaseSiteEntry& entry = ReleaseSiteFor(block, site);
+      RewriteCacheEntry(entry.site, site, [&] { entry.id = id; });
+    }
   } else {
     uintptr_t frames[kMaxFrames];
     int n = CaptureStack(frames, release_stack_depth_);
